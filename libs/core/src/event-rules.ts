@@ -61,13 +61,15 @@ export interface PredictionFields {
   readonly role?: string | undefined;
   readonly prediction: number;
   readonly scores?: Readonly<Record<string, number>> | null | undefined;
+  readonly unscored?: Readonly<Record<string, string>> | null | undefined;
 }
 
 /**
  * Why a prediction is refused by its consumers, if it is: `prediction_id` 1..512 characters, model
  * and version 1..256 (`modelNameProblem`), a known role, `prediction` finite within
  * ±MAX_METRIC_MAGNITUDE, every score finite (a NaN score reached ClickHouse as null, read as 0: a
- * confident score in the paired comparison of versions).
+ * confident score in the paired comparison of versions), every `unscored` role a known one and
+ * none of its versions in `scores`.
  */
 export function predictionFieldsProblem(event: PredictionFields): string | undefined {
   const problem =
@@ -79,6 +81,14 @@ export function predictionFieldsProblem(event: PredictionFields): string | undef
   for (const [version, score] of Object.entries(event.scores ?? {})) {
     if (!Number.isFinite(score))
       return `scores[${JSON.stringify(version.slice(0, 64))}] is ${score}: not a finite number`;
+  }
+  // A version both scored and unscored would be paired with its score and with its worst answer.
+  for (const [version, role] of Object.entries(event.unscored ?? {})) {
+    const name = JSON.stringify(version.slice(0, 64));
+    if (!isPredictionRole(role)) return `unscored[${name}]: ${predictionRoleProblem(role)}`;
+    if (event.scores != null && Object.hasOwn(event.scores, version)) {
+      return `unscored[${name}]: the version is in scores too`;
+    }
   }
   return undefined;
 }

@@ -56,6 +56,16 @@ describe('prediction and label rules (the SDK at the call, the consumers at thei
     expect(predictionFieldsProblem({ ...prediction, scores: { v1: 1e200 } })).toBeUndefined();
   });
 
+  it('a prediction: unscored versions hold a known role and are not in scores', () => {
+    expect(predictionFieldsProblem({ ...prediction, scores: { v1: 0.5 }, unscored: { v2: 'canary' } })).toBeUndefined();
+    expect(predictionFieldsProblem({ ...prediction, unscored: { v2: 'Shadow' } })).toMatch(
+      /^unscored\["v2"\]: role "Shadow" is not production, canary or shadow$/,
+    );
+    expect(predictionFieldsProblem({ ...prediction, scores: { v2: 0.5 }, unscored: { v2: 'shadow' } })).toBe(
+      'unscored["v2"]: the version is in scores too',
+    );
+  });
+
   it('a label: id, model, label, and a finite value (one that is not finite counts as none)', () => {
     expect(labelFieldsProblem(label)).toBeUndefined();
     expect(labelFieldsProblem({ ...label, value: null })).toBeUndefined();

@@ -633,8 +633,25 @@ export interface PairInput {
   readonly predictionTime: number;
   readonly labelTime: number;
   readonly label: number;
-  readonly incumbent: number;
-  readonly challenger: number;
+  /**
+   * Each version's score of the instance; null when the version was to score it and could not (a
+   * value it cannot take, a score that is not finite, its scorer failing: the model server's
+   * `unscored`). Such a version is charged its worst answer (see {@link worstAnswer}).
+   */
+  readonly incumbent: number | null;
+  readonly challenger: number | null;
+}
+
+/**
+ * The score a version that could not score an instance is charged with: the one furthest from the
+ * label, whose loss is 1 under both metrics (Brier, and error rate at any threshold in (0, 1)).
+ * Left out, such instances were invisible to the test: a canary that failed on the hard cases,
+ * production answering them, was compared on the easy ones only and looked better than it was.
+ * Charged the worst answer, a version that cannot serve an instance never gains from it; the
+ * instances production answers for it cost users nothing now, but would fail once it is promoted.
+ */
+export function worstAnswer(label: number): number {
+  return 1 - label;
 }
 
 /**
@@ -795,11 +812,14 @@ function arrivedBefore(a: PairInput, b: PairInput): boolean {
   return (a.predictionId ?? '') < (b.predictionId ?? '');
 }
 
-/** A pair the comparison can use: a 0/1 label, both scores in [0, 1], epoch-ms times (others are skipped and counted). */
+/**
+ * A pair the comparison can use: a 0/1 label, each score in [0, 1] or null (unscored), epoch-ms
+ * times (others are skipped and counted).
+ */
 const usablePair = (p: PairInput): boolean =>
   (p.label === 0 || p.label === 1) &&
-  isUnit(p.incumbent) &&
-  isUnit(p.challenger) &&
+  (p.incumbent === null || isUnit(p.incumbent)) &&
+  (p.challenger === null || isUnit(p.challenger)) &&
   isEpochMs(p.labelTime) &&
   isEpochMs(p.predictionTime);
 
@@ -901,12 +921,23 @@ export function runPlan(
     // (with label_maturity, no earlier than when this pair's label became final: a replay dates it the same).
     newestLabel = Math.max(newestLabel, p.labelTime, maturityMs > 0 ? p.predictionTime + maturityMs : 0);
     const labelTime = newestLabel;
+    const worst = worstAnswer(p.label);
     const events: ComparisonEvent[] = [
-      { kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger },
+      {
+        kind: 'pair',
+        time_ms: time,
+        label: p.label,
+        incumbent: p.incumbent ?? worst,
+        challenger: p.challenger ?? worst,
+      },
     ];
     if (guard !== undefined) {
-      const newer = plan.kind === 'promotion' ? p.challenger : p.incumbent;
-      const older = plan.kind === 'promotion' ? p.incumbent : p.challenger;
+      // The positive-rate guard: a version that could not score takes the other's answer (what was
+      // answered instead), so the observation is neutral; both unscored, neither is positive.
+      const incumbent = p.incumbent ?? p.challenger ?? 0;
+      const challenger = p.challenger ?? incumbent;
+      const newer = plan.kind === 'promotion' ? challenger : incumbent;
+      const older = plan.kind === 'promotion' ? incumbent : challenger;
       const positive = (x: number) => (x >= policy.threshold ? 1 : 0);
       events.push({
         kind: 'guard',

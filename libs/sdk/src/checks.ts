@@ -77,7 +77,8 @@ function entityIdProblem(entity: string): string | undefined {
  * A prediction's problem the services would dead-letter it for: text that is not well-formed
  * Unicode, then the consumers' own rules (`predictionFieldsProblem` of @driftline/core:
  * prediction_id 1..512 characters, model and model_version 1..256, a role of production, canary
- * or shadow, a prediction finite within ±1e100, finite scores). An entity_id the online store
+ * or shadow, a prediction finite within ±1e100, finite scores, `unscored` roles known and apart
+ * from scores). An entity_id the online store
  * cannot key (empty, over 1,024 characters) is accepted: the label-joiner and the drift monitor
  * need none (batch scoring has no entity); only the skew-monitor dead-letters such a prediction,
  * when it samples it. Refusing it here lost the prediction for every consumer (and the whole call).
@@ -94,6 +95,7 @@ export function predictionEventProblem(event: PredictionEvent): string | undefin
     ]) ??
     mapTextProblem('feature', event.features) ??
     mapTextProblem('score', event.scores) ??
+    mapTextProblem('unscored', event.unscored) ??
     predictionFieldsProblem(event)
   );
 }

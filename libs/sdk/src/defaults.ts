@@ -16,7 +16,7 @@ export interface DefaultSources {
 // Copies, never the caller's objects: the events a call returns (and names in its error) are the
 // ones to publish again, so a retry carries the same event ids and times and is deduplicated
 // downstream, where a retry of the caller's own objects drew new ones and counted twice. The maps
-// (`features`, `scores`) are copied too: shared, a caller reusing its map for the next event changed
+// (`features`, `scores`, `unscored`) are copied too: shared, a caller reusing its map for the next event changed
 // the returned one, and a retry sent other values under the same event id.
 
 /** A copy of an event's map; what is not an object is left for the checks to refuse. */
@@ -43,6 +43,7 @@ export function predictionsWithDefaults(
     ...e,
     features: copyOf(e.features),
     ...(e.scores == null ? {} : { scores: copyOf(e.scores) }),
+    ...(e.unscored == null ? {} : { unscored: copyOf(e.unscored) }),
     event_time: e.event_time ?? sources.now(),
     predicted_class: e.predicted_class ?? null,
   }));

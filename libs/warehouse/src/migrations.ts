@@ -8,7 +8,12 @@ import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
 import { performanceEstimatesMigration, scoreHistogramsV2Migration } from './tables/performance-estimates.js';
 import { performanceWindowsMigration, performanceWindowsSampledMigration } from './tables/performance-windows.js';
-import { pairedPredictionsMigration, predictionIdIndexMigration, predictionsMigration } from './tables/predictions.js';
+import {
+  pairedPredictionsMigration,
+  predictionIdIndexMigration,
+  predictionsMigration,
+  unscoredVersionsMigration,
+} from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
@@ -39,4 +44,5 @@ export const migrations: readonly Migration[] = [
   skewWindowsV2Migration, // 0670 skew_windows_v2: a recreated source log's rows, its epoch in the key (both read; nothing copied)
   performanceWindowsSampledMigration, // 0680 sampled_labels on performance_windows (windows read as a sample)
   skewWindowsExpiredMigration, // 0690 expired on skew_windows and skew_windows_v2 (the monitor lagging past a view's TTL)
+  unscoredVersionsMigration, // 0700 unscored on labeled/unlabeled_predictions (versions that could not score an instance)
 ];

@@ -589,4 +589,76 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
     expect((await read('v1', 'v2')).ids).toEqual(['s1', 's2', 'c1', 'c3', 'w1', 'w2']);
     await ch.close();
   });
+
+  it('unscored (0700): a version that was to score a row and could not is paired with a null score; a canary that could not answer its share is read with its own answers', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    // As the model server logs them: v2 as a shadow, then as a canary of v1; a version that could
+    // not score the instance is named in `unscored` with its role, and has no score.
+    const rows = [
+      ['s1', 'v1', 'production', { v1: 0.2, v2: 0.7 }, {}],
+      ['s2', 'v1', 'production', { v1: 0.4 }, { v2: 'shadow' }],
+      ['c1', 'v2', 'canary', { v2: 0.8, v1: 0.3 }, {}],
+      // v2's share, production answering for it: the canary's evidence, not production's.
+      ['c2', 'v1', 'production', { v1: 0.6 }, { v2: 'canary' }],
+      // Production beside the answering canary could not score.
+      ['c3', 'v2', 'canary', { v2: 0.1 }, { v1: 'production' }],
+      ['c4', 'v2', 'canary', { v2: 1.5 }, { v1: 'production' }], // a margin: unusable
+      ['o1', 'v1', 'production', { v1: 0.5 }, { v3: 'shadow' }], // another version: no pair of v1/v2
+      // A canary's share answered by production is its canary's evidence alone, never a shadow test's.
+      ['o2', 'v1', 'production', { v1: 0.5, v3: 0.4 }, { v2: 'canary' }],
+    ] as const;
+    await wh.predictions.insertJoined(
+      rows.map(([id, version, role, scores, unscored], i) => ({
+        prediction: prediction(id, t0 + i * 1_000, {
+          model_version: version,
+          role,
+          scores: { ...scores },
+          unscored: { ...unscored },
+          prediction: (scores as Record<string, number>)[version]!,
+        }),
+        label: { ...label(id, t0 + i * 1_000 + 500), label: i % 2 },
+        joinedAt: t0 + i * 1_000 + 501,
+      })),
+    );
+    const read = async (answeredBy: { version: string; role: string }, challenger = 'v2') => {
+      const r = await wh.predictions.readPairsCounted({
+        model: 'fraud',
+        incumbent: 'v1',
+        challenger,
+        from: t0,
+        limit: 100,
+        answeredBy,
+      });
+      return { pairs: r.pairs.map((p) => [p.predictionId, p.incumbent, p.challenger]), unusable: r.unusable };
+    };
+    expect(await read({ version: 'v1', role: 'production' })).toEqual({
+      pairs: [
+        ['s1', 0.2, 0.7],
+        ['s2', 0.4, null],
+      ],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+    });
+    expect(await read({ version: 'v2', role: 'canary' })).toEqual({
+      pairs: [
+        ['c1', 0.3, 0.8],
+        ['c2', 0.6, null],
+        ['c3', null, 0.1],
+        ['o2', 0.5, null],
+      ],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 1 },
+    });
+    // v3's shadow test reads the production-answered rows it scored or could not score as a shadow.
+    expect((await read({ version: 'v1', role: 'production' }, 'v3')).pairs).toEqual([
+      ['o1', 0.5, null],
+      ['o2', 0.5, 0.4],
+    ]);
+    // Rows written before 0700 read an empty map (no unscored version).
+    expect(
+      await ch.select(`SELECT unscored FROM ${ch.table('labeled_predictions')} WHERE prediction_id = 's1'`),
+    ).toEqual([{ unscored: {} }]);
+    await ch.close();
+  });
 });

@@ -95,6 +95,7 @@ interface Dump {
     label: number;
     role: string;
     scores: Record<string, number>;
+    unscored: Record<string, string>;
     label_value: number | null;
   }>;
   pairs: PairedOutcome[];
@@ -489,7 +490,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     }
   });
 
-  it('skips shadow records, writes role, scores and label_value, and readPairs returns the answered rows scored by both', async () => {
+  it('skips shadow records, writes role, scores, unscored and label_value, and readPairs returns the answered rows scored (or unscored) by both', async () => {
     const s = setup();
     const now = Date.now();
     await ensureTopics(s.kafka, [
@@ -503,7 +504,11 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     const values = new Map<string, number | null>();
     for (let i = 0; i < 60; i++) {
       const canary = i % 3 === 0;
-      const scores = { v1: (i % 10) / 10, v2: ((i * 7) % 10) / 10, v3: 0.5 };
+      // Some of the canary's share it could not score: production answered, v2 named unscored.
+      const canaryFailed = i % 3 === 1 && i % 2 === 0;
+      const scores: Record<string, number> = canaryFailed
+        ? { v1: (i % 10) / 10, v3: 0.5 }
+        : { v1: (i % 10) / 10, v2: ((i * 7) % 10) / 10, v3: 0.5 };
       const event: PredictionEvent = {
         prediction_id: `paired-${i}`,
         model: 'fraud',
@@ -511,10 +516,11 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
         entity_id: `user-${i}`,
         event_time: now - 120_000 + i * 100,
         features: { country: 'FR' },
-        prediction: canary ? scores.v2 : scores.v1,
+        prediction: (canary ? scores.v2 : scores.v1)!,
         predicted_class: null,
         role: canary ? 'canary' : 'production',
         scores,
+        ...(canaryFailed ? { unscored: { v2: 'canary' } } : {}),
       };
       answered.push(event);
       records.push({ kind: 'prediction', event });
@@ -562,10 +568,11 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     expect(dump.labeled.map((r) => r.prediction_id).sort()).toEqual(answered.map((e) => e.prediction_id).sort());
     for (const row of dump.labeled) {
       const e = answered.find((x) => x.prediction_id === row.prediction_id)!;
-      expect([row.model_version, row.role, row.scores, row.label_value]).toEqual([
+      expect([row.model_version, row.role, row.scores, row.unscored, row.label_value]).toEqual([
         e.model_version,
         e.role,
         e.scores,
+        e.unscored ?? {},
         values.get(e.prediction_id),
       ]);
     }
@@ -583,7 +590,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       labelTime: labels.get(e.prediction_id)!.event_time,
       label: labels.get(e.prediction_id)!.label,
       incumbent: e.scores!.v1!,
-      challenger: e.scores!.v2!,
+      challenger: e.scores!.v2 ?? null,
       answeredVersion: e.model_version,
       role: e.role!,
     }));

@@ -48,6 +48,8 @@ export interface LabelledRow {
   readonly labelTime: number;
   readonly label: number;
   readonly scores: Readonly<Record<string, number>>;
+  /** Versions that were to score it and could not, with their roles (predictions.v1 `unscored`). */
+  readonly unscored?: Readonly<Record<string, string>>;
   /** When the label-joiner joined it (`joined_at`); by default, its label's arrival at its newest time. */
   readonly joinedAt?: number;
 }
@@ -66,13 +68,25 @@ export function labelledTable(rows: LabelledRow[]) {
     readPairs: async (q) => {
       const source = q.answeredBy as PairSource | undefined;
       reads.push(source === undefined ? 'any' : `${source.version}/${source.role}`);
+      // As the warehouse's query: a canary's rows include those of its share it could not answer;
+      // a version unscored on a row is paired with a null score (as a canary, in its own test only).
+      const unscoredAs = (r: LabelledRow, v: string) => r.unscored?.[v];
+      const side = (r: LabelledRow, v: string) =>
+        r.scores[v] !== undefined ||
+        (source === undefined
+          ? unscoredAs(r, v) !== undefined
+          : unscoredAs(r, v) === 'shadow' ||
+            unscoredAs(r, v) === 'production' ||
+            (source.role === 'canary' && v === source.version && unscoredAs(r, v) === 'canary'));
       const pairs = rows
         .filter(
           (r) =>
-            (source === undefined || (r.answered === source.version && r.role === source.role)) &&
+            (source === undefined ||
+              (r.answered === source.version && r.role === source.role) ||
+              (source.role === 'canary' && unscoredAs(r, source.version) === 'canary')) &&
             r.predictionTime >= q.from &&
-            r.scores[q.incumbent] !== undefined &&
-            r.scores[q.challenger] !== undefined &&
+            side(r, q.incumbent) &&
+            side(r, q.challenger) &&
             (q.matureUntil === undefined || r.predictionTime <= q.matureUntil),
         )
         // With matureUntil (label_maturity): by prediction, then id, as the warehouse reads them.
@@ -88,8 +102,8 @@ export function labelledTable(rows: LabelledRow[]) {
           labelTime: r.labelTime,
           joinedAt: r.joinedAt ?? Math.max(r.labelTime, r.predictionTime),
           label: r.label,
-          incumbent: r.scores[q.incumbent]!,
-          challenger: r.scores[q.challenger]!,
+          incumbent: r.scores[q.incumbent] ?? null,
+          challenger: r.scores[q.challenger] ?? null,
         }));
       return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
     },

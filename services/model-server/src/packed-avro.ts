@@ -1,6 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import { contracts } from '@driftline/schemas';
-import { HAS_CLASS, HAS_ROLE, HAS_SCORES, type PackedPredictions, textSpan } from './packed-predictions.js';
+import {
+  HAS_CLASS,
+  HAS_ROLE,
+  HAS_SCORES,
+  HAS_UNSCORED,
+  type PackedPredictions,
+  textSpan,
+} from './packed-predictions.js';
 
 /**
  * predictions.v1 values written straight from the packed hand-off, in the Confluent wire format
@@ -29,6 +36,7 @@ const DIRECT_SCHEMA_FIELDS = [
   ['predicted_class', ['null', 'string']],
   ['role', 'string'],
   ['scores', ['null', { type: 'map', values: 'double' }]],
+  ['unscored', ['null', { type: 'map', values: 'string' }]],
 ] as const;
 
 /** What `role` holds when a record has none: the schema's default, as avsc writes it. */
@@ -225,6 +233,7 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
   const starts = new Int32Array(p.count);
   let at = 0;
   let other = 0;
+  let unscored = 0;
   for (let r = 0; r < p.count; r++) {
     const t = textSpan(r, 0);
     const flag = p.flags[r]!;
@@ -236,6 +245,7 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
       // Not a long: left to the codec, which refuses it with the field's name.
       at += skipped;
       while (p.others[other] === r) other += 3;
+      if (flag & HAS_UNSCORED) unscored++;
       continue;
     }
     const prediction = p.numbers[at + 1]!;
@@ -290,6 +300,20 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
       }
       out.byte(0);
     }
+    if (flag & HAS_UNSCORED) {
+      // Rare (a version that could not score): written from the map itself.
+      const map = p.unscored[unscored++]!;
+      const keys = Object.keys(map);
+      out.byte(SECOND_BRANCH * 2);
+      if (keys.length > 0) {
+        out.long(keys.length);
+        for (const k of keys) {
+          out.string(k);
+          out.string(map[k]!);
+        }
+      }
+      out.byte(0);
+    } else out.byte(NULL_BRANCH); // absent or null
     ends[r] = out.pos;
   }
   // One exact buffer for the batch: the scratch grew by doubling, and queued values keep it alive.

@@ -42,6 +42,8 @@ export interface PackedPredictions {
   readonly names: string[][];
   /** Feature values that are not numbers: (record, position in its names, value), flattened, in order. */
   readonly others: Array<number | string | boolean | null>;
+  /** The `unscored` maps of the records that have one (HAS_UNSCORED), in order: rare, cloned as they are. */
+  readonly unscored: Array<Readonly<Record<string, string>>>;
 }
 
 /** Text fields per record (see `textSpans`), and the bits of `flags` (the HAS_* bits exported for the direct Avro writer). */
@@ -51,6 +53,8 @@ export const HAS_CLASS = 2;
 const CLASS_NULL = 4;
 export const HAS_SCORES = 8;
 const SCORES_NULL = 16;
+export const HAS_UNSCORED = 32;
+const UNSCORED_NULL = 64;
 
 /** Index in `textSpans` of the start of text field `field` (0–5, the order of `textBytes`) of record `r`. */
 export const textSpan = (r: number, field: number): number => (r * TEXT + field) * 2;
@@ -150,6 +154,7 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
   const names: string[][] = [];
   const byJoined = new Map<string, number>();
   const others: Array<number | string | boolean | null> = [];
+  const unscored: Array<Readonly<Record<string, string>>> = [];
   // Room for the usual record (as the first one): event_time, prediction, its features and scores.
   const first = events[0];
   const numbers = new NumberWriter(
@@ -205,6 +210,12 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
         numbers.push(s);
       }
     }
+    if (e.unscored === null) flag |= UNSCORED_NULL;
+    else if (e.unscored !== undefined) {
+      if (!hasTextValues(e.unscored)) return undefined;
+      flag |= HAS_UNSCORED;
+      unscored.push(e.unscored);
+    }
     flags[r] = flag;
   }
   return {
@@ -217,10 +228,18 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     scoreNames,
     names,
     others,
+    unscored,
   };
 }
 
 const isText = (v: unknown): v is string => typeof v === 'string';
+
+/** Whether a map's values are all strings (an Avro map of strings; the codec refuses any other). */
+function hasTextValues(map: object): map is Readonly<Record<string, string>> {
+  if (typeof map !== 'object' || Array.isArray(map)) return false;
+  for (const value of Object.values(map)) if (!isText(value)) return false;
+  return true;
+}
 
 /** The buffers a hand-off transfers (never copied: the serving thread no longer uses them). */
 export const transferred = (p: PackedPredictions): ArrayBuffer[] => [
@@ -240,6 +259,7 @@ export function unpackPredictions(p: PackedPredictions): PredictionEvent[] {
   };
   let at = 0;
   let other = 0;
+  let unscored = 0;
   for (let r = 0; r < p.count; r++) {
     const flag = p.flags[r]!;
     const event_time = p.numbers[at++]!;
@@ -272,6 +292,8 @@ export function unpackPredictions(p: PackedPredictions): PredictionEvent[] {
       for (const v of p.names[p.scoreNames[r]!]!) setOwn(scores, v, p.numbers[at++]!);
       e.scores = scores;
     }
+    if (flag & UNSCORED_NULL) e.unscored = null;
+    else if (flag & HAS_UNSCORED) e.unscored = { ...p.unscored[unscored++]! };
     out[r] = e;
   }
   return out;

@@ -152,7 +152,9 @@ function rowsFor(reads: ServingPlan['reads'], done: ReadDone): ReadDone | undefi
  * feature it takes as a number where production takes categories) is answered by production and
  * counted (`canaryFailures`): it was a 400 to the same entities on every retry. Shadows score every
  * instance and are logged, never answered. The answered record carries `scores`: every version
- * scored on the instance (production too when the canary answered), by version.
+ * scored on the instance (production too when the canary answered), by version; and `unscored`,
+ * when some version was to score it and could not (the canary of its share, a shadow, production
+ * beside the canary), by version with its role.
  */
 export async function scoreInstances(
   plan: ServingPlan | (() => ServingPlan),
@@ -305,7 +307,8 @@ function scoreRows(
     if (answered) b.answers = true;
     return b.count++;
   };
-  const planned: Array<{ answer: Scoring; extra: readonly Scoring[] }> = [];
+  /** Per instance: its answer, the others scored on it, and the canary of its share when production answers for it. */
+  const planned: Array<{ answer: Scoring; extra: readonly Scoring[]; canaryUnscored: PlannedVersion | undefined }> = [];
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
     const found = rows?.some((r) => r[i] !== undefined) === true;
@@ -321,8 +324,10 @@ function scoreRows(
     let answerRecord = record(answer, i, inst);
     let answerOutOfRange = recordOutOfRange;
     let row = enqueue(answer, answerRecord, true, i);
+    let canaryUnscored: PlannedVersion | undefined;
     if (row < 0) {
       // The canary could not take it: production answers, as for an entity outside the share.
+      canaryUnscored = answer;
       answer = plan.production;
       answerRecord = record(answer, i, inst);
       answerOutOfRange = recordOutOfRange;
@@ -332,6 +337,7 @@ function scoreRows(
     // same instance. Not logged as a record of its own.
     const others = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
     planned.push({
+      canaryUnscored,
       answer: { v: answer, record: answerRecord, row, outOfRange: answerOutOfRange },
       extra:
         others.length === 0
@@ -367,7 +373,7 @@ function scoreRows(
   };
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
-    let { answer, extra } = planned[i]!;
+    let { answer, extra, canaryUnscored } = planned[i]!;
     const id = newId();
     let score = scoreOf(answer);
     if (!Number.isFinite(score) && answer.v !== plan.production) {
@@ -380,6 +386,7 @@ function scoreRows(
         canaryFailed(failed, () =>
           canaryScorerError === undefined ? `scored ${score}` : `its scorer failed: ${canaryScorerError}`,
         );
+        canaryUnscored = failed;
         answer = production;
         extra = extra.slice(1);
         score = s;
@@ -396,15 +403,26 @@ function scoreRows(
     // it from the answered record (the labels join that one).
     const scores: Record<string, number> = {};
     setOwn(scores, version, score);
-    events.push(event(plan.model, answer.v, id, inst.entityId, inst.eventTime ?? now, answer.record, score, scores));
+    const answered = event(
+      plan.model,
+      answer.v,
+      id,
+      inst.entityId,
+      inst.eventTime ?? now,
+      answer.record,
+      score,
+      scores,
+    );
+    events.push(answered);
+    // Versions that were to score the instance and could not, with their roles: without them the
+    // paired comparison saw only the instances a version could score, and a canary failing on the
+    // hard cases (production answering them) looked better than it was.
+    let unscored = canaryUnscored === undefined ? undefined : withUnscored(undefined, canaryUnscored);
     for (const other of extra) {
-      if (other.row < 0) {
-        failed(other.v);
-        continue;
-      }
-      const s = scoreOf(other);
+      const s = other.row < 0 ? Number.NaN : scoreOf(other);
       if (!Number.isFinite(s)) {
         failed(other.v);
+        unscored = withUnscored(unscored, other.v);
         continue;
       }
       setOwn(scores, other.v.loaded.version, s);
@@ -414,8 +432,16 @@ function scoreRows(
       const shadowId = `${id}.shadow.${other.v.loaded.version}`;
       events.push(event(plan.model, other.v, shadowId, inst.entityId, inst.eventTime ?? now, other.record, s, null));
     }
+    if (unscored !== undefined) answered.unscored = unscored;
   }
   return { predictions, events, shadowFailures, shadowFailuresByVersion, canaryFailures, outOfRange };
+}
+
+/** `unscored` (created when absent) with `v` named in it, under the role it held. */
+function withUnscored(unscored: Record<string, string> | undefined, v: PlannedVersion): Record<string, string> {
+  const out = unscored ?? {};
+  setOwn(out, v.loaded.version, v.role);
+  return out;
 }
 
 function event(

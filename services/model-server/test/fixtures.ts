@@ -50,4 +50,6 @@ export const loggedPrediction = (i: number): PredictionEvent => ({
   predicted_class: null,
   role: 'production',
   scores: { v1: (i % 100) / 100 },
+  // Some with a version that could not score (as the decoder reads it: null when none).
+  unscored: i % 5 === 3 ? { v2: 'shadow' } : null,
 });

@@ -56,6 +56,10 @@ const record = (featureNames: string[], versions: string[]) =>
         fc.constant(null),
         fc.tuple(...versions.map(() => number)).map((values) => objectOf(versions, values)),
       ),
+      unscored: fc.oneof(
+        fc.constant(null),
+        fc.tuple(...versions.map(() => text)).map((roles) => objectOf(versions, roles)),
+      ),
     },
     { requiredKeys: ['prediction_id', 'model', 'model_version', 'entity_id', 'event_time', 'features', 'prediction'] },
   );
@@ -71,7 +75,7 @@ describe('predictions.v1 values written from the packed hand-off', () => {
     const changed = structuredClone(contracts.prediction.schema) as unknown as { fields: Array<{ name: string }> };
     changed.fields[1]!.name = 'model_name';
     expect(directEncodingApplies(changed)).toBe(false);
-    expect(directEncodingApplies({ ...changed, fields: changed.fields.slice(0, 9) })).toBe(false);
+    expect(directEncodingApplies({ ...changed, fields: changed.fields.slice(0, 10) })).toBe(false);
     const otherDefault = structuredClone(contracts.prediction.schema) as unknown as {
       fields: Array<{ default?: unknown }>;
     };

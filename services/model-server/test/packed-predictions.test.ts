@@ -14,6 +14,7 @@ const comparable = (e: PredictionEvent) => {
     ...present,
     features: Object.entries(e.features),
     scores: e.scores == null ? e.scores : Object.entries(e.scores),
+    ...(e.unscored === undefined ? {} : { unscored: e.unscored === null ? null : Object.entries(e.unscored) }),
   };
 };
 
@@ -42,6 +43,7 @@ const event: fc.Arbitrary<PredictionEvent> = fc.record(
     predicted_class: fc.oneof(fc.constant(null), fc.constant(undefined), text),
     role: fc.oneof(fc.constant(undefined), fc.constantFrom('production', 'canary', 'shadow', ''), text),
     scores: fc.oneof(fc.constant(null), fc.constant(undefined), dict(double)),
+    unscored: fc.oneof(fc.constant(null), fc.constant(undefined), dict(text)),
   },
   { requiredKeys: ['prediction_id', 'model', 'model_version', 'entity_id', 'event_time', 'features', 'prediction'] },
   // Optional fields holding undefined too: the type forbids them, code that builds records may not.
@@ -105,6 +107,8 @@ describe('packed prediction hand-off', () => {
       { ...good, entity_id: 7 },
       { ...good, role: null },
       { ...good, predicted_class: 1 },
+      { ...good, unscored: { v: 1 } },
+      { ...good, unscored: ['v'] },
     ] as unknown as PredictionEvent[];
     for (const b of bad) expect(packPredictions([good, b])).toBeUndefined();
     expect(packPredictions([good])).toBeDefined();

@@ -59,6 +59,8 @@ describe('scoreInstances (one batch call per version)', () => {
       const shadowTakes = typeof inst.features!.f3 !== 'string';
       if (shadowTakes) expected.v3 = oneByOne(shadow, inst);
       expect(logged.scores).toEqual(expected);
+      // The shadow that could not take the value is named on the answered record, with its role.
+      expect(logged.unscored).toEqual(shadowTakes ? undefined : { v3: 'shadow' });
       const shadowRecord = byId.get(`${p.prediction_id}.shadow.v3`);
       if (shadowTakes) expect(shadowRecord?.prediction).toBe(expected.v3);
       else expect(shadowRecord).toBeUndefined();
@@ -85,6 +87,38 @@ describe('scoreInstances (one batch call per version)', () => {
     );
     expect(scored.shadowFailures).toBe(2);
     expect(scored.events).toHaveLength(2); // the answered records only
+    expect(scored.events.map((e) => e.unscored)).toEqual([{ v9: 'shadow' }, { v9: 'shadow' }]);
+  });
+
+  it('a canary that cannot take a value leaves the instance to production, and the answered record names it unscored as canary', async () => {
+    // The canary takes f3 as a number, production as a category: a string f3 only production takes.
+    const numericCanary = planServing(views, { production, canary: { loaded: shadow, share: 1 }, shadows: [] });
+    const instances = [instance(1, 'a'), instance(2, 1)];
+    const scored = await scoreInstances(numericCanary, { batch: true, instances }, new InMemoryOnlineStore(), 0);
+    expect(scored.predictions.map((p) => [p.version, p.role])).toEqual([
+      ['v1', 'production'],
+      ['v3', 'canary'],
+    ]);
+    expect(scored.canaryFailures?.count).toBe(1);
+    expect(scored.events.map((e) => [e.model_version, e.unscored])).toEqual([
+      ['v1', { v3: 'canary' }],
+      ['v3', undefined],
+    ]);
+    // Production beside the canary, unable to take a value the canary answers: unscored as production.
+    const numericProduction = planServing(views, {
+      production: shadow,
+      canary: { loaded: production, share: 1 },
+      shadows: [],
+    });
+    const beside = await scoreInstances(
+      numericProduction,
+      { batch: false, instances: [instance(1, 'b')] },
+      new InMemoryOnlineStore(),
+      0,
+    );
+    expect(beside.events.map((e) => [e.model_version, e.role, e.scores, e.unscored])).toEqual([
+      ['v1', 'canary', { v1: beside.predictions[0]!.score }, { v3: 'production' }],
+    ]);
   });
 
   it('a value the answering version cannot take is a 400 naming the instance', async () => {
@@ -137,9 +171,9 @@ describe('scoreInstances on hostile models and names', () => {
       0,
     );
     expect(scored.shadowFailures).toBe(2);
-    expect(scored.events.map((e) => [e.role, Object.keys(e.scores ?? {})])).toEqual([
-      ['production', ['v3']],
-      ['production', ['v3']],
+    expect(scored.events.map((e) => [e.role, Object.keys(e.scores ?? {}), e.unscored])).toEqual([
+      ['production', ['v3'], { v9: 'shadow' }],
+      ['production', ['v3'], { v9: 'shadow' }],
     ]);
   });
 
@@ -154,8 +188,8 @@ describe('scoreInstances on hostile models and names', () => {
     );
     expect(scored.canaryFailures).toEqual({ version: 'v9', count: 3, why: 'scored Infinity' });
     expect(scored.shadowFailures).toBe(0);
-    expect(scored.events.map((e) => [e.model_version, e.role, Object.keys(e.scores ?? {})])).toEqual(
-      instances.map(() => ['v3', 'production', ['v3']]),
+    expect(scored.events.map((e) => [e.model_version, e.role, Object.keys(e.scores ?? {}), e.unscored])).toEqual(
+      instances.map(() => ['v3', 'production', ['v3'], { v9: 'canary' }]),
     );
     // Production scoring no finite number either: still a 500 (nothing to answer with).
     await expect(
@@ -189,6 +223,7 @@ describe('scoreInstances on hostile models and names', () => {
       count: 2,
       why: 'its scorer failed: the canary model cannot score',
     });
+    expect(scored.events.map((e) => e.unscored)).toEqual([{ v9: 'canary' }, { v9: 'canary' }]);
   });
 
   it('values beyond float32 are counted once, on the record answered, whichever version answers', async () => {

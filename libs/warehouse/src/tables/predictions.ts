@@ -90,12 +90,27 @@ export const predictionIdIndexMigration: Migration = {
   ),
 };
 
+/**
+ * 0700: `unscored` (predictions.v1's: the versions the model server was to score an instance with
+ * but could not, by version, with the role each held), so a paired comparison counts those
+ * instances against the version instead of never seeing them. Existing rows read an empty map.
+ */
+export const unscoredVersionsMigration: Migration = {
+  id: '0700_unscored_versions',
+  statements: ['labeled_predictions', 'unlabeled_predictions'].map(
+    (table) =>
+      `ALTER TABLE {db}.${table} ADD COLUMN IF NOT EXISTS unscored Map(String, LowCardinality(String))
+         COMMENT 'versions that were to score the instance and could not, by version, with their role'`,
+  ),
+};
+
 /** Most rows one {@link PredictionStore.readPairs} call returns. */
 export const MAX_PAIRS_PER_READ = 1_000_000;
 
 /**
  * A labeled prediction scored by two versions: the label and both versions' scores on the same
- * instance (the answered version's score is one of them, or neither when both were shadows).
+ * instance (the answered version's score is one of them, or neither when both were shadows). A
+ * score is null when that version was to score the instance and could not (the row's `unscored`).
  */
 export interface PairedOutcome {
   readonly predictionId: string;
@@ -107,8 +122,8 @@ export interface PairedOutcome {
    */
   readonly joinedAt: number;
   readonly label: number;
-  readonly incumbent: number;
-  readonly challenger: number;
+  readonly incumbent: number | null;
+  readonly challenger: number | null;
   /** The version that answered (its row's model_version). */
   readonly answeredVersion: string;
   /** The answering version's role: production or canary. */
@@ -233,8 +248,10 @@ export interface PredictionStore {
     baseVersion?: string,
   ): Promise<TrainingRow[]>;
   /**
-   * Labeled rows of `model` whose `scores` hold BOTH versions, answered as `answeredBy` says (when
-   * given), with prediction_time >= from, ordered by ARRIVAL — (joined_at, prediction_id) — at
+   * Labeled rows of `model` whose `scores` hold BOTH versions — or whose `unscored` holds one of
+   * them (that version's score is then null: it was to score the instance and could not) —,
+   * answered as `answeredBy` says (when given; the rows that version was to answer in that role but
+   * could not, production answering instead, are included), with prediction_time >= from, ordered by ARRIVAL — (joined_at, prediction_id) — at
    * most `limit` (deduplicated: FINAL). Shadow rows are never joined, so each instance is one row,
    * keyed by the answered prediction. Only rows the binary comparison can use (label 0 or 1, both
    * scores in [0, 1]): a row it would skip must not take a place under `limit`, or a comparison
@@ -363,6 +380,7 @@ function predictionColumns(p: PredictionEvent) {
     predicted_class: p.predicted_class ?? null,
     role: p.role ?? 'production',
     scores: p.scores ?? {},
+    unscored: p.unscored ?? {},
   };
 }
 
@@ -829,12 +847,28 @@ export class ClickHousePredictionStore implements PredictionStore {
             "AND prediction_time <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')",
           ];
     const table = `${this.ch.table('labeled_predictions')} FINAL`;
+    // The requests the version answered in the role; for a canary, also those of its share it
+    // could not answer (production answered them; `unscored` names it as canary): its evidence.
     const answered =
-      q.answeredBy === undefined ? '' : 'AND model_version = {answeredVersion:String} AND role = {answeredRole:String}';
+      q.answeredBy === undefined
+        ? ''
+        : `AND ((model_version = {answeredVersion:String} AND role = {answeredRole:String})
+             OR ({answeredRole:String} = 'canary' AND unscored[{answeredVersion:String}] = 'canary'))`;
+    // A version scored the row, or was to and could not (`unscored`: charged its worst answer, see
+    // runPlan). As a canary, only in its own comparison: a row of its share is no other stage's.
+    const side = (v: string) =>
+      q.answeredBy === undefined
+        ? `(mapContains(scores, {${v}:String}) OR mapContains(unscored, {${v}:String}))`
+        : `(mapContains(scores, {${v}:String}) OR unscored[{${v}:String}] IN ('shadow', 'production')
+            OR ({answeredRole:String} = 'canary' AND {${v}:String} = {answeredVersion:String}
+                AND unscored[{${v}:String}] = 'canary'))`;
+    const scoreOf = (v: string) => `if(mapContains(scores, {${v}:String}), toNullable(scores[{${v}:String}]), NULL)`;
     const paired = `model = {model:String} ${answered}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') ${mature}
-         AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})`;
-    const probabilities = 'scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1';
+         AND ${side('incumbent')} AND ${side('challenger')}`;
+    const probability = (v: string) =>
+      `(NOT mapContains(scores, {${v}:String}) OR scores[{${v}:String}] BETWEEN 0 AND 1)`;
+    const probabilities = `${probability('incumbent')} AND ${probability('challenger')}`;
     // One statement: the pairs (kind 0; a row the test cannot use never takes a place under the
     // limit), then one row (kind 1) counting the rows left out, by reason.
     const rows = await this.ch.select<{
@@ -844,8 +878,8 @@ export class ClickHousePredictionStore implements PredictionStore {
       lt: string | number;
       jt: string | number;
       label: number;
-      incumbent: number;
-      challenger: number;
+      incumbent: number | null;
+      challenger: number | null;
       model_version: string;
       role: string;
       bad_label: string | number;
@@ -854,15 +888,15 @@ export class ClickHousePredictionStore implements PredictionStore {
       `SELECT * FROM (
          (SELECT 0 AS kind, prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt,
             toUnixTimestamp64Milli(label_time) AS lt, toUnixTimestamp64Milli(joined_at) AS jt, label,
-            scores[{incumbent:String}] AS incumbent,
-            scores[{challenger:String}] AS challenger, toString(model_version) AS model_version,
+            ${scoreOf('incumbent')} AS incumbent,
+            ${scoreOf('challenger')} AS challenger, toString(model_version) AS model_version,
             toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score
           FROM ${table}
           WHERE ${paired} AND label IN (0, 1) AND ${probabilities}
           ORDER BY ${order}
           LIMIT {limit:UInt32})
          UNION ALL
-         (SELECT 1, '', toInt64(0), toInt64(0), toInt64(0), toFloat64(0), toFloat64(0), toFloat64(0), '', '',
+         (SELECT 1, '', toInt64(0), toInt64(0), toInt64(0), toFloat64(0), toNullable(toFloat64(0)), toNullable(toFloat64(0)), '', '',
             countIf(NOT (label IN (0, 1))), countIf(label IN (0, 1) AND NOT (${probabilities}))
           FROM ${table}
           WHERE ${paired})
@@ -893,8 +927,8 @@ export class ClickHousePredictionStore implements PredictionStore {
         labelTime: Number(r.lt),
         joinedAt: Number(r.jt),
         label: Number(r.label),
-        incumbent: Number(r.incumbent),
-        challenger: Number(r.challenger),
+        incumbent: r.incumbent === null ? null : Number(r.incumbent),
+        challenger: r.challenger === null ? null : Number(r.challenger),
         answeredVersion: r.model_version,
         role: r.role,
       });

@@ -386,10 +386,10 @@ function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string 
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${bdi(r.feature)}</td><td class="num">${r.sampled}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${r.missingInStore}</td><td class="num">${r.missingInPrediction}</td><td class="num">${r.newerRow}</td></tr>`,
+        `<tr><td>${bdi(r.feature)}</td><td class="num">${r.sampled}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${r.missingInStore}</td><td class="num">${r.missingInPrediction}</td><td class="num">${r.newerRow}</td><td class="num">${r.expired}</td></tr>`,
     )
     .join('');
-  const table = `<table class="skew"><thead><tr><th>feature</th><th>sampled</th><th>compared</th><th>share mismatched</th><th>mean |served − stored|</th><th>missing in store</th><th>missing in prediction</th><th>row newer than prediction</th></tr></thead><tbody>${body}</tbody></table>`;
+  const table = `<table class="skew"><thead><tr><th>feature</th><th>sampled</th><th>compared</th><th>share mismatched</th><th>mean |served − stored|</th><th>missing in store</th><th>missing in prediction</th><th>row newer than prediction</th><th title="no row read while the prediction was older than the view's TTL">expired (past the TTL)</th></tr></thead><tbody>${body}</tbody></table>`;
   const note = cappedNote(rows.length, total, 'features with the largest share mismatched');
   return `<section id="skew"><h2>Training-serving skew</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
 }

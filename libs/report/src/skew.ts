@@ -1,7 +1,7 @@
 import { groupBy } from './group.js';
 import type { SkewFeature, SkewPoint } from './types.js';
 
-type Count = 'sampled' | 'compared' | 'mismatched' | 'missingInStore' | 'missingInPrediction' | 'newerRow';
+type Count = 'sampled' | 'compared' | 'mismatched' | 'missingInStore' | 'missingInPrediction' | 'newerRow' | 'expired';
 const sum = (list: readonly SkewPoint[], k: Count) => list.reduce((s, p) => s + p[k], 0);
 
 /**
@@ -27,6 +27,7 @@ export function skewFeatures(points: readonly SkewPoint[]): SkewFeature[] {
         missingInStore: sum(list, 'missingInStore'),
         missingInPrediction: sum(list, 'missingInPrediction'),
         newerRow: sum(list, 'newerRow'),
+        expired: sum(list, 'expired'),
       };
     })
     .sort((a, b) => (b.share ?? -1) - (a.share ?? -1) || (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));

@@ -108,6 +108,8 @@ export interface SkewPoint {
   readonly missingInPrediction: number;
   /** Rows written after the prediction: not comparable as of its time. */
   readonly newerRow: number;
+  /** No row read while the prediction was older than the view's TTL: expired, not comparable (0 before 0690). */
+  readonly expired: number;
 }
 
 /** One feature's skew over the range (windows, versions and partitions summed). */
@@ -122,6 +124,7 @@ export interface SkewFeature {
   readonly missingInStore: number;
   readonly missingInPrediction: number;
   readonly newerRow: number;
+  readonly expired: number;
 }
 
 /**

@@ -30,6 +30,7 @@ const point = (feature: string, k: number, version: string, compared: number, mi
   missingInStore: 1,
   missingInPrediction: 0,
   newerRow: 2,
+  expired: k + 3,
 });
 
 describe('the skew section of the report', () => {
@@ -58,6 +59,13 @@ describe('the skew section of the report', () => {
     expect(rows[1]).toContain(
       '<td><bdi>&lt;age&gt;</bdi></td><td class="num">51</td><td class="num">50</td><td class="num">0.0200</td><td class="num"></td>',
     );
+    // Missing in store, missing in prediction, newer row, expired: summed (amount: 3 + 4 + 4 expired).
+    expect(rows[0]).toMatch(
+      /<td class="num">3<\/td><td class="num">0<\/td><td class="num">6<\/td><td class="num">11<\/td>$/,
+    );
+    expect(html).toContain(
+      '<th title="no row read while the prediction was older than the view\'s TTL">expired (past the TTL)</th>',
+    );
   });
 
   it('pools mean |served − stored| over the numeric comparisons, as the dashboard does (found by a review)', () => {
@@ -75,6 +83,7 @@ describe('the skew section of the report', () => {
       missingInStore: 0,
       missingInPrediction: 0,
       newerRow: 0,
+      expired: 0,
     });
     const html = renderReport(data([window(0, 100, 10, 10), window(1, 10, 10, 100)]));
     expect(html).toContain('<td class="num">0.1818</td><td class="num">5.500</td>');

@@ -761,10 +761,11 @@ describe('the report read model', () => {
     await ch.command(
       `INSERT INTO ${ch.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
          source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
-         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at)
+         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at, expired)
        SELECT '${model}', ['v1', 'v2'][vs.number + 1], ws, ws + toIntervalMinute(5), concat('f', toString(fs.number)),
          'predictions.v1', ps.number, 1, 20, 20, if(fs.number = 0 AND w.number = 100, 20, (w.number + fs.number) % 7),
-         10, if(fs.number = 1 AND w.number = 50, nan, (w.number % 13) / 4), 1, 0, ps.number, [], ws
+         10, if(fs.number = 1 AND w.number = 50, nan, (w.number % 13) / 4), 1, 0, ps.number, [], ws,
+         (w.number + fs.number * 3 + vs.number) % 5
        FROM numbers(${windows}) AS w, numbers(3) AS fs, numbers(2) AS vs, numbers(2) AS ps
        ARRAY JOIN [fromUnixTimestamp64Milli(toInt64(${start} + w.number * ${M5}), 'UTC')] AS ws`,
     );
@@ -775,7 +776,7 @@ describe('the report read model', () => {
          toFloat64(sum(sampled)) AS sampled, toFloat64(sum(compared)) AS compared, toFloat64(sum(mismatched)) AS mismatched,
          toFloat64(sum(numeric_compared)) AS numericCompared, sum(abs_diff_sum) AS absDiffSum,
          toFloat64(sum(missing_in_store)) AS missingInStore, toFloat64(sum(missing_in_prediction)) AS missingInPrediction,
-         toFloat64(sum(newer_row)) AS newerRow
+         toFloat64(sum(newer_row)) AS newerRow, toFloat64(sum(expired)) AS expired
        FROM ${ch.table('skew_windows')} FINAL WHERE model = {model:String}
        GROUP BY feature, model_version, window_start`,
       { model },

@@ -30,7 +30,7 @@ import {
 import type { ReferenceProfile } from '@driftline/stats';
 import type { ClickHouse, QueryParams } from '../client.js';
 import { parseStoredProfile } from '../tables/reference-profiles.js';
-import { SKEW_WINDOW_TABLES, skewWindowRows } from '../tables/skew-windows.js';
+import { ROW_COLUMNS_ANY_RELEASE, SKEW_WINDOW_TABLES, skewWindowRows } from '../tables/skew-windows.js';
 
 // Tables the report reads and the columns it relies on. A missing table leaves its section empty
 // with a note instead of failing the whole report (an older database, or one migrated by an older build).
@@ -556,8 +556,8 @@ async function loadSkew(
        sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
        sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
        sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
-       sum(newer_row) AS newer_row
-     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`, tables)})
+       sum(newer_row) AS newer_row, sum(expired) AS expired
+     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`, tables, ROW_COLUMNS_ANY_RELEASE)})
      GROUP BY window_start, feature, model_version`;
   const [count] = await rows<{ n: number | string }>(
     ch,
@@ -577,6 +577,7 @@ async function loadSkew(
     missing_in_store_sum: number | string;
     missing_in_prediction_sum: number | string;
     newer_row_sum: number | string;
+    expired_sum: number | string;
     windows: number | string;
   }>(
     ch,
@@ -586,7 +587,7 @@ async function loadSkew(
        if(sumIf(numeric_compared, ${pooled}) = 0, NULL,
           sumIf(abs_diff_sum, ${pooled}) / sumIf(numeric_compared, ${pooled})) AS mean_abs_diff,
        sum(missing_in_store) AS missing_in_store_sum, sum(missing_in_prediction) AS missing_in_prediction_sum,
-       sum(newer_row) AS newer_row_sum, uniqExactIf(ws, compared > 0) AS windows
+       sum(newer_row) AS newer_row_sum, sum(expired) AS expired_sum, uniqExactIf(ws, compared > 0) AS windows
      FROM (${perWindow})
      GROUP BY feature
      ORDER BY ifNull(share, -1) DESC, feature
@@ -627,6 +628,7 @@ async function loadSkew(
     missingInStore: Number(x.missing_in_store),
     missingInPrediction: Number(x.missing_in_prediction),
     newerRow: Number(x.newer_row),
+    expired: Number(x.expired),
   }));
   const charted = new Set(skew.filter((p) => p.compared > 0).map((p) => `${p.feature}\u0000${p.windowStart}`));
   const kept = new Map<string, number>();
@@ -648,6 +650,7 @@ async function loadSkew(
         missingInStore: Number(f.missing_in_store_sum),
         missingInPrediction: Number(f.missing_in_prediction_sum),
         newerRow: Number(f.newer_row_sum),
+        expired: Number(f.expired_sum),
       })),
       total,
       ...(aggregated ? { bucketMs } : {}),

@@ -13,6 +13,11 @@ const ROW_COLUMNS = `model, model_version, window_start, window_end, feature, so
   missing_in_prediction, newer_row, staleness_hist, updated_at`;
 /** {@link ROW_COLUMNS} and `expired` (0690): the skew-monitor's reads (it migrates its database). */
 const ROW_COLUMNS_0690 = `${ROW_COLUMNS}, expired`;
+/**
+ * {@link ROW_COLUMNS} and `expired`, 0 on a table before 0690 (through the `COLUMNS` matcher, which
+ * matches nothing there): for a reader of a database it does not migrate (the report).
+ */
+export const ROW_COLUMNS_ANY_RELEASE = `${ROW_COLUMNS}, coalesce(COLUMNS('^expired\\z'), 0) AS expired`;
 
 /**
  * `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch`

@@ -16,13 +16,14 @@ export function isSampled(predictionId: string, rate: number): boolean {
 }
 
 /**
- * What a prediction is sampled by ({@link isSampled}): its id, or for a prediction without one (an
- * empty `prediction_id`: a producer other than the SDK) its model, entity and event time. Sampled by
- * the empty id, such predictions were all in the sample or none of them — none at any rate up to
- * ~0.42, so at the default 0.05 a producer sending no ids was never monitored (a review). A
- * function of the record still: replays and other instances sample the same ones. A constant
- * non-empty id is not told apart (all or none again).
+ * What a prediction is sampled by ({@link isSampled}): its id, model, entity and event time. By the
+ * id alone, predictions sharing one id — none at all (an empty `prediction_id`: a producer other
+ * than the SDK) or a constant one (a producer's bug) — shared one hash and were all in the sample
+ * or none of them: none at any rate up to ~0.42, so at the default 0.05 such a producer was never
+ * monitored (a review). A function of the record still: replays, other instances and other
+ * partition assignments sample the same predictions, and a higher rate keeps every one a lower
+ * rate sampled.
  */
 export function samplingKey(predictionId: string, model: string, entityId: string, eventTime: number): string {
-  return predictionId !== '' ? predictionId : `\u0000${model}\u0000${entityId}\u0000${eventTime}`;
+  return `${predictionId}\u0000${model}\u0000${entityId}\u0000${eventTime}`;
 }

@@ -212,9 +212,21 @@ describe('sampling', () => {
     const share = keys.filter((k) => isSampled(k, 0.05)).length / keys.length;
     expect(share).toBeGreaterThan(0.045);
     expect(share).toBeLessThan(0.055);
-    expect(samplingKey('p-1', 'fraud', 'u1', 1)).toBe('p-1');
     expect(samplingKey('', 'fraud', 'u1', 1)).toBe(samplingKey('', 'fraud', 'u1', 1));
     expect(samplingKey('', 'fraud', 'u1', 1)).not.toBe(samplingKey('', 'fraud', 'u1', 2));
+  });
+
+  it('samples predictions sharing one non-empty id (a producer bug) at the rate too, not all or none', () => {
+    for (const id of ['x', 'request', '0']) {
+      const keys = Array.from({ length: 20_000 }, (_, i) =>
+        samplingKey(id, 'fraud', `u${i % 97}`, 1_700_000_000_000 + i),
+      );
+      const share = keys.filter((k) => isSampled(k, 0.05)).length / keys.length;
+      expect(share).toBeGreaterThan(0.045);
+      expect(share).toBeLessThan(0.055);
+    }
+    // Distinct ids of the same entity and time are sampled apart.
+    expect(samplingKey('a', 'fraud', 'u1', 1)).not.toBe(samplingKey('b', 'fraud', 'u1', 1));
   });
 });
 

@@ -713,7 +713,9 @@ describe('skew processor', () => {
     const events = predictions(200);
     const items = await decodeAll(processor, events);
     await processor.process(items, context());
-    const expected = events.filter((e) => isSampled(e.prediction_id, 0.3)).length;
+    const expected = events.filter((e) =>
+      isSampled(samplingKey(e.prediction_id, e.model, e.entity_id, e.event_time), 0.3),
+    ).length;
     expect(skew.counts('age').sampled).toBe(expected);
 
     const all = setup(new MemorySkewStore(), await onlineStore()).processor;
@@ -744,8 +746,15 @@ describe('skew processor', () => {
       (m) => m.name === 'driftline_skew_predictions_without_id_total',
     )!.values[0]?.value;
     expect(withoutId).toBe(2_000);
-    // An id still decides alone.
-    expect(samplingKey('pred-1', 'fraud', 'u1', T0)).toBe('pred-1');
+    // One id shared by every prediction (a producer's bug) is sampled at the rate too.
+    const shared = setup(new MemorySkewStore(), await onlineStore(), 0.05).processor;
+    const constant = await decodeAll(
+      shared,
+      events.map((e) => ({ ...e, prediction_id: 'request' })),
+    );
+    const kept = constant.filter((i) => i.value.sampled !== undefined).length;
+    expect(kept).toBeGreaterThan(60);
+    expect(kept).toBeLessThan(140);
   });
 
   it("refuses the names its alerts could not carry (alertNameProblem), and compares an empty version's predictions", async () => {
@@ -989,7 +998,9 @@ describe('skew processor', () => {
     const { processor } = setup(skew, await onlineStore(), 0.5, { registry });
     const events = predictions(40);
     const shadow = { ...events[0]!, prediction_id: 'p.shadow', role: 'shadow' };
-    const resent = events.find((e) => isSampled(e.prediction_id, 0.5))!;
+    const resent = events.find((e) =>
+      isSampled(samplingKey(e.prediction_id, e.model, e.entity_id, e.event_time), 0.5),
+    )!;
     const items = await decodeAll(processor, [...events, shadow, resent]);
     await processor.process(items, context());
     await processor.process(items, context()); // replayed

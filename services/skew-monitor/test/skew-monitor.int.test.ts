@@ -7,7 +7,7 @@ import { committedOffsets, topicOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type FeatureEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, startRunner } from '@driftline/service';
-import { emptyCounts, isSampled, STALENESS_BUCKETS } from '@driftline/skew';
+import { emptyCounts, isSampled, STALENESS_BUCKETS, samplingKey } from '@driftline/skew';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -132,11 +132,17 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await migrate(ch, migrations);
     const topic = `${prefix}predictions.v1`;
     const events = stream();
-    const poisonId = Array.from({ length: 100 }, (_, i) => `poison-${i}`).find((id) => isSampled(id, RATE))!;
-    const poison = { ...events[0]!, prediction_id: poisonId, entity_id: 'x'.repeat(2_000) };
+    // Sampled as the monitor samples (samplingKey: id, model, entity, event time).
+    const sampled = (e: PredictionEvent) =>
+      isSampled(samplingKey(e.prediction_id, e.model, e.entity_id, e.event_time), RATE);
+    const poison = Array.from({ length: 100 }, (_, i) => ({
+      ...events[0]!,
+      prediction_id: `poison-${i}`,
+      entity_id: 'x'.repeat(2_000),
+    })).find(sampled)!;
     // Sampled predictions of window 1 sent again by their producer (an SDK call retried whole):
     // the same records, later in their partitions (i % 2, as sent first).
-    const resentAt = events.flatMap((e, i) => (i >= PER_WINDOW && isSampled(e.prediction_id, RATE) ? [i] : []));
+    const resentAt = events.flatMap((e, i) => (i >= PER_WINDOW && sampled(e) ? [i] : []));
     const resent = resentAt.slice(0, 12);
     runners.push(
       await startRunner({ services: [skewMonitorService as never], env: env(prefix, database, keyPrefix, 'g1') }),
@@ -144,8 +150,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     const sent = [...events, poison, ...resent.map((i) => events[i]!)];
     await produce(topic, sent, (i) => (i > events.length ? resent[i - events.length - 1]! % 2 : i % 2));
 
-    const sampledIn = (pred: (e: PredictionEvent) => boolean) =>
-      events.filter((e) => pred(e) && isSampled(e.prediction_id, RATE)).length;
+    const sampledIn = (pred: (e: PredictionEvent) => boolean) => events.filter((e) => pred(e) && sampled(e)).length;
     const expectedAll = sampledIn(() => true);
     const got = await eventually(
       async () => {

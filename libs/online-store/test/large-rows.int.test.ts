@@ -1,5 +1,6 @@
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type FeatureRow, ROW_EVENT_ID, ROW_TIME, rowKey, v1RowKey } from '../src/index.js';
 import { createRedisOnlineStore, waitReady } from '../src/redis/index.js';
 import { privateRedisWithTooling } from './support.js';
 
@@ -70,4 +71,80 @@ describe('batch reads of large rows with readBytesPerCall', () => {
     expect(peak).toBeGreaterThan(500_000);
     expect(peak).toBeLessThan(2 << 20);
   }, 60_000);
+
+  // The layout-v1 fallback was not bounded: entities absent in v2 were read in one script call
+  // (HMGET of every v1 hash) per request: 200 hashes of 8 × 65 KB were one 105 MB reply (2 s), 320
+  // past the skew monitor's 2 s read timeout on every retry (a review). Their hashes are now sized
+  // first and read in calls of a bounded reply too.
+  it('reads 200 layout-v1 rows of 520 KB in replies of at most about 1 MiB', async () => {
+    const { server, tooling } = await privateRedisWithTooling(['--save', '', '--appendonly', 'no'], cleanup);
+    const features = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`s${i}`, 'string']));
+    const views = parseFeatureViewsText(
+      `views:\n  - name: v\n    entity: user_id\n    features: ${JSON.stringify(features)}\n`,
+    );
+    const view = views.get('v')!;
+    const keyPrefix = 'old';
+    const v1 = (entity: string) => v1RowKey(rowKey(keyPrefix, 'v', entity));
+    const big = 'b'.repeat(65_000);
+    const t = Date.now() - 1_000;
+    await tooling.hset(v1('u0'), {
+      [ROW_TIME]: String(t),
+      [ROW_EVENT_ID]: 'e0',
+      ...Object.fromEntries(Object.keys(features).map((f) => [f, `${f}${big}`])),
+    });
+    const n = 200;
+    for (let u = 1; u < n; u++) await tooling.copy(v1('u0'), v1(`u${u}`));
+    // Not a row at a v1 key (damaged: absent, reported); a small v2 row.
+    await tooling.set(v1('damaged'), 'hello');
+    await tooling.set(
+      rowKey(keyPrefix, 'v', 'fresh'),
+      JSON.stringify({ [ROW_TIME]: String(t), [ROW_EVENT_ID]: 'f', s0: 'x' }),
+    );
+
+    // Rows as `eventId feature=length …`, absent features left out (a failed comparison must not print megabytes).
+    const shape = (row: FeatureRow | undefined) =>
+      row === undefined
+        ? '-'
+        : [
+            row.eventTime === t ? row.eventId : `${row.eventId}@${row.eventTime}`,
+            ...Object.entries(row.features)
+              .filter(([, v]) => v !== null)
+              .map(([f, v]) => `${f}=${String(v).length}`),
+          ].join(' ');
+    const entities = Array.from({ length: n }, (_, u) => `u${u}`);
+    const full = `e0 ${Object.keys(features)
+      .map((f) => `${f}=65002`)
+      .join(' ')}`;
+    for (const entitiesPerCall of [100, 1]) {
+      const corrupt: string[] = [];
+      const reader = createRedisOnlineStore(
+        { url: server.url, tls: false, readTimeoutMs: 2_000 },
+        {
+          use: 'online-read',
+          keyPrefix,
+          entitiesPerCall,
+          readBytesPerCall: 1 << 20,
+          onCorruptRow: (key) => corrupt.push(key),
+        },
+      );
+      cleanup.push(() => reader.close());
+      await waitReady(reader.client, 10_000);
+      const rows = await reader.readBatch([
+        { view, entities: [...entities, 'absent', 'damaged', 'fresh', 'u7'] },
+        { view, entities: ['u3', 'absent', 'fresh'], features: ['s1', 's0'] },
+      ]);
+      expect(rows.map((r) => r.map(shape))).toEqual([
+        [...entities.map(() => full), '-', '-', 'f s0=1', full],
+        ['e0 s1=65002 s0=65002', '-', 'f s0=1'],
+      ]);
+      expect(rows[0]![3]!.features.s5).toBe(`s5${big}`);
+      expect(rows[1]![0]!.features.s1).toBe(`s1${big}`);
+      expect(corrupt).toEqual([v1('damaged')]);
+      // The largest reply Redis built for a client lately: 105 MB in one script call before.
+      const info = await tooling.info('clients');
+      const peak = Number(/client_recent_max_output_buffer:(\d+)/.exec(info)?.[1]);
+      expect(peak).toBeGreaterThan(500_000);
+      expect(peak).toBeLessThan(2 << 20);
+    }
+  }, 120_000);
 });

@@ -209,7 +209,13 @@ describe('Redis adapter specifics', () => {
       expect(await store.read(spendView, 'e', ['amount', 'fee'])).toEqual(v1Row);
       // The cluster form (one entity per call: GETs, per-key HMGETs) reads the same.
       const perKey = new RedisOnlineStore(tooling, { keyPrefix, entitiesPerCall: 1 });
-      for (const reader of [store, perKey]) {
+      // And bounded (readBytesPerCall), each hash alone or in one call.
+      const bounded = [10, 1 << 20].flatMap((readBytesPerCall) =>
+        [100, 1].map(
+          (entitiesPerCall) => new RedisOnlineStore(tooling, { keyPrefix, entitiesPerCall, readBytesPerCall }),
+        ),
+      );
+      for (const reader of [store, perKey, ...bounded]) {
         const batch = await reader.readBatch([
           { view: spendView, entities: ['absent', 'e'], features: ['amount', 'fee'] },
           { view: spendView, entities: ['e'], features: ['fee'] },
@@ -260,36 +266,47 @@ describe('Redis adapter specifics', () => {
     const reader = createRedisClient(config, 'tooling', { name: 'online-store-race' });
     await waitReady(reader);
     try {
-      for (const entitiesPerCall of [100, 1]) {
-        for (const kind of ['read', 'batch'] as const) {
-          await dropPrefix(keyPrefix);
-          await plantV1();
-          // The v1 fallback's pipeline runs only after a write (a newer event) has migrated the entity.
-          const store = new RedisOnlineStore(reader, { keyPrefix, entitiesPerCall });
-          const pipeline = reader.pipeline.bind(reader);
-          let fallbacks = 0;
-          reader.pipeline = ((...args: Parameters<typeof reader.pipeline>) => {
-            const p = pipeline(...args);
-            const isFallback = kind === 'read' || ++fallbacks === 2;
-            if (isFallback) {
-              const exec = p.exec.bind(p);
-              p.exec = (async () => {
-                await writer.write(planWrites([spendEvent('newer', at + 10, 5)]));
-                return exec();
-              }) as typeof p.exec;
-            }
-            return p;
-          }) as typeof reader.pipeline;
-          try {
-            const row =
-              kind === 'read'
-                ? await store.read(spendView, 'e', ['amount'])
-                : (await store.readBatch([{ view: spendView, entities: ['e'], features: ['amount'] }]))[0]![0];
-            expect(await tooling.exists(old)).toBe(0); // the write did migrate it meanwhile
-            expect(row).toEqual({ eventTime: at + 10, eventId: 'newer', features: { amount: 5 } });
-          } finally {
-            reader.pipeline = pipeline;
+      // The pipeline a write (a newer event) migrating the entity runs before: the v1 fallback's
+      // (a batch's second); bounded (readBytesPerCall: STRLEN, then MGET, not a pipeline), the
+      // sizing of the v1 hashes (2nd) or their read with the rows again (3rd).
+      const cases: Array<{ entitiesPerCall: number; kind: 'read' | 'batch'; at: number; readBytesPerCall?: number }> = [
+        ...[100, 1].flatMap((entitiesPerCall) => [
+          { entitiesPerCall, kind: 'read' as const, at: 1 },
+          { entitiesPerCall, kind: 'batch' as const, at: 2 },
+        ]),
+        { entitiesPerCall: 100, kind: 'batch' as const, at: 2, readBytesPerCall: 1 << 20 },
+        { entitiesPerCall: 100, kind: 'batch' as const, at: 3, readBytesPerCall: 1 << 20 },
+      ];
+      for (const { entitiesPerCall, kind, at: hookAt, readBytesPerCall } of cases) {
+        await dropPrefix(keyPrefix);
+        await plantV1();
+        const store = new RedisOnlineStore(reader, {
+          keyPrefix,
+          entitiesPerCall,
+          ...(readBytesPerCall === undefined ? {} : { readBytesPerCall }),
+        });
+        const pipeline = reader.pipeline.bind(reader);
+        let pipelines = 0;
+        reader.pipeline = ((...args: Parameters<typeof reader.pipeline>) => {
+          const p = pipeline(...args);
+          if (++pipelines === hookAt) {
+            const exec = p.exec.bind(p);
+            p.exec = (async () => {
+              await writer.write(planWrites([spendEvent('newer', at + 10, 5)]));
+              return exec();
+            }) as typeof p.exec;
           }
+          return p;
+        }) as typeof reader.pipeline;
+        try {
+          const row =
+            kind === 'read'
+              ? await store.read(spendView, 'e', ['amount'])
+              : (await store.readBatch([{ view: spendView, entities: ['e'], features: ['amount'] }]))[0]![0];
+          expect(await tooling.exists(old)).toBe(0); // the write did migrate it meanwhile
+          expect(row).toEqual({ eventTime: at + 10, eventId: 'newer', features: { amount: 5 } });
+        } finally {
+          reader.pipeline = pipeline;
         }
       }
     } finally {
@@ -451,8 +468,19 @@ describe('Redis adapter specifics', () => {
       await tooling.hset(v1Key('badtime1'), ROW_TIME, 'abc', ROW_EVENT_ID, 'e', 'age', '1');
       await tooling.set(rowKey(keyPrefix, 'profile', 'badtime2'), JSON.stringify({ [ROW_TIME]: 'abc', age: '1' }));
       const entities = ['good', 'foreign2', 'foreign1', 'badtime1', 'badtime2', 'absent'];
-      for (const entitiesPerCall of [100, 1]) {
-        const store = new RedisOnlineStore(tooling, { keyPrefix, entitiesPerCall, onCorruptRow });
+      // Bounded reads too (readBytesPerCall: 10 bytes, so every row and v1 hash is read alone).
+      for (const { entitiesPerCall, readBytesPerCall } of [
+        { entitiesPerCall: 100 },
+        { entitiesPerCall: 1 },
+        { entitiesPerCall: 100, readBytesPerCall: 10 },
+        { entitiesPerCall: 1, readBytesPerCall: 10 },
+      ]) {
+        const store = new RedisOnlineStore(tooling, {
+          keyPrefix,
+          entitiesPerCall,
+          onCorruptRow,
+          ...(readBytesPerCall === undefined ? {} : { readBytesPerCall }),
+        });
         // Each answered 500 (WRONGTYPE … @user_script:3), the batch's good entity included.
         for (const entity of entities.slice(1)) expect(await store.read(profile, entity)).toBeUndefined();
         const [rows] = await store.readBatch([{ view: profile, entities }]);

@@ -419,3 +419,23 @@ for i = 1, #KEYS do
 end
 return out
 `;
+
+/**
+ * The size probe of layout-v1 rows for a bounded batch read (`readBytesPerCall`): per key, the
+ * bytes an HMGET of the ARGV fields would answer (the sum of their HSTRLEN), -1 for no key, or -2
+ * for a key of another type. Its reply is a number per key whatever the hashes weigh, so the
+ * reader can then read them in calls of a bounded reply. KEYS and ARGV as FEATURE_V1_READ_SCRIPT.
+ */
+export const FEATURE_V1_SIZE_SCRIPT = `
+local out = {}
+for i = 1, #KEYS do
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind == 'hash' then
+    local n = 0
+    for j = 1, #ARGV do n = n + redis.call('HSTRLEN', KEYS[i], ARGV[j]) end
+    out[i] = n
+  elseif kind == 'none' then out[i] = -1
+  else out[i] = -2 end
+end
+return out
+`;

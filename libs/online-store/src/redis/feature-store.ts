@@ -18,7 +18,7 @@ import {
 import { bulkBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
-import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+import { FEATURE_V1_READ_SCRIPT, FEATURE_V1_SIZE_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 
 type ScriptArg = string | number;
 type ScriptCall = (...args: ScriptArg[]) => unknown;
@@ -110,6 +110,46 @@ class WriteScriptCommand extends Command {
 }
 
 const V1_READ_COMMAND = 'driftlineReadV1Rows';
+const V1_SIZE_COMMAND = 'driftlineSizeV1Rows';
+
+/**
+ * Hash fields one round trip of the bounded layout-v1 fallback (`readBytesPerCall`) probes or reads
+ * at most (a key with a hash counts its projected fields, one without 1; the first key always
+ * goes): a script keeps Redis from every other client while it runs, ~0.5–1 µs a field here.
+ */
+const V1_FIELDS_PER_CALL = 10_000;
+
+/**
+ * Consecutive ranges [from, to) of items, each of at most `maxBytes` and V1_FIELDS_PER_CALL
+ * fields, its first item always (a larger item alone).
+ */
+function boundedRanges(bytes: readonly number[], fields: readonly number[], maxBytes: number): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  for (let from = 0; from < bytes.length; ) {
+    let to = from + 1;
+    let b = bytes[from]!;
+    let f = fields[from]!;
+    while (to < bytes.length && b + bytes[to]! <= maxBytes && f + fields[to]! <= V1_FIELDS_PER_CALL) {
+      b += bytes[to]!;
+      f += fields[to++]!;
+    }
+    ranges.push([from, to]);
+    from = to;
+  }
+  return ranges;
+}
+
+/** Runs [from, to) of consecutive items of one request within [from, to). */
+function requestRuns(requests: readonly number[], from: number, to: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  for (let i = from; i < to; ) {
+    let j = i + 1;
+    while (j < to && requests[j] === requests[i]) j++;
+    runs.push([i, j]);
+    i = j;
+  }
+  return runs;
+}
 
 /**
  * Refold work of one write call of a windowed view (window members read, plus events carried and
@@ -161,6 +201,9 @@ export interface RedisOnlineStoreOptions {
    * between. Without it (the feature API, the model server: a request's latency) one pipeline of
    * one `MGET` per request, whatever the rows weigh: 1,000 rows of 512 KB were one 512 MB reply,
    * past the 2 s read timeout on every retry, Redis serving no one else for ~1 s each time (a review).
+   * The layout-v1 fallback (`readV1`) is bounded too: the absent entities' hashes are sized first
+   * (the bytes of their projected fields), then read in sequential calls of at most this many
+   * bytes, their rows read again after them in the same round trips (see readV1Bounded).
    */
   readonly readBytesPerCall?: number;
   /** Disconnect the client on close (true when the store created it). */
@@ -207,8 +250,8 @@ export function createRedisOnlineStore(
  * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
  * one read on the socket and one command per request (with `readBytesPerCall`, the rows' lengths
  * first, then sequential reads of at most that many bytes each). Entities found absent are looked up once
- * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
- * is off.
+ * more in layout v1 (rows not written since an upgrade), in one more round trip (with
+ * `readBytesPerCall`, their hashes sized first, then read within the bound), unless `readV1` is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
  * SinkUnavailableError, WRONGTYPE a CONFIG_INVALID fault (not ours at that key), a script error non-retriable. A read of a key
  * holding something that is not a row answers the entity absent when onCorruptRow is given.
@@ -241,6 +284,7 @@ export class RedisOnlineStore implements OnlineStore {
     this.windowedEntitiesPerCall = Math.max(1, options.entitiesPerCall ?? 500);
     this.refoldBudget = Math.max(1, options.refoldBudget ?? WRITE_REFOLD_BUDGET);
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
+    client.defineCommand(V1_SIZE_COMMAND, { lua: FEATURE_V1_SIZE_SCRIPT });
     this.stall = new StallWatch(client);
     this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
     this.writeRunner = {
@@ -578,7 +622,10 @@ export class RedisOnlineStore implements OnlineStore {
         }),
       );
     });
-    if (absent.length > 0 && this.options.readV1 !== false) await this.readV1(resolved, absent, rows, 'batch read');
+    if (absent.length > 0 && this.options.readV1 !== false) {
+      if (this.options.readBytesPerCall === undefined) await this.readV1(resolved, absent, rows, 'batch read');
+      else await this.readV1Bounded(resolved, absent, rows, this.options.readBytesPerCall);
+    }
     // A copy of the row each (its features object too: a caller may change one row's features).
     for (const { request, entity, first } of repeats) {
       const row = rows[request]![first];
@@ -698,6 +745,101 @@ export class RedisOnlineStore implements OnlineStore {
             ? this.served(view, keys[j]!, this.decodeStored(projection, stored), now)
             : this.served(view, v1RowKey(keys[j]!), decodeV1(projection, old[at]), now);
       });
+    }
+  }
+
+  /**
+   * readV1 within `maxBytes` (`readBytesPerCall`): the absent entities' v1 hashes sized first
+   * (FEATURE_V1_SIZE_SCRIPT: the bytes of their projected fields; no key and another type known
+   * then, not read), then read in sequential round trips answering at most `maxBytes` of fields
+   * each, a larger hash alone, each round trip reading its entities' rows again after their hashes
+   * (as readV1: an entity a write migrates meanwhile is found; such a row, written since the
+   * sizing, is read unplanned, as in readStoredBounded). Probes and reads stop at
+   * V1_FIELDS_PER_CALL fields a round trip. Before, one call read every absent entity's hash: 200
+   * v1 rows of 8 × 64 KiB were one 105 MB reply, 320 past the 2 s read timeout on every retry
+   * (the skew monitor's partition wedged; a review).
+   */
+  private async readV1Bounded(
+    resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: readonly string[] }>,
+    absent: ReadonlyArray<{ request: number; entity: number }>,
+    rows: Array<Array<FeatureRow | undefined>>,
+    maxBytes: number,
+  ): Promise<void> {
+    const action = 'batch read';
+    // One key per script call on a cluster (the keys of a request live in different slots).
+    const perKey = this.entitiesPerCall === 1;
+    const requests = absent.map((a) => a.request);
+    const keys = absent.map(({ request, entity }) => resolved[request]!.keys[entity]!);
+    const v1Keys = keys.map(v1RowKey);
+    const fieldsOf = (i: number) => resolved[requests[i]!]!.projection.fields;
+    const script = (pipeline: ReturnType<RedisClient['pipeline']>, name: string) =>
+      (pipeline as unknown as Record<string, ScriptCall>)[name]!.bind(pipeline);
+
+    // Sizes: -1 no key, -2 another type, else the bytes of the projected fields.
+    const sizes: number[] = [];
+    const probeFields = absent.map((_, i) => fieldsOf(i).length);
+    for (const [from, to] of boundedRanges(
+      probeFields.map(() => 0),
+      probeFields,
+      maxBytes,
+    )) {
+      const pipeline = this.client.pipeline();
+      const size = script(pipeline, V1_SIZE_COMMAND);
+      const runs = requestRuns(requests, from, to);
+      for (const [a, b] of runs) {
+        if (perKey) for (let i = a; i < b; i++) size(1, v1Keys[i]!, ...fieldsOf(a));
+        else size(b - a, ...v1Keys.slice(a, b), ...fieldsOf(a));
+      }
+      const replies = (await this.execPipeline(pipeline, action)) as number[][];
+      for (const reply of replies) for (const n of reply) sizes.push(Number(n));
+    }
+
+    const bytes = sizes.map((n) => Math.max(0, n));
+    const fields = sizes.map((n, i) => (n < 0 ? 1 : fieldsOf(i).length));
+    for (const [from, to] of boundedRanges(bytes, fields, maxBytes)) {
+      const pipeline = this.client.pipeline();
+      const read = script(pipeline, V1_READ_COMMAND);
+      const runs = requestRuns(requests, from, to);
+      const hashes = runs.map(([a, b]) => {
+        const found: number[] = [];
+        for (let i = a; i < b; i++) if (sizes[i]! >= 0) found.push(i);
+        return found;
+      });
+      runs.forEach(([a], r) => {
+        const found = hashes[r]!;
+        if (perKey) for (const i of found) read(1, v1Keys[i]!, ...fieldsOf(a));
+        else if (found.length > 0) read(found.length, ...found.map((i) => v1Keys[i]!), ...fieldsOf(a));
+      });
+      // The rows again, after the hashes.
+      for (const [a, b] of runs) {
+        if (perKey) for (let i = a; i < b; i++) pipeline.get(keys[i]!);
+        else pipeline.mget(...keys.slice(a, b));
+      }
+      const replies = await this.execPipeline(pipeline, action);
+      const now = Date.now();
+      const old = new Map<number, V1Reply>();
+      let k = 0;
+      for (const found of hashes) {
+        if (perKey) for (const i of found) old.set(i, (replies[k++] as V1Reply[])[0]!);
+        else if (found.length > 0) {
+          const values = replies[k++] as V1Reply[];
+          for (let at = 0; at < found.length; at++) old.set(found[at]!, values[at]!);
+        }
+      }
+      for (const [a, b] of runs) {
+        const again = (perKey ? keys.slice(a, b).map(() => replies[k++]) : (replies[k++] as unknown[])) as Array<
+          string | null
+        >;
+        for (let i = a; i < b; i++) {
+          const { request, entity } = absent[i]!;
+          const { view, projection } = resolved[request]!;
+          const stored = again[i - a];
+          rows[request]![entity] =
+            stored !== null && stored !== undefined
+              ? this.served(view, keys[i]!, this.decodeStored(projection, stored), now)
+              : this.served(view, v1Keys[i]!, decodeV1(projection, sizes[i] === -2 ? 0 : (old.get(i) ?? null)), now);
+        }
+      }
     }
   }
 

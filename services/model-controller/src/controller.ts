@@ -180,6 +180,8 @@ export class ModelController {
   private readonly manyShadowsLogged = new Set<string>();
   /** Models whose labels arrive in an order that depends on the label (logged once, until they do not). */
   private readonly labelDelayLogged = new Set<string>();
+  /** Models whose label-delays read failed, said (once, until a read succeeds). */
+  private readonly labelDelaysFailLogged = new Set<string>();
   /**
    * model → when its label delays were last read, or a read of them last failed, and the last
    * delays read (checkLabelOrder): absent while no read has succeeded.
@@ -254,6 +256,13 @@ export class ModelController {
         ['model'],
         { bounded: ['model'] },
       ),
+      labelDelaysFailing: gauge(
+        r,
+        'driftline_model_controller_label_delays_read_failing',
+        "1 while the last read of a model's label delays failed (its label-order check is off: label_order_bias keeps its last value, or has none), else 0",
+        ['model'],
+        { bounded: ['model'] },
+      ),
       estimate: gauge(
         r,
         'driftline_model_controller_comparison_estimate',
@@ -317,7 +326,9 @@ export class ModelController {
     this.lateLabelsLogged.delete(model);
     this.labelDelays.delete(model);
     this.labelDelayLogged.delete(model);
+    this.labelDelaysFailLogged.delete(model);
     this.metrics.labelOrderBias.remove({ model });
+    this.metrics.labelDelaysFailing.remove({ model });
   }
 
   private ownershipOf(model: string): Ownership {
@@ -402,9 +413,11 @@ export class ModelController {
     this.sayLateLabels(model, policy.labelMaturityMs, late, now);
     if (plans.length > 0 && policy.labelMaturityMs === 0) await this.checkLabelOrder(model, now);
     else if (this.labelDelays.delete(model)) {
-      // No comparison open any more, or label_maturity set: nothing biased to tell.
+      // No comparison open any more, or label_maturity set: nothing biased to tell, nothing to read.
       this.labelDelayLogged.delete(model);
+      this.labelDelaysFailLogged.delete(model);
       this.metrics.labelOrderBias.set({ model }, 0);
+      this.metrics.labelDelaysFailing.set({ model }, 0);
     }
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
@@ -561,7 +574,10 @@ export class ModelController {
    * promoted a worse candidate 100 times in 100). Told, not corrected: only label_maturity can. A
    * failed read keeps the last verdict, never fails the tick, and is tried again only after
    * LABEL_DELAYS_REFRESH_MS: a 90-day scan that times out (30 s) was run again at every tick
-   * (found by a review).
+   * (found by a review). It is said once (again after a read succeeded) and keeps
+   * `driftline_model_controller_label_delays_read_failing{model}` at 1 (alerted): a read that
+   * kept failing switched the check off with a debug line only, the bias gauge never set and its
+   * alert unable to fire (found by a review).
    */
   private async checkLabelOrder(model: string, now: number): Promise<void> {
     const read = this.deps.pairs.labelDelays;
@@ -570,13 +586,24 @@ export class ModelController {
     if (cached === undefined || now - cached.at >= LABEL_DELAYS_REFRESH_MS || now < cached.at) {
       try {
         cached = { at: now, delays: await read(model, now - LABEL_DELAYS_LOOKBACK_MS) };
+        this.labelDelaysFailLogged.delete(model);
+        this.metrics.labelDelaysFailing.set({ model }, 0);
       } catch (error) {
         const e = toDriftlineError(error);
-        this.deps.logger.debug(
-          { model, code: e.code, err: e.message, retry_in_ms: LABEL_DELAYS_REFRESH_MS },
-          'label delays could not be read; the last verdict is kept until they are read again',
-        );
-        cached = { at: now, delays: cached?.delays };
+        const last = cached?.delays;
+        const verdict = last === undefined ? 'none' : labelOrderBiased(last) ? 'biased' : 'not biased';
+        const detail = { model, code: e.code, err: e.message, retry_in_ms: LABEL_DELAYS_REFRESH_MS, verdict };
+        if (this.labelDelaysFailLogged.has(model)) {
+          this.deps.logger.debug(detail, 'label delays could not be read again; the label-order check stays off');
+        } else {
+          this.labelDelaysFailLogged.add(model);
+          this.deps.logger.warn(
+            detail,
+            'label delays could not be read: the label-order check of this model is off (its last verdict kept, if any) until a read succeeds, tried again hourly',
+          );
+        }
+        this.metrics.labelDelaysFailing.set({ model }, 1);
+        cached = { at: now, delays: last };
       }
       this.labelDelays.set(model, cached);
     }

@@ -248,10 +248,13 @@ describe('labels of one class much later than the other, without label_maturity'
     expect(down.warned).toEqual([]);
   });
 
-  /** A controller ticked by hand: `at` moves its wall clock, `own` what it may do with fraud. */
+  /**
+   * A controller ticked by hand: `now` moves its wall clock, `own` what it may do with fraud;
+   * `warned` counts the bias warnings, `readFailed` keeps the failed-read warnings.
+   */
   const ticking = (pairs: PairReader) => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
-    const state = { now: late, own: 'decide' as Ownership, warned: 0 };
+    const state = { now: late, own: 'decide' as Ownership, warned: 0, readFailed: [] as object[] };
     const c = new ModelController({
       transitions: store(['v2']),
       pairs,
@@ -260,27 +263,29 @@ describe('labels of one class much later than the other, without label_maturity'
       maxPairs: 100_000,
       logger: {
         ...silentLogger,
-        warn: (_obj: object, msg?: string) => {
+        warn: (obj: object, msg?: string) => {
           if (msg?.includes('labels of one class arrive much later')) state.warned++;
+          if (msg?.includes('label delays could not be read')) state.readFailed.push(obj);
         },
       },
       registry,
       now: () => state.now,
       ownership: () => state.own,
     });
-    const gauge = async () =>
-      (await registry.getSingleMetricAsString('driftline_model_controller_label_order_bias'))
-        .split('\n')
-        .filter((l) => l.includes('model="fraud"'));
-    return { c, state, gauge };
+    const series = async (metric: string) =>
+      (await registry.getSingleMetricAsString(metric)).split('\n').filter((l) => l.includes('model="fraud"'));
+    const gauge = () => series('driftline_model_controller_label_order_bias');
+    const failing = () => series('driftline_model_controller_label_delays_read_failing');
+    return { c, state, gauge, failing };
   };
+  const FAILING = 'driftline_model_controller_label_delays_read_failing{model="fraud",service="test"}';
 
-  it('a failed read keeps the last verdict and is tried again only after LABEL_DELAYS_REFRESH_MS', async () => {
+  it('a failed read keeps the last verdict, is tried again only after LABEL_DELAYS_REFRESH_MS, and is said once (again after a read succeeded) and shown in label_delays_read_failing', async () => {
     // Found by a review: the read (a 90-day scan, which may time out after 30 s) was retried at every tick.
     const reader = labelledTable(rows).reader;
     let calls = 0;
     let down = false;
-    const { c, state, gauge } = ticking({
+    const { c, state, gauge, failing } = ticking({
       ...reader,
       labelDelays: async (model, since) => {
         calls++;
@@ -290,6 +295,7 @@ describe('labels of one class much later than the other, without label_maturity'
     });
     await c.tick();
     expect(calls).toBe(1);
+    expect(await failing()).toEqual([`${FAILING} 0`]);
     down = true;
     state.now += LABEL_DELAYS_REFRESH_MS;
     for (let k = 0; k < 60; k++) {
@@ -298,9 +304,31 @@ describe('labels of one class much later than the other, without label_maturity'
     }
     expect(calls).toBe(2);
     expect(await gauge()).toEqual(['driftline_model_controller_label_order_bias{model="fraud",service="test"} 1']);
+    // Said once, with the reason (found by a review: a debug line only, nothing else showed it).
+    expect(state.readFailed).toEqual([
+      expect.objectContaining({ model: 'fraud', err: 'Timeout exceeded: elapsed 30000 ms', verdict: 'biased' }),
+    ]);
+    expect(await failing()).toEqual([`${FAILING} 1`]);
     state.now += LABEL_DELAYS_REFRESH_MS;
     await c.tick();
     expect(calls).toBe(3);
+    expect(state.readFailed).toHaveLength(1); // not every hour
+    expect(await failing()).toEqual([`${FAILING} 1`]);
+    // Read again, then failing again: said again.
+    down = false;
+    state.now += LABEL_DELAYS_REFRESH_MS;
+    await c.tick();
+    expect(calls).toBe(4);
+    expect(await failing()).toEqual([`${FAILING} 0`]);
+    down = true;
+    state.now += LABEL_DELAYS_REFRESH_MS;
+    await c.tick();
+    expect(state.readFailed).toHaveLength(2);
+    expect(await failing()).toEqual([`${FAILING} 1`]);
+    // Another controller's model: its series go, as the bias gauge's do.
+    state.own = 'none';
+    await c.tick();
+    expect(await failing()).toEqual([]);
     // Failing from the start: no verdict, one read an hour.
     let first = 0;
     const never = ticking({
@@ -316,6 +344,15 @@ describe('labels of one class much later than the other, without label_maturity'
     }
     expect(first).toBe(1);
     expect(await never.gauge()).toEqual([]);
+    // The check is off and its alert cannot fire: said, and shown for the alert.
+    expect(never.state.readFailed).toEqual([
+      expect.objectContaining({ model: 'fraud', err: 'Timeout exceeded: elapsed 30000 ms', verdict: 'none' }),
+    ]);
+    expect(await never.failing()).toEqual([`${FAILING} 1`]);
+    never.state.now += LABEL_DELAYS_REFRESH_MS;
+    await never.c.tick();
+    expect(first).toBe(2);
+    expect(never.state.readFailed).toHaveLength(1);
   });
 
   it('its gauge is removed when another controller takes the model (none, or publish only), and set again by its owner', async () => {

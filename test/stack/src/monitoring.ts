@@ -481,7 +481,7 @@ export async function monitoringUp(
           `--config.file=${promConfig}`,
           `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
           `--web.listen-address=127.0.0.1:${settings.prometheusPort}`,
-          '--storage.tsdb.retention.time=1d',
+          '--storage.tsdb.retention.time=2d', // DriftlineFeatureValuesIgnored looks back 25 h
           // POST /-/reload after editing prometheus.yml or the rules.
           '--web.enable-lifecycle',
         ],

@@ -69,7 +69,7 @@ export interface PredictionFields {
  * and version 1..256 (`modelNameProblem`), a known role, `prediction` finite within
  * ±MAX_METRIC_MAGNITUDE, every score finite (a NaN score reached ClickHouse as null, read as 0: a
  * confident score in the paired comparison of versions), every `unscored` role a known one and
- * none of its versions in `scores`.
+ * none of its versions in `scores` or the record's own `model_version`.
  */
 export function predictionFieldsProblem(event: PredictionFields): string | undefined {
   const problem =
@@ -89,6 +89,8 @@ export function predictionFieldsProblem(event: PredictionFields): string | undef
     if (event.scores != null && Object.hasOwn(event.scores, version)) {
       return `unscored[${name}]: the version is in scores too`;
     }
+    // The answered version scored the record: it cannot be charged as unscored on it.
+    if (version === event.model_version) return `unscored[${name}]: the version that answered the record`;
   }
   return undefined;
 }

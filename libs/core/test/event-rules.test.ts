@@ -64,6 +64,9 @@ describe('prediction and label rules (the SDK at the call, the consumers at thei
     expect(predictionFieldsProblem({ ...prediction, scores: { v2: 0.5 }, unscored: { v2: 'shadow' } })).toBe(
       'unscored["v2"]: the version is in scores too',
     );
+    expect(predictionFieldsProblem({ ...prediction, unscored: { [prediction.model_version]: 'production' } })).toBe(
+      `unscored[${JSON.stringify(prediction.model_version)}]: the version that answered the record`,
+    );
   });
 
   it('a label: id, model, label, and a finite value (one that is not finite counts as none)', () => {

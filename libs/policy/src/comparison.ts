@@ -124,6 +124,11 @@ export interface Evidence {
    * read that decided it (true: kept, the replaced version retired; false: `not_scored`).
    */
   readonly production_answered?: boolean;
+  /**
+   * Only on a canary's comparison where a version could not score some of its pairs (the model
+   * server's `unscored`): how many, per side, each charged its worst answer (see runPlan).
+   */
+  readonly unscored?: { readonly incumbent: number; readonly challenger: number };
 }
 
 export interface ComparisonDecision {

@@ -897,6 +897,9 @@ export function runPlan(
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
+  // Only a canary's comparison charges an unscored version (see chargesUnscored).
+  const charges = chargesUnscored(plan);
+  const charged = { incumbent: 0, challenger: 0 };
   const step = (events: readonly ComparisonEvent[], labelTime: number) => {
     const r = stepComparisonTogether(policy, state, events);
     state = r.state;
@@ -909,11 +912,13 @@ export function runPlan(
   for (let i = 0; i < end; i++) {
     if (state.decision !== undefined) break;
     const p = pairs[i] as PairInput;
-    if (!usablePair(p)) {
+    if (!usablePair(p) || (!charges && (p.incumbent === null || p.challenger === null))) {
       skipped++;
       continue;
     }
     used++;
+    if (p.incumbent === null) charged.incumbent++;
+    if (p.challenger === null) charged.challenger++;
     // A pair predicted before the stage began (the reader's bound is inclusive of `since`) adds no time.
     const time = Math.max(start, Math.min(p.predictionTime, predictionCap));
     newestPrediction = Math.max(newestPrediction, time);
@@ -978,7 +983,33 @@ export function runPlan(
       decidedAt = Math.max(plan.since, label);
     }
   }
+  if (charged.incumbent + charged.challenger > 0) {
+    // Said in the decision: a version judged worse for requests it could not answer, not only for its scores.
+    const who = [
+      charged.challenger > 0 ? `${plan.challenger} on ${charged.challenger}` : '',
+      charged.incumbent > 0 ? `${plan.incumbent} on ${charged.incumbent}` : '',
+    ].filter((x) => x !== '');
+    decision = {
+      ...decision,
+      detail: `${decision.detail}; could not score, charged the worst answer: ${who.join(', ')}`,
+      evidence: { ...decision.evidence, unscored: { ...charged } },
+    };
+  }
   return { plan, decision, decidedAt, pairs: used, skipped };
+}
+
+/**
+ * Whether a plan's comparison charges a version that could not score a request its worst answer:
+ * a canary's only. There both versions' failures are rows — the canary's (production answered
+ * for it) and production's beside it —, and a request neither could answer is a 5xx, no row. In
+ * a shadow's or a watch's, the version that answers fails the request (no prediction id, no
+ * label: never a row) while the other's failures are rows: charged, the test was one-sided (equal
+ * failure rates of 2% turned a better shadow's promotion from 40/40 to 0/40, and a worse
+ * production's rollback from 40/40 to 1/40; a review). Those pairs are skipped and counted there;
+ * every promotion passes a canary, where they count.
+ */
+export function chargesUnscored(plan: Pick<ComparisonPlan, 'kind' | 'stage'>): boolean {
+  return plan.kind === 'promotion' && plan.stage === 'canary';
 }
 
 /**

@@ -26,9 +26,8 @@ export const shadowing: TransitionFact[] = [
   fact('v2', 'candidate', 'shadow', T0 + 3, 'v1'),
 ];
 
+/** v2 in canary against v1 since T0 + 4. */
+export const canarying: TransitionFact[] = [...shadowing, fact('v2', 'shadow', 'canary', T0 + 4, 'v1')];
+
 /** v2 promoted over v1: the rollback watch of v2 against v1 is open since T0 + 5. */
-export const watching: TransitionFact[] = [
-  ...shadowing,
-  fact('v2', 'shadow', 'canary', T0 + 4, 'v1'),
-  fact('v2', 'canary', 'production', T0 + 5, 'v1'),
-];
+export const watching: TransitionFact[] = [...canarying, fact('v2', 'canary', 'production', T0 + 5, 'v1')];

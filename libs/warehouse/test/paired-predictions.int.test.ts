@@ -155,7 +155,7 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     for (const limit of [100, 1]) {
       expect(await wh.predictions.readPairsCounted({ ...q, limit })).toEqual({
         pairs: expected.slice(0, limit),
-        unusable: { labelNotBinary: 1, scoreNotProbability: 1 },
+        unusable: { labelNotBinary: 1, scoreNotProbability: 1, unscored: 0 },
       });
     }
     // Swapped roles swap the columns.
@@ -270,7 +270,7 @@ describe('labeled_predictions: the paired read with label_maturity (matureUntil)
       ['b', 2_000],
       ['c', 3_000],
     ]);
-    expect(read.unusable).toEqual({ labelNotBinary: 0, scoreNotProbability: 1 });
+    expect(read.unusable).toEqual({ labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 });
     // The bound is inclusive, and the limit keeps the earliest predicted.
     expect(
       (await wh.predictions.readPairs({ ...q, matureUntil: t0 + 3_000, limit: 3 })).map((p) => p.predictionId),
@@ -329,17 +329,18 @@ describe('labeled_predictions: unusable pairs are counted', () => {
     await wh.predictions.insertJoined(joined.slice(0, 10)); // a replay: FINAL counts each row once
     const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from: t0, limit: 3 };
     const read = await wh.predictions.readPairsCounted(q);
-    expect(read.unusable).toEqual({ labelNotBinary: 3, scoreNotProbability: 40 });
+    expect(read.unusable).toEqual({ labelNotBinary: 3, scoreNotProbability: 40, unscored: 0 });
     expect(read.pairs.map((p) => p.predictionId)).toEqual(['ok0', 'ok1', 'ok2']);
     // From a later `from`: only the rows predicted since.
     expect((await wh.predictions.readPairsCounted({ ...q, from: t0 + 30_000 })).unusable).toEqual({
       labelNotBinary: 3,
       scoreNotProbability: 10,
+      unscored: 0,
     });
     // Nothing paired at all: no pairs, nothing counted.
     expect(await wh.predictions.readPairsCounted({ ...q, challenger: 'v9' })).toEqual({
       pairs: [],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 },
     });
     await ch.close();
   });
@@ -568,29 +569,29 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
     // The shadow test of v2: v1's production answers only.
     expect(await read('v1', 'v2', { version: 'v1', role: 'production' })).toEqual({
       ids: ['s1', 's2'],
-      unusable: { labelNotBinary: 1, scoreNotProbability: 0 },
+      unusable: { labelNotBinary: 1, scoreNotProbability: 0, unscored: 0 },
     });
     // v2's canary test: its canary answers only, never the production-answered rows that carry its score.
     expect(await read('v1', 'v2', { version: 'v2', role: 'canary' })).toEqual({
       ids: ['c1', 'c3'],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 1 },
+      unusable: { labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 },
     });
     // The rollback watch of v2: its production answers only (neither v1's nor its own canary answers).
     expect(await read('v2', 'v1', { version: 'v2', role: 'production' })).toEqual({
       ids: ['w1', 'w2'],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 },
     });
     // A version in a role it never answered in: nothing.
     expect(await read('v1', 'v2', { version: 'v1', role: 'canary' })).toEqual({
       ids: [],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 },
     });
     // Without answeredBy: whatever answered (a read of the data, not a comparison's).
     expect((await read('v1', 'v2')).ids).toEqual(['s1', 's2', 'c1', 'c3', 'w1', 'w2']);
     await ch.close();
   });
 
-  it('unscored (0700): a version that was to score a row and could not is paired with a null score; a canary that could not answer its share is read with its own answers', async () => {
+  it("unscored (0700): in a canary's read, the requests of its share production answered and a version that could not score (null); a shadow's pairs are scored by both, the others counted", async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const wh = warehouseOn(ch);
@@ -634,12 +635,10 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
       });
       return { pairs: r.pairs.map((p) => [p.predictionId, p.incumbent, p.challenger]), unusable: r.unusable };
     };
+    // v2's shadow test: pairs scored by both; s2, c2 and o2 (v2 unscored) counted apart.
     expect(await read({ version: 'v1', role: 'production' })).toEqual({
-      pairs: [
-        ['s1', 0.2, 0.7],
-        ['s2', 0.4, null],
-      ],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+      pairs: [['s1', 0.2, 0.7]],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0, unscored: 3 },
     });
     expect(await read({ version: 'v2', role: 'canary' })).toEqual({
       pairs: [
@@ -648,14 +647,14 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
         ['c3', null, 0.1],
         ['o2', 0.5, null],
       ],
-      unusable: { labelNotBinary: 0, scoreNotProbability: 1 },
+      unusable: { labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 },
     });
-    // v3's shadow test reads the production-answered rows it scored or could not score as a shadow.
-    expect((await read({ version: 'v1', role: 'production' }, 'v3')).pairs).toEqual([
-      ['o1', 0.5, null],
-      ['o2', 0.5, 0.4],
-    ]);
-    // Rows written before 0700 read an empty map (no unscored version).
+    // v3's shadow test: o2 scored by both; o1 (v3 unscored as a shadow) counted apart.
+    expect(await read({ version: 'v1', role: 'production' }, 'v3')).toEqual({
+      pairs: [['o2', 0.5, 0.4]],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0, unscored: 1 },
+    });
+    // A row with no unscored version holds an empty map.
     expect(
       await ch.select(`SELECT unscored FROM ${ch.table('labeled_predictions')} WHERE prediction_id = 's1'`),
     ).toEqual([{ unscored: {} }]);

@@ -53,7 +53,12 @@ export interface PairReader {
     /** `joinedAt`: when the label-joiner joined the row (its wall clock), the bound of its plausible times. */
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string; readonly joinedAt: number }>;
     /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
-    readonly unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number };
+    readonly unusable: {
+      readonly labelNotBinary: number;
+      readonly scoreNotProbability: number;
+      /** A shadow's or a watch's rows where a version could not score (only a canary's charges them). */
+      readonly unscored?: number;
+    };
   }>;
   /**
    * The model's event clock from its labelled predictions, paired or not (event time moves on
@@ -220,7 +225,7 @@ export class ModelController {
       skipped: counter(
         r,
         'driftline_model_controller_skipped_pairs_total',
-        'Paired rows left out of a comparison, by reason: label_not_binary, score_not_probability, time_beyond_future (dated beyond its arrival + the allowed future), invalid',
+        'Paired rows left out of a comparison, by reason: label_not_binary, score_not_probability, unscored (a version could not score: left out of shadow and watch comparisons), time_beyond_future (dated beyond its arrival + the allowed future), invalid',
         ['reason'],
       ),
       pairedRows: counter(
@@ -528,7 +533,9 @@ export class ModelController {
           answeredBy: plan.answeredBy,
           ...(plan.matureUntil === undefined ? {} : { matureUntil: plan.matureUntil }),
         });
-    this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
+    this.metrics.pairedRows.inc(
+      rows.length + unusable.labelNotBinary + unusable.scoreNotProbability + (unusable.unscored ?? 0),
+    );
     if (plan.matureUntil !== undefined) this.checkLateLabels(model, plan, rows, maturity);
     // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
     // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
@@ -543,7 +550,14 @@ export class ModelController {
     for (const r of rows) if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
     // How far past their arrival the rows lie, against the bound, for the warning.
     const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
-    this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
+    this.countLeftOut(
+      model,
+      plan,
+      { ...unusable, unscored: unusable.unscored ?? 0, timeBeyondFuture: ahead },
+      logged,
+      stillLogged,
+      clockDetail,
+    );
     let outcome = runPlan(plan, comparison, plausible, clock);
     // A rollback watch whose time is up with no pair is decided by whether production answered
     // since it began (no pair cannot tell: a production never loaded, a margin-score model and
@@ -780,7 +794,12 @@ export class ModelController {
   private countLeftOut(
     model: string,
     plan: ComparisonPlan,
-    left: { readonly labelNotBinary: number; readonly scoreNotProbability: number; readonly timeBeyondFuture: number },
+    left: {
+      readonly labelNotBinary: number;
+      readonly scoreNotProbability: number;
+      readonly unscored: number;
+      readonly timeBeyondFuture: number;
+    },
     logged: ReadonlySet<string>,
     stillLogged: Set<string>,
     clockDetail: Readonly<Record<string, number>>,
@@ -797,6 +816,12 @@ export class ModelController {
         'label_not_binary',
         left.labelNotBinary,
         'paired rows with a label other than 0/1 left out: the comparison is of binary outcomes',
+      ],
+      [
+        'unscored',
+        'unscored',
+        left.unscored,
+        "paired rows where one version could not score the request (the model-server's `unscored`: a value it cannot take, a score that is not finite, its scorer failing) left out of this shadow or watch comparison: the version that answers fails the request instead (no row), so charging only the other would be one-sided; a canary's comparison charges both (see driftline_model_server_shadow_failures_total)",
       ],
       [
         'timeBeyondFuture',

@@ -522,7 +522,7 @@ describe('unusable pairs', () => {
       pairs: {
         answeredSince: notAsked,
         labelClock: async () => ({ labelTime: T0 + 3_000_000, predictionTime: T0 + 2_999_000 }),
-        readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 2, scoreNotProbability: 1200 } }),
+        readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 2, scoreNotProbability: 1200, unscored: 7 } }),
       },
       logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
     });
@@ -533,14 +533,17 @@ describe('unusable pairs', () => {
         ).map((v) => [v.labels.reason, v.value]),
       );
     await controller.tick();
-    expect(await skipped()).toEqual({ score_not_probability: 1200, label_not_binary: 2 });
+    expect(await skipped()).toEqual({ score_not_probability: 1200, label_not_binary: 2, unscored: 7 });
     await controller.tick();
     // Counted at every tick that reads them, like every skipped pair.
-    expect(await skipped()).toEqual({ score_not_probability: 2400, label_not_binary: 4 });
+    expect(await skipped()).toEqual({ score_not_probability: 2400, label_not_binary: 4, unscored: 14 });
     expect(warnings.map((w) => [w.model, w.reason, w.rows, w.challenger])).toEqual([
       ['fraud', 'scoreNotProbability', 1200, 'v2'],
       ['fraud', 'labelNotBinary', 2, 'v2'],
+      ['fraud', 'unscored', 7, 'v2'],
     ]);
+    // A shadow's rows where a version could not score: left out, said why.
+    expect(warnings[2]?.msg).toMatch(/could not score the request.*left out of this shadow or watch comparison/);
     expect(warnings[0]?.msg).toMatch(/score outside \[0, 1\].*objective is not a probability/);
     // It still ends on max_time with no pair (nothing to compare), but no longer in silence.
     const ended = new ModelController({

@@ -68,25 +68,27 @@ export function labelledTable(rows: LabelledRow[]) {
     readPairs: async (q) => {
       const source = q.answeredBy as PairSource | undefined;
       reads.push(source === undefined ? 'any' : `${source.version}/${source.role}`);
-      // As the warehouse's query: a canary's rows include those of its share it could not answer;
-      // a version unscored on a row is paired with a null score (as a canary, in its own test only).
+      // As the warehouse's query: a canary's rows include those of its share it could not answer
+      // (production answered); in its comparison a version unscored on a row — the canary of its
+      // share, production beside it — is paired with a null score. A shadow's or a watch's pairs are
+      // scored by both.
       const unscoredAs = (r: LabelledRow, v: string) => r.unscored?.[v];
-      const side = (r: LabelledRow, v: string) =>
+      const canary = source?.role === 'canary';
+      const side = (r: LabelledRow, v: string, role: string) =>
         r.scores[v] !== undefined ||
-        (source === undefined
-          ? unscoredAs(r, v) !== undefined
-          : unscoredAs(r, v) === 'shadow' ||
-            unscoredAs(r, v) === 'production' ||
-            (source.role === 'canary' && v === source.version && unscoredAs(r, v) === 'canary'));
+        (source === undefined ? unscoredAs(r, v) !== undefined : canary && unscoredAs(r, v) === role);
       const pairs = rows
         .filter(
           (r) =>
             (source === undefined ||
               (r.answered === source.version && r.role === source.role) ||
-              (source.role === 'canary' && unscoredAs(r, source.version) === 'canary')) &&
+              (canary &&
+                r.answered === q.incumbent &&
+                r.role === 'production' &&
+                unscoredAs(r, source.version) === 'canary')) &&
             r.predictionTime >= q.from &&
-            side(r, q.incumbent) &&
-            side(r, q.challenger) &&
+            side(r, q.incumbent, 'production') &&
+            side(r, q.challenger, 'canary') &&
             (q.matureUntil === undefined || r.predictionTime <= q.matureUntil),
         )
         // With matureUntil (label_maturity): by prediction, then id, as the warehouse reads them.

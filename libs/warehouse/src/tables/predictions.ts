@@ -142,6 +142,11 @@ export interface UnusablePairs {
    * probability, e.g. XGBoost `binary:logitraw` margins.
    */
   readonly scoreNotProbability: number;
+  /**
+   * In a shadow's or a watch's comparison: rows where one of the versions could not score
+   * (`unscored`); only a canary's comparison charges those (see its `readPairs`).
+   */
+  readonly unscored: number;
 }
 
 /** {@link PredictionStore.readPairsCounted}: the pairs, and the rows left out of them. */
@@ -248,10 +253,11 @@ export interface PredictionStore {
     baseVersion?: string,
   ): Promise<TrainingRow[]>;
   /**
-   * Labeled rows of `model` whose `scores` hold BOTH versions — or whose `unscored` holds one of
-   * them (that version's score is then null: it was to score the instance and could not) —,
-   * answered as `answeredBy` says (when given; the rows that version was to answer in that role but
-   * could not, production answering instead, are included), with prediction_time >= from, ordered by ARRIVAL — (joined_at, prediction_id) — at
+   * Labeled rows of `model` whose `scores` hold BOTH versions, answered as `answeredBy` says (when
+   * given). A canary's (`answeredBy` role canary) also holds the requests of its share it could not
+   * answer (production answered), and a row whose `unscored` names the canary or production beside
+   * it, that version's score null (charged in its comparison). Read with no `answeredBy`, any
+   * unscored version is a null score. Then with prediction_time >= from, ordered by ARRIVAL — (joined_at, prediction_id) — at
    * most `limit` (deduplicated: FINAL). Shadow rows are never joined, so each instance is one row,
    * keyed by the answered prediction. Only rows the binary comparison can use (label 0 or 1, both
    * scores in [0, 1]): a row it would skip must not take a place under `limit`, or a comparison
@@ -847,30 +853,45 @@ export class ClickHousePredictionStore implements PredictionStore {
             "AND prediction_time <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')",
           ];
     const table = `${this.ch.table('labeled_predictions')} FINAL`;
-    // The requests the version answered in the role; for a canary, also those of its share it
-    // could not answer (production answered them; `unscored` names it as canary): its evidence.
-    const answered =
+    const base = `model = {model:String} AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') ${mature}`;
+    const columns =
+      'prediction_id, prediction_time, label_time, joined_at, label, scores, unscored, model_version, role';
+    const canary = q.answeredBy?.role === 'canary';
+    // The requests the comparison is about: those the version answered in the role, and for a
+    // canary also those of its share it could not answer (production answered them; `unscored`
+    // names it as canary). Two reads, each by the table's key (model, model_version, ...): one
+    // OR of both read every granule of the model.
+    const source =
       q.answeredBy === undefined
-        ? ''
-        : `AND ((model_version = {answeredVersion:String} AND role = {answeredRole:String})
-             OR ({answeredRole:String} = 'canary' AND unscored[{answeredVersion:String}] = 'canary'))`;
-    // A version scored the row, or was to and could not (`unscored`: charged its worst answer, see
-    // runPlan). As a canary, only in its own comparison: a row of its share is no other stage's.
-    const side = (v: string) =>
+        ? `SELECT ${columns} FROM ${table} WHERE ${base}`
+        : `SELECT ${columns} FROM ${table} WHERE ${base}
+             AND model_version = {answeredVersion:String} AND role = {answeredRole:String}` +
+          (canary
+            ? `
+           UNION ALL
+           SELECT ${columns} FROM ${table} WHERE ${base}
+             AND model_version = {incumbent:String} AND role = 'production'
+             AND unscored[{answeredVersion:String}] = 'canary'`
+            : '');
+    const scored = (v: string) => `mapContains(scores, {${v}:String})`;
+    const anySide = (v: string) => `(${scored(v)} OR mapContains(unscored, {${v}:String}))`;
+    // A side of a pair: the version scored the row, or — in a canary's comparison (charged its
+    // worst answer, see runPlan's chargesUnscored), or a read of no comparison — was to and could
+    // not: the canary of its share, production beside it. A shadow's or a watch's pairs are scored
+    // by both; their rows with an unscored side are counted apart.
+    const side = (v: 'incumbent' | 'challenger') =>
       q.answeredBy === undefined
-        ? `(mapContains(scores, {${v}:String}) OR mapContains(unscored, {${v}:String}))`
-        : `(mapContains(scores, {${v}:String}) OR unscored[{${v}:String}] IN ('shadow', 'production')
-            OR ({answeredRole:String} = 'canary' AND {${v}:String} = {answeredVersion:String}
-                AND unscored[{${v}:String}] = 'canary'))`;
-    const scoreOf = (v: string) => `if(mapContains(scores, {${v}:String}), toNullable(scores[{${v}:String}]), NULL)`;
-    const paired = `model = {model:String} ${answered}
-         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') ${mature}
-         AND ${side('incumbent')} AND ${side('challenger')}`;
-    const probability = (v: string) =>
-      `(NOT mapContains(scores, {${v}:String}) OR scores[{${v}:String}] BETWEEN 0 AND 1)`;
+        ? anySide(v)
+        : canary
+          ? `(${scored(v)} OR unscored[{${v}:String}] = '${v === 'incumbent' ? 'production' : 'canary'}')`
+          : scored(v);
+    const paired = `${side('incumbent')} AND ${side('challenger')}`;
+    const scoreOf = (v: string) => `if(${scored(v)}, toNullable(scores[{${v}:String}]), NULL)`;
+    const probability = (v: string) => `(NOT ${scored(v)} OR scores[{${v}:String}] BETWEEN 0 AND 1)`;
     const probabilities = `${probability('incumbent')} AND ${probability('challenger')}`;
     // One statement: the pairs (kind 0; a row the test cannot use never takes a place under the
-    // limit), then one row (kind 1) counting the rows left out, by reason.
+    // limit), then one row (kind 1) counting the rows left out, by reason. (Aliases unlike the
+    // columns: ClickHouse reads a column name as the alias that shadows it.)
     const rows = await this.ch.select<{
       kind: number;
       prediction_id: string;
@@ -884,22 +905,24 @@ export class ClickHousePredictionStore implements PredictionStore {
       role: string;
       bad_label: string | number;
       bad_score: string | number;
+      bad_unscored: string | number;
     }>(
       `SELECT * FROM (
          (SELECT 0 AS kind, prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt,
             toUnixTimestamp64Milli(label_time) AS lt, toUnixTimestamp64Milli(joined_at) AS jt, label,
             ${scoreOf('incumbent')} AS incumbent,
             ${scoreOf('challenger')} AS challenger, toString(model_version) AS model_version,
-            toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score
-          FROM ${table}
+            toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score, toUInt64(0) AS bad_unscored
+          FROM (${source})
           WHERE ${paired} AND label IN (0, 1) AND ${probabilities}
           ORDER BY ${order}
           LIMIT {limit:UInt32})
          UNION ALL
          (SELECT 1, '', toInt64(0), toInt64(0), toInt64(0), toFloat64(0), toNullable(toFloat64(0)), toNullable(toFloat64(0)), '', '',
-            countIf(NOT (label IN (0, 1))), countIf(label IN (0, 1) AND NOT (${probabilities}))
-          FROM ${table}
-          WHERE ${paired})
+            countIf(${paired} AND NOT (label IN (0, 1))), countIf(${paired} AND label IN (0, 1) AND NOT (${probabilities})),
+            countIf(NOT (${paired}))
+          FROM (${source})
+          WHERE ${anySide('incumbent')} AND ${anySide('challenger')})
        )
        ORDER BY kind, ${outerOrder}`,
       {
@@ -915,10 +938,14 @@ export class ClickHousePredictionStore implements PredictionStore {
       },
     );
     const pairs: PairedOutcome[] = [];
-    let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0 };
+    let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 };
     for (const r of rows) {
       if (Number(r.kind) === 1) {
-        unusable = { labelNotBinary: Number(r.bad_label), scoreNotProbability: Number(r.bad_score) };
+        unusable = {
+          labelNotBinary: Number(r.bad_label),
+          scoreNotProbability: Number(r.bad_score),
+          unscored: Number(r.bad_unscored),
+        };
         continue;
       }
       pairs.push({

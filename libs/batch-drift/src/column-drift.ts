@@ -17,6 +17,7 @@ import {
 } from '@driftline/stats';
 import { type Column, isTextNumber, parseNumberText, quotedName, suggestedOption } from './columns.js';
 import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
+import { floatPairAtWidth } from './narrow-float.js';
 import { timeTextColumn, timeTextValue } from './time-text.js';
 
 export interface DriftOptions {
@@ -118,9 +119,12 @@ export function columnDrift(referenceColumn: Column, currentColumn: Column, opti
 }
 
 function compareColumns(referenceRead: Column, currentRead: Column, options: DriftOptions): ColumnDrift {
-  // A timestamp, date or time of day (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers.
-  const reference = timeTextColumn(currentRead, referenceRead) ?? referenceRead;
-  const current = timeTextColumn(referenceRead, currentRead) ?? currentRead;
+  // A timestamp, date or time of day (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers;
+  // a float32/16 column against any spelling of the same values (shortest digits, widened): the same numbers.
+  const [reference, current] = floatPairAtWidth(
+    timeTextColumn(currentRead, referenceRead) ?? referenceRead,
+    timeTextColumn(referenceRead, currentRead) ?? currentRead,
+  );
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
     // Sort each column once: every statistic (both modes) walks the sorted samples, and sorting is
     // most of the time on large tables (re-sorting a sorted array is a linear check).

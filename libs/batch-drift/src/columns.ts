@@ -23,6 +23,13 @@ export type Column =
        * text: `timeColumnsAsNumbers` reads that text as the same numbers.
        */
       readonly time?: TimeKind;
+      /**
+       * The column is an Arrow/Parquet float32 (32) or float16 (16) column: its values are the stored
+       * ones, widened exactly (float32 0.1 is 0.10000000149011612). `floatColumnsAtWidth` compares a
+       * pair holding one at that width, each value at its shortest digits (0.1), whatever the other
+       * side's spelling of the same value; `profilesFromColumns` profiles it at its shortest digits.
+       */
+      readonly float?: 16 | 32;
     }
   | { readonly name: string; readonly kind: 'categorical'; readonly values: ReadonlyArray<string | null> };
 

@@ -91,7 +91,7 @@ function splitExponential(text: string, trim = true): [string, number] {
 }
 
 /** `x` rounded to the nearest IEEE half-precision value (Node 20 has no Math.f16round). */
-function f16round(x: number): number {
+export function f16round(x: number): number {
   const a = Math.abs(x);
   if (!Number.isFinite(a) || a === 0) return x;
   if (a >= 65520) return Math.sign(x) * Number.POSITIVE_INFINITY;

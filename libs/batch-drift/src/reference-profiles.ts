@@ -3,6 +3,7 @@ import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
 import { type Column, quotedName } from './columns.js';
 import { csvColumns } from './csv.js';
+import { atOwnWidth } from './narrow-float.js';
 
 export interface ReferenceColumns {
   /** Column holding the model's prediction (profiled as `__prediction__`); default `prediction`. */
@@ -67,7 +68,8 @@ export function profilesFromColumns(
     }
     profiledFrom.set(feature, column.name);
     try {
-      out.set(feature, buildReferenceProfile(column.values));
+      // A float32/16 column at its shortest digits: the Parquet and its CSV give one profile.
+      out.set(feature, buildReferenceProfile(atOwnWidth(column).values));
     } catch (error) {
       throw new DriftlineError(
         'VALIDATION_FAILED',

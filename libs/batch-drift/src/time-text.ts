@@ -49,15 +49,15 @@ export function timeTextColumn(typed: Column, text: Column): Column | undefined 
 }
 
 const INSTANT =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::\d{2}(?::\d{2})?|\d{2}(?:\d{2})?)?)?)?$/;
 const TIME_OF_DAY = /^(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?$/;
 
 /**
  * ISO-8601 text as the number the Arrow and Parquet readers make of the same value: a timestamp or
- * date (`YYYY-MM-DD`, optionally `[T ]hh:mm[:ss[.f…]]` and `Z` or an offset; without one the time
- * is UTC, as pyarrow stores a naive timestamp) as epoch milliseconds, a time of day (`hh:mm[:ss[.f…]]`)
- * as milliseconds since midnight; microseconds kept as the fraction, nanoseconds cut to microseconds
- * toward zero as the readers cut them. Exact (the same double as the reader's) for instants within
+ * date (`YYYY-MM-DD`, optionally `[T ]hh:mm[:ss[.f…]]` and `Z` or an offset `±hh[:mm[:ss]]` or
+ * `±hh[mm[ss]]`; without one the time is UTC, as pyarrow stores a naive timestamp) as epoch
+ * milliseconds, a time of day (`hh:mm[:ss[.f…]]`) as milliseconds since midnight; microseconds kept
+ * as the fraction, nanoseconds cut to microseconds toward zero as the readers cut them. Exact (the same double as the reader's) for instants within
  * about 285 years of 1970. Undefined for anything else (an impossible date or time included).
  */
 export function timeTextValue(text: string, kind: TimeKind): number | undefined {
@@ -88,14 +88,20 @@ export function timeTextValue(text: string, kind: TimeKind): number | undefined 
   return (seconds * 1_000_000 + micros + cutUp) / 1000;
 }
 
-/** `Z`, `+hh`, `+hhmm`, `+hh:mm` as seconds east of UTC (0 when absent); undefined when out of range. */
+/**
+ * `Z`, `+hh`, `+hh:mm`, `+hhmm`, `+hh:mm:ss`, `+hhmmss` as seconds east of UTC (0 when absent);
+ * undefined when out of range. Seconds are what pandas writes for a zone's historic offsets
+ * (Asia/Kolkata's local mean time `+05:21:10`, Amsterdam's of 1890 `+00:19:32`): refused, such a
+ * column could not be compared with its Parquet.
+ */
 function zoneSeconds(zone: string | undefined): number | undefined {
   if (zone === undefined || zone === 'Z') return 0;
-  const digits = zone.slice(1).replace(':', '');
+  const digits = zone.slice(1).replaceAll(':', '');
   const h = Number(digits.slice(0, 2));
-  const mi = Number(digits.slice(2) || 0);
-  if (h > 23 || mi > 59) return undefined;
-  return (zone[0] === '-' ? -1 : 1) * (h * 3600 + mi * 60);
+  const mi = Number(digits.slice(2, 4) || 0);
+  const s = Number(digits.slice(4) || 0);
+  if (h > 23 || mi > 59 || s > 59) return undefined;
+  return (zone[0] === '-' ? -1 : 1) * (h * 3600 + mi * 60 + s);
 }
 
 function daysInMonth(y: number, mo: number): number {

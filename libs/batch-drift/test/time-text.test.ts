@@ -15,6 +15,28 @@ describe('timeTextValue: ISO-8601 text as the Arrow/Parquet readers number the s
     expect(timeTextValue('00:00', 'time')).toBe(0);
   });
 
+  it('reads offsets with seconds, as pandas writes historic ones (Kolkata 1875 +05:21:10), colons or none', () => {
+    // pandas' to_csv of Asia/Kolkata and Europe/Amsterdam (1890) timestamps: local mean time offsets.
+    const utc = Date.UTC(1875, 0, 1, 10, 14, 59);
+    expect(timeTextValue('1875-01-01 15:36:09.000001+05:21:10', 'timestamp')).toBe((utc * 1000 + 1) / 1000);
+    expect(timeTextValue('1875-01-01T15:36:09.000001+052110', 'timestamp')).toBe((utc * 1000 + 1) / 1000);
+    expect(timeTextValue('1890-06-01 12:19:32+00:19:32', 'timestamp')).toBe(Date.UTC(1890, 5, 1, 12));
+    expect(timeTextValue('1890-06-01 11:40:28-00:19:32', 'timestamp')).toBe(Date.UTC(1890, 5, 1, 12));
+    expect(timeTextValue('1890-06-01 11:40:28-001932', 'timestamp')).toBe(Date.UTC(1890, 5, 1, 12));
+    expect(timeTextValue('2025-01-09 17:31:18+05', 'timestamp')).toBe(Date.UTC(2025, 0, 9, 12, 31, 18));
+    // Impossible or mixed spellings stay refused.
+    for (const text of [
+      '1890-06-01 12:00:00+00:19:60',
+      '1890-06-01 12:00:00+00:1932',
+      '1890-06-01 12:00:00+0019:32',
+      '1890-06-01 12:00:00+00:19:3',
+      '1890-06-01 12:00:00+001',
+      '1890-06-01 12:00:00+00:19:32.5',
+    ]) {
+      expect(timeTextValue(text, 'timestamp'), text).toBeUndefined();
+    }
+  });
+
   it('cuts nanoseconds to microseconds toward zero, as the readers cut the stored integer', () => {
     expect(timeTextValue('1970-01-01 00:00:01.000001999', 'timestamp')).toBe(1000.001);
     // Before 1970 the stored integer is negative: toward zero is up.

@@ -1,5 +1,5 @@
 import { type CsvOptions, parseNameList, quotedName, suggestedOption } from '@driftline/batch-drift';
-import { ConfigError } from '@driftline/core';
+import { ConfigError, closestNames, DriftlineError, editDistance } from '@driftline/core';
 
 /** What `readTable` takes: the CSV delimiter and the column selection and forced types. */
 export type ReadOptions = CsvOptions;
@@ -14,7 +14,8 @@ export const tableOptionsUsage = `  Formats: CSV (RFC 4180: header row, quoted f
   nan, null, NULL, None, …) are missing.
   --delimiter C          CSV field separator: one character, or tab (default ',', tab for .tsv)
   --columns a,b          read only these columns
-  --ignore c,d           leave these columns out
+  --ignore c,d           leave these columns out (each a column of a table read: a name no table has
+                         is an input error naming the close ones)
   --categorical x,y      read these columns as categories even if every value is a number
   --numeric z            these columns must be numbers (a value that is not is an error naming its line)
   List options take comma-separated names and may be repeated. In a name a backslash keeps a
@@ -74,4 +75,36 @@ export function tableOptionsFrom(values: {
   }
   checkConflicts(out);
   return out;
+}
+
+/** Header names an unknown name's error lists when none is close to it; the rest are counted. */
+const LISTED_COLUMNS = 12;
+
+/**
+ * Refuses a name given to `option` (`--ignore`, `--exclude`) that no table read has: a typo left
+ * the column in, silently. A name one of the tables has is fine — for `drift` it is the way to leave
+ * out a column the other table lacks. An input error (3), as a `--columns` name the table lacks:
+ * one line naming the name and the file(s), with the closest column names, else the columns.
+ */
+export function checkIgnoredNames(
+  option: string,
+  names: readonly string[] | undefined,
+  tables: ReadonlyArray<{ readonly path: string; readonly header: readonly string[] }>,
+): void {
+  const known = new Set(tables.flatMap((t) => t.header));
+  const unknown = names?.find((name) => !known.has(name));
+  if (unknown === undefined) return;
+  const files = tables.map((t) => t.path).join(' or ');
+  // Close: at most a third of the name's characters off (closestNames alone offers 3 edits, so `id` got `age`).
+  const near = closestNames(unknown, known).filter(
+    (name) => editDistance(unknown, name) <= Math.max(1, Math.floor(unknown.length / 3)),
+  );
+  const all = [...known];
+  const listed = all.slice(0, LISTED_COLUMNS).map(quotedName).join(', ');
+  const more = all.length > LISTED_COLUMNS ? ` and ${all.length - LISTED_COLUMNS} more` : '';
+  const hint =
+    near.length > 0
+      ? `did you mean ${near.map((name) => suggestedOption(option, name)).join(' or ')}?`
+      : `the columns are ${listed}${more}`;
+  throw new DriftlineError('BAD_REQUEST', `${files}: no column ${quotedName(unknown)} (given to ${option}) — ${hint}`);
 }

@@ -14,7 +14,6 @@ import {
 } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
-import { narrowFloatValue } from './narrow-float.js';
 import type { ReadOptions } from './table-options.js';
 
 type Format = 'csv' | 'arrow' | 'parquet';
@@ -132,20 +131,77 @@ export function readBytes(path: string, maxBytes = MAX_TABLE_BYTES): Buffer {
  * forces types the same way for every format.
  */
 export async function readTable(path: string, options: ReadOptions = {}): Promise<Column[]> {
+  return (await readTableAndHeader(path, options)).columns;
+}
+
+/** A table read, and every column name of its file (before `--columns` and `--ignore`). */
+export interface TableRead {
+  readonly columns: Column[];
+  readonly header: readonly string[];
+}
+
+/**
+ * {@link readTable}, and the names of every column of the file: what an `--ignore` name is checked
+ * against (`checkIgnoredNames`), since the columns read no longer hold the ones it left out.
+ */
+export async function readTableAndHeader(path: string, options: ReadOptions = {}): Promise<TableRead> {
   const bytes = readBytes(path);
   const format = detectFormat(path, bytes);
   if (format === 'csv') {
     const delimiter = options.delimiter ?? (/\.tsv(\.gz)?$/i.test(path) ? '\t' : undefined);
-    return csvColumns(bytes, path, { ...options, ...(delimiter === undefined ? {} : { delimiter }) });
+    const csvOptions = delimiter === undefined ? {} : { delimiter };
+    const columns = csvColumns(bytes, path, { ...options, ...csvOptions });
+    // The header record alone, read by the same reader: the file has just been read whole, so it is valid.
+    const header = csvColumns(bytes.subarray(0, csvHeaderEnd(bytes, delimiter)), path, csvOptions).map((c) => c.name);
+    return { columns, header };
   }
-  const wanted = (name: string) =>
-    (options.columns === undefined || options.columns.includes(name)) && !(options.ignore ?? []).includes(name);
+  const header: string[] = [];
+  const seen = new Set<string>();
+  // Every top-level column of an Arrow or Parquet file is asked about (nested ones too; Parquet's first).
+  const wanted = (name: string) => {
+    if (!seen.has(name)) {
+      seen.add(name);
+      header.push(name);
+    }
+    return (options.columns === undefined || options.columns.includes(name)) && !(options.ignore ?? []).includes(name);
+  };
   const asText = (name: string) => options.categorical?.includes(name) ?? false;
   const columns =
     format === 'arrow'
       ? await arrowColumns(bytes, path, wanted, asText)
       : await parquetColumns(bytes, path, wanted, asText);
-  return applyTableOptions(columns, options, path);
+  return { columns: applyTableOptions(columns, options, path), header };
+}
+
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * The offset just past a CSV's header record, as the reader finds it (libs/batch-drift csv.ts): a
+ * UTF-8 BOM and blank lines skipped, then fields up to the first line end outside a field that
+ * starts with a quote (a doubled quote inside one is a quote).
+ */
+function csvHeaderEnd(bytes: Uint8Array, delimiter: string | undefined): number {
+  const d = delimiter === undefined ? ',' : delimiter === 'tab' || delimiter === '\\t' ? '\t' : delimiter;
+  const separator = d.charCodeAt(0);
+  const n = bytes.length;
+  let i = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < n && (bytes[i] === LF || bytes[i] === CR)) i++;
+  while (i < n) {
+    if (bytes[i] === QUOTE) {
+      for (i++; i < n; i++) {
+        if (bytes[i] !== QUOTE) continue;
+        if (bytes[i + 1] !== QUOTE) break;
+        i++;
+      }
+      i++; // the closing quote
+    }
+    while (i < n && bytes[i] !== separator && bytes[i] !== LF && bytes[i] !== CR) i++;
+    if (i >= n || bytes[i] !== separator) return i;
+    i++;
+  }
+  return i;
 }
 
 /**
@@ -321,11 +377,25 @@ function arrowColumn(
         : DataType.isTime(type)
           ? 'time'
           : undefined;
-    return { name, kind: 'numeric', values, integerText, ...(time === undefined ? {} : { time }) };
+    // float32/16: the width, so that a pair is compared at it whatever the other side's spelling.
+    const float = DataType.isFloat(type) ? narrowWidth(arrow, type.precision) : undefined;
+    return {
+      name,
+      kind: 'numeric',
+      values,
+      integerText,
+      ...(time === undefined ? {} : { time }),
+      ...(float === undefined ? {} : { float }),
+    };
   }
   const values: Array<string | null> = [];
   for (let r = 0; r < vector.length; r++) values.push(cellText(vector.get(r), path, name, r));
   return { name, kind: 'categorical', values };
+}
+
+/** 16 or 32 for an Arrow Float16 or Float32 column, undefined for Float64. */
+function narrowWidth(arrow: Arrow, precision: number): 16 | 32 | undefined {
+  return precision === arrow.Precision.HALF ? 16 : precision === arrow.Precision.SINGLE ? 32 : undefined;
 }
 
 type Arrow = typeof import('apache-arrow');
@@ -374,13 +444,8 @@ function numericCell(
         }[type.unit];
     return (r) => toNumber(vector.get(r) as bigint | number);
   }
-  // float16 and float32 as the numbers their CSV holds (shortest digits): 19.99, not 19.9899997….
-  if (DataType.isFloat(type) && type.precision === Precision.HALF)
-    return (r) => narrowFloatValue(Number(vector.get(r)), 16);
-  if (DataType.isFloat(type) && type.precision === Precision.SINGLE) {
-    const values = vector.toArray() as ArrayLike<number>;
-    return (r) => narrowFloatValue(values[r]!, 32);
-  }
+  // float16 and float32 widened exactly (the column is marked with its width: `Column.float`).
+  if (DataType.isFloat(type) && type.precision === Precision.HALF) return (r) => Number(vector.get(r));
   if (DataType.isInt(type) || DataType.isFloat(type)) {
     const values = vector.toArray() as ArrayLike<unknown>;
     return (r) => Number(values[r]);
@@ -562,11 +627,7 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
         return { name, kind: 'categorical' as const, values: cells.map(text) };
       }
       if (numeric) {
-        // float16 and float32 as the numbers their CSV holds (shortest digits), as the Arrow reader.
-        const narrow = bits === 16 || bits === 32 ? bits : undefined;
-        const toNumber =
-          timeOfDay.get(name) ??
-          (narrow === undefined ? Number : (v: bigint | number) => narrowFloatValue(Number(v), narrow));
+        const toNumber = timeOfDay.get(name) ?? Number;
         const values = new Float64Array(rows);
         for (let r = 0; r < rows; r++)
           values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : toNumber(cells[r] as bigint | number);
@@ -577,6 +638,8 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
           values,
           integerText: integerTyped.has(name),
           ...(time === undefined ? {} : { time }),
+          // float32/16 widened exactly, marked with the width (as the Arrow reader).
+          ...(bits === 16 || bits === 32 ? { float: bits } : {}),
         };
       }
       return { name, kind: 'categorical' as const, values: cells.map((v, r) => cellText(v, path, name, r)) };

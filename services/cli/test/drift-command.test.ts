@@ -406,3 +406,137 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     unlinkSync(html);
   });
 });
+
+describe('driftline drift / reference: an --ignore name no table has is refused (a typo left the column in)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftline-ignore-'));
+  const rows = Array.from({ length: 40 }, (_, i) => `${i},${'abc'[i % 3]}`);
+  const ref = join(dir, 'ref.csv');
+  const cur = join(dir, 'cur.csv');
+  const extra = join(dir, 'extra.csv');
+  writeFileSync(ref, `amount,country\n${rows.join('\n')}\n`);
+  writeFileSync(cur, `amount,country\n${rows.join('\n')}\n`);
+  writeFileSync(extra, `amount,country,only_ref\n${rows.map((r) => `${r},1`).join('\n')}\n`);
+  const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  // Should the check ever let a name through, `reference` stores into an engine of this test's own,
+  // not the repository's .driftline/chdb.
+  const env: NodeJS.ProcessEnv = { ...process.env, DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'chdb') };
+  delete env.DRIFTLINE_CLICKHOUSE_URL;
+  const refused = async (args: string[], line: string) => {
+    const result = await run(process.execPath, [cliMain(), ...args], { cwd: root, env }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect([result.code, result.stdout, result.stderr]).toEqual([3, '', `driftline: ${line}\n`]);
+  };
+
+  it('a name in neither table: exit 3 (as a --columns name the table lacks), one line with the close names', async () => {
+    await refused(
+      ['drift', '--reference', ref, '--current', cur, '--ignore', 'country,amout'],
+      `${ref} or ${cur}: no column "amout" (given to --ignore) — did you mean --ignore amount?`,
+    );
+    // Nothing close: the columns.
+    await refused(
+      ['drift', '--reference', ref, '--current', cur, '--ignore', 'customer_segment'],
+      `${ref} or ${cur}: no column "customer_segment" (given to --ignore) — the columns are "amount", "country"`,
+    );
+    // The same exit code as a --columns name the table lacks.
+    const columns = await driftline('drift', '--reference', ref, '--current', cur, '--columns', 'amout');
+    expect([columns.code, columns.stderr]).toEqual([
+      3,
+      expect.stringContaining('no column "amout" (given to --columns)'),
+    ]);
+  });
+
+  it('a name in one table only is fine: the way to leave out a column the other lacks', async () => {
+    for (const [a, b] of [
+      [extra, cur],
+      [ref, extra],
+    ]) {
+      const { code, stdout } = await driftline(
+        'drift',
+        '--reference',
+        a!,
+        '--current',
+        b!,
+        '--ignore',
+        'only_ref',
+        '--json',
+      );
+      expect(code).toBe(0);
+      expect(
+        stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).column),
+      ).toEqual(['amount', 'country']);
+    }
+  });
+
+  it('Parquet and Arrow: every column of the file counts, the ones left out included', async () => {
+    await refused(
+      ['drift', '--reference', fixture('table-zstd.parquet'), '--current', fixture('table.arrow'), '--ignore', 'colr'],
+      `${fixture('table-zstd.parquet')} or ${fixture('table.arrow')}: no column "colr" (given to --ignore) — did you mean --ignore color?`,
+    );
+    const ok = await driftline(
+      ...[
+        'drift',
+        '--reference',
+        fixture('table-zstd.parquet'),
+        '--current',
+        fixture('table.csv'),
+        '--ignore',
+        'color,x',
+        '--json',
+      ],
+    );
+    expect(ok.code).toBe(0);
+    expect(
+      ok.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).column),
+    ).toEqual(['n', 'small', 'flag', 'code']);
+  });
+
+  it('reference: --ignore and --exclude each named in the line, before ClickHouse is opened', async () => {
+    const base = ['reference', '--model', 'm', '--version', 'v1', '--file', ref];
+    await refused(
+      [...base, '--exclude', 'countyr'],
+      `${ref}: no column "countyr" (given to --exclude) — did you mean --exclude country?`,
+    );
+    await refused(
+      [...base, '--ignore', 'amount', '--ignore', 'x'],
+      `${ref}: no column "x" (given to --ignore) — the columns are "amount", "country"`,
+    );
+  });
+});
+
+describe('driftline drift: one table in two spellings does not drift (found by a review)', () => {
+  const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  const rows = async (reference: string, current: string, ...more: string[]) => {
+    const { stdout, stderr, code } = await driftline(
+      ...['drift', '--reference', fixture(reference), '--current', fixture(current), '--json', ...more],
+    );
+    expect(code, stderr).toBe(0);
+    return stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { column: string; psi: number; ks_statistic: number; drifted: boolean })
+      .map((r) => [r.column, r.psi, r.ks_statistic, r.drifted]);
+  };
+
+  it('float32 Parquet against its float64 upcast (PSI 4.8, KS p 1.5e-39) or that upcast’s CSV', async () => {
+    const same = ['rate', 'price', 'score'].map((c) => [c, 0, 0, false]);
+    expect(await rows('spellings-f32.parquet', 'spellings-f64.parquet')).toEqual(same);
+    expect(await rows('spellings-f64.csv', 'spellings-f32.arrow')).toEqual(same);
+    expect(await rows('spellings-mixed.parquet', 'spellings-f32.csv')).toEqual(same);
+  });
+
+  it('pandas’ CSV of timestamps whose historic offsets hold seconds (+05:21:10) against its Parquet', async () => {
+    expect(await rows('zones.parquet', 'zones.csv', '--min-rows', '1')).toEqual([
+      ['kolkata', 0, 0, false],
+      ['amsterdam', 0, 0, false],
+      ['utc', 0, 0, false],
+    ]);
+  });
+});

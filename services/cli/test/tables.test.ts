@@ -4,11 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { type Column, profilesFromColumns, tableDrift, timeColumnsAsNumbers } from '@driftline/batch-drift';
+import {
+  type Column,
+  floatColumnsAtWidth,
+  profilesFromColumns,
+  tableDrift,
+  timeColumnsAsNumbers,
+} from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { categoricalValue } from '@driftline/drift';
 import { describe, expect, it } from 'vitest';
-import { MAX_TABLE_BYTES, readBytes, readTable } from '../src/tables.js';
+import { MAX_TABLE_BYTES, readBytes, readTable, readTableAndHeader } from '../src/tables.js';
 
 // Fixtures written by pyarrow (fixtures/make-tables.py): one table as CSV, Parquet and Arrow IPC.
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -184,7 +190,13 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
     const path = join(dir, 'half-decimal.arrow');
     writeFileSync(path, A.tableToIPC(new A.Table({ half, decimal, whole }), 'file'));
     expect(await readTable(path)).toEqual([
-      { name: 'half', kind: 'numeric', values: Float64Array.of(0.5, 1, -2, Number.NaN), integerText: false },
+      {
+        name: 'half',
+        kind: 'numeric',
+        values: Float64Array.of(0.5, 1, -2, Number.NaN),
+        integerText: false,
+        float: 16,
+      },
       {
         name: 'decimal',
         kind: 'numeric',
@@ -308,7 +320,10 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
     expect(Array.from(csv[0]!.values as Float64Array).filter((v) => v === 19.99).length).toBeGreaterThan(0);
     for (const name of ['float32.parquet', 'float32.arrow']) {
       const typed = await readTable(fixture(name));
-      expect(plain(typed), name).toEqual(plain(csv));
+      // The pair as the drift command compares it (HTML page included): the same numbers.
+      const [typedAsPair, csvAsPair] = floatColumnsAtWidth(typed, csv);
+      expect(plain(typedAsPair), name).toEqual(plain(csv));
+      expect(plain(csvAsPair), name).toEqual(plain(csv));
       expect(noDrift(tableDrift(typed, csv, {})), name).toEqual([
         { column: 'price', kind: 'numeric', psi: 0, ks: 0, drifted: false },
         { column: 'score', kind: 'numeric', psi: 0, ks: 0, drifted: false },
@@ -339,6 +354,111 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
         asNumbers.map((c) => plain([c])[0]!.values),
         name,
       ).toEqual(typed.map((c) => plain([c])[0]!.values));
+    }
+  });
+
+  it('float32 data in every spelling pandas leaves it: no pair drifts (the float64 upcast drifted, PSI 4.8)', async () => {
+    // spellings-f32.* float32 as Parquet, Arrow and pandas' CSV (0.1); spellings-f64.* the frame
+    // astype(float) and its CSV (0.10000000149011612); spellings-mixed.parquet half of each.
+    const names = [
+      'spellings-f32.parquet',
+      'spellings-f32.arrow',
+      'spellings-f32.csv',
+      'spellings-f64.parquet',
+      'spellings-f64.arrow',
+      'spellings-f64.csv',
+      'spellings-mixed.parquet',
+    ];
+    const tables = await Promise.all(names.map((name) => readTable(fixture(name))));
+    const same = ['rate', 'price', 'score'].map((column) => ({
+      column,
+      kind: 'numeric',
+      psi: 0,
+      ks: 0,
+      drifted: false,
+    }));
+    const csv = plain(tables[2]!);
+    for (const [i, reference] of tables.entries()) {
+      for (const [j, current] of tables.entries()) {
+        const pair = `${names[i]} against ${names[j]}`;
+        // The drift command's columns (its HTML page too), and columnDrift on the columns as read.
+        const [a, b] = floatColumnsAtWidth(reference, current);
+        expect(noDrift(tableDrift(a, b, {})), pair).toEqual(same);
+        expect(noDrift(tableDrift(reference, current, {})), pair).toEqual(same);
+        // Every spelling is the number of pandas' CSV of the float32 table: its shortest digits.
+        expect(plain(a), pair).toEqual(csv);
+        expect(plain(b), pair).toEqual(csv);
+      }
+    }
+    // `driftline reference`: one profile whichever spelling the training table is in.
+    const profiles = profilesFromColumns(tables[2]!);
+    for (const [i, table] of tables.entries()) expect(profilesFromColumns(table), names[i]).toEqual(profiles);
+  });
+
+  it('a float16 column against its CSV and its float64 upcast: no drift, as the CSV’s digits', async () => {
+    const typed = await Promise.all(['half.parquet', 'half.arrow'].map((name) => readTable(fixture(name))));
+    const others = await Promise.all(['half.csv', 'half-f64.parquet'].map((name) => readTable(fixture(name))));
+    const csv = plain(others[0]!);
+    expect(csv[0]!.values).toContain(0.3);
+    for (const half of typed) {
+      for (const other of [...typed, ...others]) {
+        for (const [a, b] of [floatColumnsAtWidth(half, other), floatColumnsAtWidth(other, half)]) {
+          expect(plain(a)).toEqual(csv);
+          expect(plain(b)).toEqual(csv);
+        }
+        expect(noDrift(tableDrift(half, other, {}))).toEqual([
+          { column: 'half', kind: 'numeric', psi: 0, ks: 0, drifted: false },
+        ]);
+      }
+      expect(profilesFromColumns(half)).toEqual(profilesFromColumns(others[0]!));
+    }
+  });
+
+  it('float32 (float16) against other float64 data is compared at its width, as scipy compares it cast', async () => {
+    const expected = JSON.parse(readFileSync(fixture('spellings-scipy.json'), 'utf8')) as {
+      ks_2samp: Record<string, { ks_statistic: number; ks_p_value: number }>;
+    };
+    const rows = [];
+    for (const [reference, current] of [
+      ['spellings-f32.parquet', 'spellings-shifted.parquet'],
+      ['half.parquet', 'half-shifted.parquet'],
+    ] as const) {
+      const ref = await readTable(fixture(reference));
+      const cur = await readTable(fixture(current));
+      const drift = tableDrift(...floatColumnsAtWidth(ref, cur), {});
+      expect(tableDrift(ref, cur, {})).toEqual(drift);
+      rows.push(...drift);
+    }
+    for (const row of rows) {
+      const scipy = expected.ks_2samp[row.column]!;
+      expect(row.ks_statistic, row.column).toBeCloseTo(scipy.ks_statistic, 12);
+      expect(Math.abs(row.ks_p_value! / scipy.ks_p_value - 1), row.column).toBeLessThan(1e-6);
+    }
+    expect(rows.map((r) => [r.column, r.drifted])).toEqual([
+      ['rate', true],
+      ['price', false],
+      ['score', false],
+      ['half', true],
+    ]);
+  });
+
+  it('pandas’ CSV of zones whose historic offsets hold seconds (+05:21:10, +00:19:32) reads as its Parquet', async () => {
+    // zones.csv is pandas' to_csv of the tz-aware columns of zones.parquet/.arrow (Asia/Kolkata 1875).
+    const csv = await readTable(fixture('zones.csv'));
+    expect(readFileSync(fixture('zones.csv'), 'utf8')).toContain('1875-01-01 15:36:09.000001+05:21:10');
+    expect(readFileSync(fixture('zones.csv'), 'utf8')).toContain('+00:19:32');
+    for (const name of ['zones.parquet', 'zones.arrow']) {
+      const typed = await readTable(fixture(name));
+      const [, asNumbers] = timeColumnsAsNumbers(typed, csv);
+      expect(plain(asNumbers), name).toEqual(plain(typed));
+      expect(
+        tableDrift(typed, csv, { minRows: 1 }).map((r) => [r.column, r.ks_statistic, r.drifted]),
+        name,
+      ).toEqual([
+        ['kolkata', 0, false],
+        ['amsterdam', 0, false],
+        ['utc', 0, false],
+      ]);
     }
   });
 
@@ -425,6 +545,38 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
     );
     expect(error).toMatch(/cut\.arrow: not a readable Arrow IPC file \(.*\) — check cut\.arrow is a complete/);
     expect(error).not.toMatch(/uncompressed/);
+  });
+});
+
+describe('readTableAndHeader: every column name of the file, the ones left out included', () => {
+  const names = ['x', 'n', 'small', 'color', 'flag', 'code'];
+
+  it.each(['table.csv', 'table-snappy.parquet', 'table.arrow', 'table.arrows'])('%s', async (name) => {
+    const read = await readTableAndHeader(fixture(name), { ignore: ['x', 'color'] });
+    expect(read.header).toEqual(names);
+    expect(read.columns.map((c) => c.name)).toEqual(['n', 'small', 'flag', 'code']);
+    const selected = await readTableAndHeader(fixture(name), { columns: ['n', 'small'], ignore: ['x'] });
+    expect(selected.header).toEqual(names);
+    expect(selected.columns.map((c) => c.name)).toEqual(['n', 'small']);
+  });
+
+  it.each([
+    ['a BOM, blank lines and CRLF', '\ufeff\r\n\na,b,c\r\n1,2,3\r\n', {}, ['a', 'b', 'c']],
+    [
+      'quoted names holding the delimiter, a line break and a doubled quote',
+      '"a,1","b\nx","it""s",d\n1,2,3,4\n',
+      {},
+      ['a,1', 'b\nx', 'it"s', 'd'],
+    ],
+    ['a header ending in a quoted name', 'a,"b"\n1,2\n', {}, ['a', 'b']],
+    ['a tab-separated file (--delimiter tab)', 'a,1\tb\n1\t2\n', { delimiter: 'tab' }, ['a,1', 'b']],
+    ['a header record without data rows', 'a;b', { delimiter: ';' }, ['a', 'b']],
+  ] as const)('CSV: %s', async (_, text, options, header) => {
+    const path = join(dir, `header-${header.length}-${text.length}.csv`);
+    writeFileSync(path, text);
+    const read = await readTableAndHeader(path, { ...options, ignore: [header[0]!] });
+    expect(read.header).toEqual(header);
+    expect(read.columns.map((c) => c.name)).toEqual(header.slice(1));
   });
 });
 

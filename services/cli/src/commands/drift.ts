@@ -6,6 +6,7 @@ import {
   DEFAULT_MIN_ROWS,
   DEFAULT_MISSING_THRESHOLD,
   datasetDrift,
+  floatColumnsAtWidth,
   quotedName,
   suggestedOption,
   timeColumnsAsNumbers,
@@ -13,7 +14,13 @@ import {
 import { ConfigError, DriftlineError, maxOf, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
 import { notAnInput, outputFile } from '../output-file.js';
-import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
+import {
+  checkIgnoredNames,
+  type ReadOptions,
+  tableArgOptions,
+  tableOptionsFrom,
+  tableOptionsUsage,
+} from '../table-options.js';
 import { jsonLine } from './json-line.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [options]
@@ -254,15 +261,24 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
     inputBytes: inputBytes(paths),
   });
   // Loaded once the arguments are valid: the readers (apache-arrow, hyparquet) load on demand.
-  const { readTable } = await import('../tables.js');
+  const { readTableAndHeader } = await import('../tables.js');
   progress.phase(`reading ${values.reference}`);
-  const referenceRead = await readTable(values.reference, readOptions);
+  const referenceTable = await readTableAndHeader(values.reference, readOptions);
   progress.phase(`reading ${values.current}`);
-  const currentRead = await readTable(values.current, readOptions);
+  const currentTable = await readTableAndHeader(values.current, readOptions);
+  // An --ignore name neither table has is a typo (the column it meant stays in); in one of them, fine.
+  checkIgnoredNames('--ignore', readOptions.ignore, [
+    { path: values.reference, header: referenceTable.header },
+    { path: values.current, header: currentTable.header },
+  ]);
+  const referenceRead = referenceTable.columns;
+  const currentRead = currentTable.columns;
   checkSides(referenceRead, currentRead, paths, readOptions);
-  // A timestamp/date/time column (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers,
-  // for the statistics and the page's distributions alike.
-  const [reference, current] = timeColumnsAsNumbers(referenceRead, currentRead);
+  // A timestamp/date/time column (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers;
+  // a float32/16 column and its pair at that width, each value at its shortest digits, whatever the
+  // other side's spelling (CSV digits, float64 upcast): the same numbers. For the statistics and the
+  // page's distributions alike.
+  const [reference, current] = floatColumnsAtWidth(...timeColumnsAsNumbers(referenceRead, currentRead));
   progress.phase(`comparing ${reference.length} columns`);
   const { tableDriftInParallel } = await import('../parallel-drift.js');
   const rows = await tableDriftInParallel(reference, current, {

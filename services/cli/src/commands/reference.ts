@@ -1,10 +1,16 @@
-import { profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
+import { parseNameList, profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
 import { ARTIFACT_NAME_RULE, ConfigError, isArtifactName, parseEnv } from '@driftline/core';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
-import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
-import { readTable } from '../tables.js';
+import {
+  checkIgnoredNames,
+  type ReadOptions,
+  tableArgOptions,
+  tableOptionsFrom,
+  tableOptionsUsage,
+} from '../table-options.js';
+import { readTable, readTableAndHeader } from '../tables.js';
 import { checkEnvNames } from './env-names.js';
 
 export const referenceUsage = `usage: driftline reference --model NAME --version V --file TABLE [options]
@@ -76,7 +82,11 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   const read = tableOptionsFrom({ ...values, ignore: [...(values.ignore ?? []), ...(values.exclude ?? [])] });
   const predictionColumn = values['prediction-column'];
   // Read before opening the warehouse: a bad file fails fast and touches nothing.
-  const table = await readTable(file, read);
+  const { columns: table, header } = await readTableAndHeader(file, read);
+  // A name to leave out that the table lacks is a typo: the column it meant would be profiled.
+  for (const option of ['ignore', 'exclude'] as const) {
+    checkIgnoredNames(`--${option}`, values[option]?.flatMap(parseNameList), [{ path: file, header }]);
+  }
   const profiles = profilesFromColumns(table, predictionColumn === undefined ? {} : { predictionColumn }, file);
   await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));

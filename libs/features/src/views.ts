@@ -41,6 +41,13 @@ export interface FeatureView {
   readonly ttlMs: number;
   readonly features: readonly FeatureSpec[];
   readonly featureIndex: ReadonlyMap<string, number>;
+  /**
+   * Features the view no longer declares that producers may still send (`removed_features`, in
+   * file order; empty when none): an event's values under these names are never written, never
+   * counted as ignored, and never what makes it poison — the event is validated as if it did not
+   * carry them (`validateFeatureEvent`).
+   */
+  readonly removedFeatures: ReadonlySet<string>;
   readonly aggregates: readonly AggregateSpec[];
   /** The longest aggregate window (events older than latest − horizon can never count again). */
   readonly horizonMs: number;
@@ -118,6 +125,11 @@ const viewSchema = z.strictObject({
   ttl: z.union([z.literal('none'), duration('ttl')]).default('none'),
   description: z.string().optional(),
   features: z.record(z.string(), featureSchema),
+  // Checked against `features` below (a name is declared or removed, not both).
+  removed_features: z
+    .array(name('removed feature name'))
+    .max(MAX_FEATURES_PER_VIEW, `at most ${MAX_FEATURES_PER_VIEW} names`)
+    .default([]),
   aggregates: z.array(aggregateSchema).default([]),
   // The ceiling (MAX_WINDOW_EVENTS) binds a view with aggregates only: checked below.
   max_events: z.number().int().min(1).default(DEFAULT_MAX_WINDOW_EVENTS),
@@ -183,11 +195,30 @@ export function parseFeatureViews(document: unknown): FeatureViews {
     const ttlMs = raw.ttl === 'none' ? 0 : toMs(raw.ttl);
     if (raw.ttl !== 'none' && ttlMs <= 0) fail(at('ttl'), 'must be a positive duration, or none (never expires)');
 
+    const removedFeatures = new Set<string>();
+    for (const [j, removed] of raw.removed_features.entries()) {
+      if (featureIndex.has(removed)) {
+        fail(
+          at('removed_features', j),
+          `"${removed}" is declared under features: a name is either declared or removed, not both`,
+        );
+      }
+      if (removedFeatures.has(removed)) fail(at('removed_features', j), `duplicate name "${removed}"`);
+      removedFeatures.add(removed);
+    }
+
     const aggregates: AggregateSpec[] = [];
     const taken = new Set(featureIndex.keys());
     for (const [j, agg] of raw.aggregates.entries()) {
       const feature = features[featureIndex.get(agg.feature) ?? -1];
-      if (feature === undefined) fail(at('aggregates', j, 'feature'), `unknown feature "${agg.feature}"`);
+      if (feature === undefined) {
+        fail(
+          at('aggregates', j, 'feature'),
+          removedFeatures.has(agg.feature)
+            ? `"${agg.feature}" is a removed feature (removed_features): an aggregate reads a declared one`
+            : `unknown feature "${agg.feature}"`,
+        );
+      }
       if (feature.type !== 'double') {
         fail(
           at('aggregates', j, 'feature'),
@@ -220,6 +251,7 @@ export function parseFeatureViews(document: unknown): FeatureViews {
       ttlMs,
       features,
       featureIndex,
+      removedFeatures,
       aggregates,
       horizonMs: aggregates.reduce((m, a) => Math.max(m, a.windowMs), 0),
       aggregatedFeatures,

@@ -133,6 +133,55 @@ describe('event validation', () => {
     expect(foreign.ignored).toEqual(['clicks', 'dwell_ms', 'session']);
   });
 
+  describe('a feature the view removed (removed_features; found by a review)', () => {
+    // View {x, old} shrunk to {x}, `old` listed as removed: producers not yet moved off it still
+    // send it. As an undeclared name it made `{x: null, old: 4}` poison (the row kept a stale x
+    // until its TTL, the DLQ filled) and every `{x: 3, old: 4}` an ignored value (the alert fired).
+    const shrunk = parseFeatureViews({
+      views: [{ name: 'p', entity: 'id', features: { x: 'double', y: 'string' }, removed_features: ['old', 'gone'] }],
+    });
+    const check = (features: FeatureEvent['features']) => validateFeatureEvent(shrunk, event({ view: 'p', features }));
+
+    it('a declared null beside a removed name is written: the producer set x to missing', () => {
+      const v = check({ x: null, old: 4 });
+      expect(v.values).toEqual([undefined, undefined]);
+      expect(v.removed).toEqual(['old']);
+      expect(v.ignored).toBeUndefined();
+    });
+
+    it('a declared value beside removed names is written, the removed ones listed apart, not ignored', () => {
+      const v = check({ old: 4, x: 3, gone: null });
+      expect(v.values).toEqual(['3', undefined]);
+      expect(v.removed).toEqual(['old', 'gone']);
+      expect(v.ignored).toBeUndefined();
+      // Removed values are no part of the event's copy, whatever their type.
+      expect(copyDigest(check({ x: 3, old: 'anything' }))).toBe(copyDigest(check({ x: 3 })));
+      expect(check({ x: 3 }).removed).toBeUndefined();
+    });
+
+    it('only removed names: a row of absent values, as an event without features (decided)', () => {
+      // Features left out are null: a producer on the old view that leaves out a missing x sends
+      // just `{old: 4}`, which blanked x before `old` was removed too; dead-lettered, the row froze.
+      const v = check({ old: 4 });
+      expect(v.values).toEqual([undefined, undefined]);
+      expect(v.removed).toEqual(['old']);
+    });
+
+    it('an undeclared name still needs a non-null declared value: a removed name does not vouch for it', () => {
+      expect(reason(() => check({ x: null, old: 4, olld: 5 }))).toBe(
+        'no value of a feature of view "p" in the event: "olld" not declared',
+      );
+      expect(reason(() => check({ old: 4, olld: 5 }))).toBe(
+        'no value of a feature of view "p" in the event: "olld" not declared',
+      );
+      const v = check({ x: 1, old: 4, olld: 5 });
+      expect(v.ignored).toEqual(['olld']);
+      expect(v.removed).toEqual(['old']);
+      // A declared value of the wrong type stays poison beside a removed name.
+      expect(reason(() => check({ x: 'three', old: 4 }))).toMatch(/feature "x" of view "p" must be double, got string/);
+    });
+  });
+
   it('refuses unknown views, wrong types, missing entity and friends with a reason', () => {
     expect(reason(() => validateFeatureEvent(views, event({ view: 'nope' })))).toMatch(/unknown feature view "nope"/);
     expect(reason(() => validateFeatureEvent(views, event({ entity_id: '' })))).toMatch(

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import {
   aggregateDefinition,
   aggregateDefinitionChanges,
   type FeatureView,
+  loadFeatureViews,
   parseFeatureViews,
   parseFeatureViewsText,
 } from '../src/index.js';
@@ -167,6 +171,55 @@ describe('feature view config', () => {
       'views[0].aggregates[0].name',
       /already/,
     ],
+    [
+      { views: [{ name: 'a', entity: 'id', features: { x: 'double' }, removed_features: ['old', 'x'] }] },
+      'views[0].removed_features[1]',
+      /^views\[0\]\.removed_features\[1\]: "x" is declared under features: a name is either declared or removed, not both$/,
+    ],
+    [
+      { views: [{ name: 'a', entity: 'id', features: { x: 'double' }, removed_features: ['old', 'old'] }] },
+      'views[0].removed_features[1]',
+      /duplicate name "old"/,
+    ],
+    [
+      { views: [{ name: 'a', entity: 'id', features: { x: 'double' }, removed_features: ['bad-name'] }] },
+      'views[0].removed_features[0]',
+      /removed feature name must match/,
+    ],
+    [
+      { views: [{ name: 'a', entity: 'id', features: { x: 'double' }, removed_features: 'old' }] },
+      'views[0].removed_features',
+      /./,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            removed_features: Array.from({ length: 501 }, (_, i) => `f${i}`),
+          },
+        ],
+      },
+      'views[0].removed_features',
+      /at most 500 names/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            removed_features: ['old'],
+            aggregates: [{ feature: 'old', function: 'sum', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].feature',
+      /"old" is a removed feature \(removed_features\)/,
+    ],
     [{ views: [] }, 'views', /at least one view/],
     [{}, 'views', /./],
   ])('names the field of a bad document (%#)', (document, field, message) => {
@@ -174,6 +227,29 @@ describe('feature view config', () => {
     expect(error.field).toBe(field);
     expect(error.message).toMatch(message);
     expect(error.code).toBe('CONFIG_INVALID');
+  });
+
+  it('reads removed_features: names producers may still send, neither declared nor part of the aggregate definition', () => {
+    const text = (extra: string) => `views:\n  - name: p\n    entity: id\n    features: { x: double }\n${extra}`;
+    const view = parseFeatureViewsText(text('    removed_features: [old, legacy]\n')).get('p')!;
+    expect([...view.removedFeatures]).toEqual(['old', 'legacy']);
+    expect(view.features.map((f) => f.name)).toEqual(['x']);
+    expect(view.featureIndex.has('old')).toBe(false);
+    const plain = parseFeatureViewsText(text('')).get('p')!;
+    expect(plain.removedFeatures.size).toBe(0);
+    // Listing a removed name is no change of what the online store keeps per view.
+    expect(aggregateDefinition(view)).toBe(aggregateDefinition(plain));
+    // Read at start-up, the error is one line naming the field and the file.
+    const dir = mkdtempSync(join(tmpdir(), 'views-'));
+    try {
+      const path = join(dir, 'views.yaml');
+      writeFileSync(path, text('    removed_features: [old, x]\n'));
+      expect(errorOf(() => loadFeatureViews(path)).message).toBe(
+        `views[0].removed_features[1]: "x" is declared under features: a name is either declared or removed, not both (in ${path}, from DRIFTLINE_FEATURE_VIEWS)`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('bounds the events kept per entity for window aggregates (max_events), naming the field', () => {

@@ -116,6 +116,13 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
       ['view', 'feature'],
       { bounded: ['feature'] },
     ),
+    // Both labels are configured names (a view's removed_features): bounded by the view file.
+    removed: counter(
+      registry,
+      'driftline_feature_values_removed_total',
+      'Values of materialized events for features their view lists in removed_features (not written, not counted as ignored), by view and feature: flat once every producer stopped sending the name',
+      ['view', 'feature'],
+    ),
     pipeline: histogram(
       registry,
       'driftline_feature_redis_pipeline_seconds',
@@ -170,6 +177,27 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         `values of ${over.keysAtLeast ? 'at least ' : ''}${over.keys} more undeclared (view, feature) pairs ignored`,
       );
     }
+  };
+
+  // Every (view, removed feature) series from the start at 0: "no value since" reads as a flat
+  // series, on an instance that has not seen one since it started too.
+  for (const view of views.views) {
+    for (const feature of view.removedFeatures) metrics.removed.inc({ view: view.name, feature }, 0);
+  }
+  const noteRemoved = (events: readonly ValidatedEvent[]) => {
+    let counts: Map<string, { view: string; feature: string; n: number }> | undefined;
+    for (const e of events) {
+      if (e.removed === undefined) continue;
+      for (const feature of e.removed) {
+        const key = `${e.view.name}\u0000${feature}`;
+        counts ??= new Map();
+        const c = counts.get(key);
+        if (c === undefined) counts.set(key, { view: e.view.name, feature, n: 1 });
+        else c.n++;
+      }
+    }
+    if (counts === undefined) return;
+    for (const { view, feature, n } of counts.values()) metrics.removed.inc({ view, feature }, n);
   };
 
   const tracker = new FreshnessTracker(options.freshness?.specs ?? []);
@@ -256,6 +284,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         }
         for (const [view, n] of perView) metrics.events.inc({ view }, n);
         noteIgnored(events);
+        noteRemoved(events);
         metrics.freshness.observe(Math.max(0, Date.now() - oldest) / 1000);
         options.onWritten?.(events);
       },

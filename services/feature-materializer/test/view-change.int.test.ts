@@ -14,6 +14,7 @@ const stack = inject('stack');
 
 const WITH_OLD = 'views:\n  - name: profile\n    entity: user_id\n    features: { x: double, old: double }\n';
 const WITHOUT_OLD = 'views:\n  - name: profile\n    entity: user_id\n    features: { x: double }\n';
+const OLD_REMOVED = `${WITHOUT_OLD}    removed_features: [old]\n`;
 
 interface Line {
   readonly level: string;
@@ -45,9 +46,15 @@ describe('feature-materializer across a change of its view file', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
   });
   const kafka = kafkaFor(stack.kafkaBrokers);
-  const prefix = `${uniqueName('vchange')}.`;
-  const keyPrefix = uniqueName('vchange').replaceAll('-', '_');
-  const topic = `${prefix}features.v1`;
+  // Each test its own topics, group and keys (set by `isolate`).
+  let prefix = '';
+  let keyPrefix = '';
+  let topic = '';
+  function isolate(): void {
+    prefix = `${uniqueName('vchange')}.`;
+    keyPrefix = uniqueName('vchange').replaceAll('-', '_');
+    topic = `${prefix}features.v1`;
+  }
 
   async function start(views: string, logger: Logger): Promise<Runner> {
     const runner = await startRunner({
@@ -87,6 +94,7 @@ describe('feature-materializer across a change of its view file', () => {
     (await topicOffsets(kafka, `${topic}.dlq`).catch(() => [])).reduce((n, o) => n + Number(o.high), 0);
 
   it('values of a feature the view no longer declares are ignored, counted and warned of; the declared ones are written', async () => {
+    isolate();
     const store = await reader();
     const v1 = parseFeatureViewsText(WITH_OLD).get('profile')!;
     const v2 = parseFeatureViewsText(WITHOUT_OLD).get('profile')!;
@@ -149,5 +157,48 @@ describe('feature-materializer across a change of its view file', () => {
     await eventually(async () => ((await store.read(v2, 'u3'))?.features.x === 8 ? true : undefined), 30_000);
     expect(await store.read(v2, 'u1')).toMatchObject({ eventTime: now, features: { x: 6 } });
     expect(await dlqCount()).toBe(2);
+  });
+  // The same change with `old` listed in removed_features: a producer still sending it could not
+  // set x to missing (`{x: null, old}` was dead-lettered, the row kept a stale x until its TTL),
+  // and every `{x, old}` counted as an ignored value, so the alert fired on a planned removal
+  // (found by a review).
+  it('values of a feature listed in removed_features are dropped: a declared null beside one is written, nothing is dead-lettered or counted as ignored', async () => {
+    isolate();
+    const store = await reader();
+    const v1 = parseFeatureViewsText(WITH_OLD).get('profile')!;
+    const v2 = parseFeatureViewsText(OLD_REMOVED).get('profile')!;
+    const now = Date.now();
+
+    const first = await start(WITH_OLD, recordingLogger([]));
+    await publish([{ event_id: 'e1', entity_id: 'u1', event_time: now - 5_000, features: { x: 1, old: 2 } }]);
+    await eventually(async () => ((await store.read(v1, 'u1'))?.features.old === 2 ? true : undefined), 30_000);
+    await first.stop();
+
+    const lines: Line[] = [];
+    const second = await start(OLD_REMOVED, recordingLogger(lines));
+    // Before any event: the series is there, at 0 (so "no value since" is a flat series).
+    expect(await second.context.registry.metrics()).toMatch(
+      /driftline_feature_values_removed_total\{view="profile",feature="old"[^}]*\} 0\n/,
+    );
+    await publish([
+      { event_id: 'e2', entity_id: 'u1', event_time: now - 1_000, features: { x: null, old: 4 } },
+      { event_id: 'e3', entity_id: 'u2', event_time: now - 1_000, features: { x: 5, old: 4 } },
+      // Only a removed name: a row of absent values, as `{}` (and as before `old` was removed).
+      { event_id: 'e4', entity_id: 'u3', event_time: now - 1_000, features: { old: 6 } },
+      { event_id: 'e5', entity_id: 'u4', event_time: now - 1_000, features: { x: 7 } },
+    ]);
+    // One partition, in order: u4's row written means e2 to e4 were handled.
+    await eventually(async () => ((await store.read(v2, 'u4'))?.features.x === 7 ? true : undefined), 30_000);
+    expect(await store.read(v2, 'u1')).toMatchObject({ eventTime: now - 1_000, eventId: 'e2', features: { x: null } });
+    expect(await store.read(v2, 'u2')).toMatchObject({ eventTime: now - 1_000, features: { x: 5 } });
+    expect(await store.read(v2, 'u3')).toMatchObject({ eventTime: now - 1_000, eventId: 'e4', features: { x: null } });
+    expect(await dlqCount()).toBe(0);
+
+    const metrics = await second.context.registry.metrics();
+    expect(metrics).toMatch(/driftline_feature_values_removed_total\{view="profile",feature="old"[^}]*\} 3\n/);
+    expect(metrics).not.toMatch(/driftline_feature_values_ignored_total\{/);
+    expect(metrics).not.toMatch(/driftline_records_dlq_total\{[^}]*\} [1-9]/);
+    // No warning of the name (the stack's own start-up warnings aside).
+    expect(lines.filter((l) => l.fields.feature === 'old' || l.msg.includes('"old"'))).toEqual([]);
   });
 });

@@ -110,33 +110,43 @@ export interface EstimateBreach {
 }
 
 /**
- * The label coverage by which {@link evaluateEstimateBounds} decides whether the realized metrics
- * judge a window instead of its estimate: none (null) when the row has invalid labels, whose
- * realized classification metrics are null (labels −1/+1 had left the window judged by neither).
+ * Whether {@link evaluateBounds} judges `metric` on the window's realized row in place of its CBPE
+ * estimate: labels cover `realizedCoverage`, at least `minSamples` valid labels were used (a row
+ * with fewer is not judged: 90 labels of 150 predictions had left the window judged by neither, and
+ * more labels could turn an alert off — found by a review), and the realized value exists (invalid
+ * labels, a cut sample or a single label class leave it null, the estimate then judges).
  */
-export function judgedCoverage(row: PerformanceRow | undefined): number | null {
-  if (row === undefined || row.invalidLabels > 0) return null;
-  return row.labelCoverage;
+function realizedJudges(
+  row: PerformanceRow | undefined,
+  metric: EstimatedMetricName,
+  options: { minSamples: number; realizedCoverage: number },
+): boolean {
+  if (row === undefined || row.labelCoverage === null || row.labelCoverage < options.realizedCoverage) return false;
+  if (usedLabels(row) < options.minSamples) return false;
+  const value = row.metrics[metric];
+  return value !== null && Number.isFinite(value);
 }
 
 /**
  * The bounds a window's CBPE estimate breaks: the same bounds as the realized metrics, on the
  * metrics CBPE estimates (accuracy, precision, recall, f1, roc_auc), once at least `minSamples`
- * predictions are scored. Windows whose labels already cover `realizedCoverage` are judged on
- * their realized metrics instead (the PERFORMANCE alert), so none is judged twice.
+ * predictions are scored. A metric the realized row of the whole window (`realized`) judges — its
+ * labels cover `realizedCoverage`, at least `minSamples` valid labels, a realized value — is judged
+ * there instead (the PERFORMANCE alert), so no metric of a scored window is judged by neither.
  */
 export function evaluateEstimateBounds(
   estimate: CbpeEstimate,
-  labelCoverage: number | null,
+  realized: PerformanceRow | undefined,
   bounds: readonly MetricBound[],
   options: { minSamples: number; realizedCoverage: number },
 ): EstimateBreach[] {
   if (estimate.n < options.minSamples) return [];
-  if (labelCoverage !== null && labelCoverage >= options.realizedCoverage) return [];
   const out: EstimateBreach[] = [];
   for (const bound of bounds) {
     if (!(ESTIMATED_METRICS as readonly string[]).includes(bound.metric)) continue;
-    const value = estimate[bound.metric as EstimatedMetricName];
+    const metric = bound.metric as EstimatedMetricName;
+    if (realizedJudges(realized, metric, options)) continue;
+    const value = estimate[metric];
     if (value !== null && Number.isFinite(value) && breaches(value, bound)) {
       out.push({ bound: bound as EstimateBreach['bound'], value });
     }

@@ -6,7 +6,6 @@ export {
   type EstimateBreach,
   evaluateBounds,
   evaluateEstimateBounds,
-  judgedCoverage,
   type MetricBound,
   parseBounds,
   performanceAlertId,

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  evaluateBounds,
-  evaluateEstimateBounds,
-  judgedCoverage,
-  parseBounds,
-  performanceAlertId,
-} from '../src/alerts.js';
+import { evaluateBounds, evaluateEstimateBounds, parseBounds, performanceAlertId } from '../src/alerts.js';
 import { estimateCbpe, identityCalibration } from '../src/cbpe.js';
 import { computeWindow } from '../src/windows.js';
 import { plusMinusOneWindow, windowOf } from './window-of.js';
@@ -18,12 +12,53 @@ const estimate = estimateCbpe(
 const bounds = parseBounds('roc_auc<0.99,accuracy<0.2,log_loss>0.1,business_net<0', 'B');
 
 describe('alerts on the CBPE estimate and on business metrics', () => {
+  // The whole-window row of `labeled` labeled predictions (scores 0.6/0.4, accuracy 0.5) and
+  // `expired` unlabeled ones.
+  const realized = (labeled: number, expired: number) =>
+    computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: [],
+      maxSegments: 5,
+      window: windowOf(
+        0,
+        Array.from({ length: labeled }, (_, i) => ({
+          prediction: i % 2 === 0 ? 0.6 : 0.4,
+          label: i % 4 < 2 ? 1 : 0,
+          segments: [],
+        })),
+        Array.from({ length: expired }, () => []),
+      ),
+      pending: 0,
+    })[0];
+  const options = { minSamples: 100, realizedCoverage: 0.5 };
+
   it('judges the estimable metrics only, with enough scored predictions, while labels are few', () => {
-    const breaches = evaluateEstimateBounds(estimate, 0.1, bounds, { minSamples: 100, realizedCoverage: 0.5 });
+    const breaches = evaluateEstimateBounds(estimate, realized(20, 180), bounds, options);
     expect(breaches.map((b) => b.bound.metric)).toEqual(['roc_auc']);
     expect(breaches[0]?.value).toBe(estimate.roc_auc);
-    expect(evaluateEstimateBounds(estimate, 0.5, bounds, { minSamples: 100, realizedCoverage: 0.5 })).toEqual([]);
-    expect(evaluateEstimateBounds(estimate, null, bounds, { minSamples: 201, realizedCoverage: 0.5 })).toEqual([]);
+    expect(evaluateEstimateBounds(estimate, undefined, bounds, options)).toHaveLength(1);
+    expect(evaluateEstimateBounds(estimate, realized(100, 100), bounds, options)).toEqual([]);
+    expect(evaluateEstimateBounds(estimate, undefined, bounds, { ...options, minSamples: 201 })).toEqual([]);
+  });
+
+  it('judges the estimate of a window covered by fewer labels than the realized alert needs (found by a review)', () => {
+    // 150 predictions, 90 labeled (coverage 0.6): the realized row is not judged (90 < 100), and the
+    // estimate had been skipped from coverage 0.5: judged by neither, while 70 labels alerted.
+    const accuracy = parseBounds('accuracy<0.8', 'B');
+    const scores = Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? 0.6 : 0.4));
+    const cbpe = estimateCbpe(scores, identityCalibration(), 0.5);
+    const judged = (labeled: number) => {
+      const row = realized(labeled, 150 - labeled);
+      return {
+        realized: evaluateBounds(row === undefined ? [] : [row], accuracy, { minSamples: 100, includeSegments: false })
+          .length,
+        estimated: evaluateEstimateBounds(cbpe, row, accuracy, options).map((b) => b.value),
+      };
+    };
+    expect(judged(70)).toEqual({ realized: 0, estimated: [expect.closeTo(0.6, 12)] });
+    expect(judged(90)).toEqual({ realized: 0, estimated: [expect.closeTo(0.6, 12)] });
+    expect(judged(100)).toEqual({ realized: 1, estimated: [] });
   });
 
   it('judges the estimate of a window whose invalid labels left no realized metrics (found by a review)', () => {
@@ -33,14 +68,31 @@ describe('alerts on the CBPE estimate and on business metrics', () => {
     const rows = plusMinusOneWindow();
     const accuracy = parseBounds('accuracy<0.8', 'B');
     expect(evaluateBounds(rows, accuracy, { minSamples: 100, includeSegments: false })).toEqual([]);
-    expect(judgedCoverage(rows[0])).toBeNull();
     const breaches = evaluateEstimateBounds(
       estimateCbpe(scores, identityCalibration(), 0.5),
-      judgedCoverage(rows[0]),
+      rows[0],
       accuracy,
-      { minSamples: 100, realizedCoverage: 0.5 },
+      options,
     );
     expect(breaches.map((b) => [b.bound.metric, b.value])).toEqual([['accuracy', expect.closeTo(0.55, 12)]]);
+  });
+
+  it('judges on the estimate a metric the realized row leaves null: roc_auc of labels of one class', () => {
+    // 120 labels, all 1: realized accuracy judged, realized roc_auc null (undefined on one class).
+    const row = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: [],
+      maxSegments: 5,
+      window: windowOf(
+        0,
+        Array.from({ length: 120 }, (_, i) => ({ prediction: (i % 100) / 100, label: 1, segments: [] })),
+      ),
+      pending: 0,
+    })[0];
+    expect(row?.metrics.roc_auc).toBeNull();
+    const found = evaluateEstimateBounds(estimate, row, parseBounds('accuracy<0.9,roc_auc<0.99', 'B'), options);
+    expect(found.map((b) => b.bound.metric)).toEqual(['roc_auc']);
   });
 
   it('a business bound is judged on the whole window with the business metrics given', () => {

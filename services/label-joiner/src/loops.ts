@@ -9,7 +9,6 @@ import {
   currentWindow,
   evaluateBounds,
   evaluateEstimateBounds,
-  judgedCoverage,
   type MetricBound,
   type PerformanceRow,
   parseWindowKey,
@@ -435,11 +434,12 @@ export class WindowRecomputer {
         ...(breach.row.sampled === undefined ? {} : { sampled_labels: breach.row.sampled }),
       });
     }
-    // ESTIMATED_PERFORMANCE: the same bounds on the CBPE estimate, while labels are too few.
+    // ESTIMATED_PERFORMANCE: the same bounds on the CBPE estimate, on each metric the realized row
+    // does not judge (coverage below realizedCoverage, or fewer than alertMinSamples valid labels).
     const estimate = extras?.estimate;
     if (estimate !== undefined) {
       const coverage = all?.labelCoverage ?? null;
-      for (const breach of evaluateEstimateBounds(estimate.value, judgedCoverage(all), o.bounds, {
+      for (const breach of evaluateEstimateBounds(estimate.value, all, o.bounds, {
         minSamples: o.alertMinSamples,
         realizedCoverage: o.realizedCoverage ?? 0.5,
       })) {

@@ -222,6 +222,63 @@ describe('WindowEstimator', () => {
     expect(await registry.getSingleMetricAsString('driftline_joiner_estimates_refused_total')).toMatch(/} 2$/m);
   });
 
+  it('a window covered by fewer labels than the realized alert needs alerts on its estimate (found by a review)', async () => {
+    // 150 predictions scored 0.6/0.4 (estimated accuracy 0.6), labeled ones 50% right, the rest
+    // expired: 90 labels (coverage 0.6, under alertMinSamples 100) had alerted on neither.
+    const few = Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? 0.6 : 0.4));
+    const kinds = async (labeled: number) => {
+      const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+      const store = new InMemoryJoinStore<Buffer, Buffer>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: HOUR });
+      const counter = new ScoreCounter(
+        { threshold: 0.5, maxWindows: 100, windowMs: HOUR, counts: () => true },
+        registry,
+      );
+      const estimates: PerformanceEstimateStore = {
+        insertHistograms: async () => {},
+        histogram: async () => scoreHistogram(few, 0.5),
+        scoreTotals: async () => [],
+        saveCalibration: async () => {},
+        calibration: async () => undefined,
+      };
+      const estimator = new WindowEstimator(
+        estimates,
+        counter,
+        store,
+        { threshold: 0.5, falseAlarmCost: undefined, cacheMs: 300_000, logger: silentLogger },
+        registry,
+      );
+      const warehouse = {
+        predictions: {
+          readWindow: async () => {
+            const b = new WindowColumnsBuilder(0);
+            for (const [i, s] of few.entries()) {
+              if (i < labeled) b.addLabeled(s, i % 4 < 2 ? 1 : 0, []);
+              else b.addExpired([]);
+            }
+            return b.build();
+          },
+        },
+        performance: { insert: async () => {} },
+      } as unknown as Pick<Warehouse, 'predictions' | 'performance'>;
+      const alerts: DriftAlert[] = [];
+      const recomputer = new WindowRecomputer(
+        store,
+        warehouse,
+        { ...recomputeOptions(HOUR), bounds: parseBounds('accuracy<0.8', 'B'), estimator },
+        { publish: async (a) => void alerts.push(a) },
+        async () => false,
+        async () => {},
+        registry,
+      );
+      await recomputer.recompute(ref);
+      return alerts.map((a) => [a.kind, a.method, a.statistic]);
+    };
+    const estimated = [['ESTIMATED_PERFORMANCE', 'accuracy', expect.closeTo(0.6, 12)]];
+    expect(await kinds(70)).toEqual(estimated);
+    expect(await kinds(90)).toEqual(estimated);
+    expect(await kinds(100)).toEqual([['PERFORMANCE', 'accuracy', 0.5]]);
+  });
+
   it('an outage reading the calibration still fails the recompute (retried), writing nothing', async () => {
     const { recomputer, written } = setupRecompute(async () => {
       throw new SinkUnavailableError('clickhouse down');

@@ -212,7 +212,11 @@ interface QualityFailure {
 
 /**
  * One DATA_QUALITY alert per (model, version, window) with at least one failed expectation or
- * built-in missing-share failure (`missing`, from `missingShareCheck`), or undefined.
+ * built-in missing-share failure (`missing`, from `missingShareCheck`), or undefined. Declared
+ * expectations count only in a window of at least `minEvents` events (`ctx.events`; the drift
+ * alerts' minimum): one event with a null had failed `max_null_rate 0.05` and raised an alert,
+ * which also holds retraining (found by a review); the built-in check gates its features itself.
+ * Their `data_quality_windows` rows are written whatever the count.
  * Deterministic (id from the window and kind, event_time = window end), so a replay yields the
  * same alert. The failures are listed by feature, a feature's declared ones (in evaluation order:
  * type, null_rate, range, categories, cardinality) before its `missing_share`; `method`,
@@ -225,8 +229,9 @@ interface QualityFailure {
 export function dataQualityAlert(
   ctx: AlertContext,
   results: readonly ExpectationResult[],
-  missing: MissingShareCheck = NO_MISSING_SHARE_CHECK,
+  options: { readonly minEvents: number; readonly missing?: MissingShareCheck },
 ): DriftAlert | undefined {
+  const missing = options.missing ?? NO_MISSING_SHARE_CHECK;
   const builtIn = missing.failed.map(
     (f): QualityFailure => ({
       feature: f.feature,
@@ -237,7 +242,7 @@ export function dataQualityAlert(
       pValue: nullable(f.pValue),
     }),
   );
-  const declared: QualityFailure[] = results.filter((r) => !r.passed);
+  const declared: QualityFailure[] = ctx.events >= options.minEvents ? results.filter((r) => !r.passed) : [];
   // Stable: a feature's declared failures keep their order and come before its built-in one.
   const failed =
     builtIn.length === 0

@@ -164,12 +164,12 @@ describe('the other alerts built here are bounded too', () => {
       count: 10,
       detail: '{}',
     }));
-    const a = dataQualityAlert(ctx, failures)!;
+    const a = dataQualityAlert(ctx, failures, { minEvents: 30 })!;
     expect(encodedBytes(a)).toBeLessThan(BOUND);
     const ev = JSON.parse(a.evidence) as { failed_count: number; failed_truncated: boolean; failed: unknown[] };
     expect(ev).toMatchObject({ failed_count: 10_000, failed_truncated: true });
     expect(ev.failed.length).toBeGreaterThan(0);
-    const one = dataQualityAlert(ctx, [{ ...failures[0]!, feature: 'z'.repeat(2_000_000) }])!;
+    const one = dataQualityAlert(ctx, [{ ...failures[0]!, feature: 'z'.repeat(2_000_000) }], { minEvents: 30 })!;
     expect(encodedBytes(one)).toBeLessThan(BOUND);
     expect(JSON.parse(one.evidence)).toMatchObject({ failed_count: 1, failed_truncated: false });
   });

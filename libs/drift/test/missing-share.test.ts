@@ -194,7 +194,7 @@ describe('the built-in missing-share check (DATA_QUALITY): its own strict level'
   it('checks nothing under minEvents, nor a feature the window has no count of', () => {
     const check = missingShareCheck(reference, counts({ x: [99, 99], y: [99, 99] }), options);
     expect(check).toEqual({ results: [], failed: [] });
-    expect(dataQualityAlert(ctx, [], check)).toBeUndefined();
+    expect(dataQualityAlert(ctx, [], { minEvents: 30, missing: check })).toBeUndefined();
   });
 
   it('leaves a feature to its max_null_rate only when that was evaluated on the window', () => {
@@ -233,7 +233,7 @@ describe('the DATA_QUALITY alert with built-in failures', () => {
 
   it('raises the DATA_QUALITY alert with no expectation configured', () => {
     const check = missingShareCheck(reference, counts({ x: [40, 300], y: [300, 300] }), options);
-    const alert = dataQualityAlert(ctx, [], check)!;
+    const alert = dataQualityAlert(ctx, [], { minEvents: 30, missing: check })!;
     const y = check.failed[0]!;
     expect(alert).toMatchObject({
       alert_id: alertId('m', 'v1', 60_000, 'DATA_QUALITY'),
@@ -264,8 +264,8 @@ describe('the DATA_QUALITY alert with built-in failures', () => {
       { feature: 'z', expectation: 'cardinality', observed: 9, bound: 3, passed: false, count: 90, detail: '{}' },
     ] as const;
     const check = missingShareCheck(reference, outage, { ...options, declared });
-    const alert = dataQualityAlert(ctx, declared, check)!;
-    const alone = dataQualityAlert(ctx, declared)!;
+    const alert = dataQualityAlert(ctx, declared, { minEvents: 30, missing: check })!;
+    const alone = dataQualityAlert(ctx, declared, { minEvents: 30 })!;
     expect(alert.alert_id).toBe(alone.alert_id); // one DATA_QUALITY alert per (model, version, window)
     expect(alert).toMatchObject({ feature: null, method: 'range', statistic: 0.3, p_value: null, threshold: 0.01 });
     const evidence = JSON.parse(alert.evidence) as {
@@ -287,7 +287,7 @@ describe('the DATA_QUALITY alert with built-in failures', () => {
     const y = missingShareCheck(reference, counts({ y: [300, 300] }), options).failed[0]!;
     const many = Array.from({ length: 10_000 }, (_, i) => ({ ...y, feature: `${'f'.repeat(500)}${i}` }));
     const check = { results: many, failed: many };
-    const alert = dataQualityAlert(ctx, [], check)!;
+    const alert = dataQualityAlert(ctx, [], { minEvents: 30, missing: check })!;
     const evidence = JSON.parse(alert.evidence) as {
       failed_count: number;
       failed_truncated: boolean;

@@ -63,10 +63,12 @@ describe('DATA_QUALITY alerts', () => {
     detail: '{}',
   });
 
+  const opts = { minEvents: 10 };
+
   it('one per window with a failure, deterministic, none when everything passed', () => {
-    expect(dataQualityAlert(ctx, [result('x', 'null_rate', 0, 0.1)])).toBeUndefined();
+    expect(dataQualityAlert(ctx, [result('x', 'null_rate', 0, 0.1)], opts)).toBeUndefined();
     const rows = [result('x', 'null_rate', 0.5, 0.1), result('x', 'range', 0.2, 0), result('y', 'type', 0, 0)];
-    const a = dataQualityAlert(ctx, rows)!;
+    const a = dataQualityAlert(ctx, rows, opts)!;
     expect(a).toMatchObject({
       kind: 'DATA_QUALITY',
       feature: 'x',
@@ -76,8 +78,22 @@ describe('DATA_QUALITY alerts', () => {
       event_time: 120_000,
     });
     expect(JSON.parse(a.evidence)).toMatchObject({ expectations: 3, failed_count: 2 });
-    expect(dataQualityAlert(ctx, rows)).toEqual(a);
-    expect(dataQualityAlert({ ...ctx, windowStart: 0 }, rows)!.alert_id).not.toBe(a.alert_id);
-    expect(dataQualityAlert(ctx, [...rows, result('y', 'range', 1, 0)])!.feature).toBeNull();
+    expect(dataQualityAlert(ctx, rows, opts)).toEqual(a);
+    expect(dataQualityAlert({ ...ctx, windowStart: 0 }, rows, opts)!.alert_id).not.toBe(a.alert_id);
+    expect(dataQualityAlert(ctx, [...rows, result('y', 'range', 1, 0)], opts)!.feature).toBeNull();
+  });
+
+  it('declared expectations alert only in a window of at least minEvents events (found by a review)', () => {
+    // One event with a null against max_null_rate 0.05 had raised a DATA_QUALITY alert (events: 1),
+    // which also holds retraining.
+    const one = { ...ctx, events: 1 };
+    const nulls = [{ ...result('age', 'null_rate', 1, 0.05), count: 1 }];
+    expect(dataQualityAlert(one, nulls, { minEvents: 30 })).toBeUndefined();
+    expect(dataQualityAlert({ ...ctx, events: 29 }, nulls, { minEvents: 30 })).toBeUndefined();
+    expect(dataQualityAlert({ ...ctx, events: 30 }, nulls, { minEvents: 30 })).toMatchObject({
+      kind: 'DATA_QUALITY',
+      feature: 'age',
+      method: 'null_rate',
+    });
   });
 });

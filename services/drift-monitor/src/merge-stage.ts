@@ -652,15 +652,16 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           outcome.failedParts = quality.failedParts.filter(
             (f) => before?.has(quarantineKey(group.model, group.version, f.part.referenceId)) !== true,
           );
-          // One DATA_QUALITY alert per window: the failed expectations and the built-in check's
-          // failures; it needs no expectation configured. Sent before the window's drift alerts
-          // (`inSendOrder`).
+          // One DATA_QUALITY alert per window: the failed expectations (in a window of at least
+          // alertMinEvents events, like drift; their rows are written above whatever the count) and
+          // the built-in check's failures; it needs no expectation configured. Sent before the
+          // window's drift alerts (`inSendOrder`).
           const context = {
             ...alertContext(window, group),
             events: quality.whole.events,
             lateEvents: quality.whole.late,
           };
-          const alert = dataQualityAlert(context, quality.results, missing);
+          const alert = dataQualityAlert(context, quality.results, { minEvents: deps.alertMinEvents, missing });
           if (alert !== undefined) outcome.alerts.push(alert);
         } catch (thrown) {
           const error = toDriftlineError(thrown);

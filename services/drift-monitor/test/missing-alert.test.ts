@@ -188,6 +188,33 @@ models:
   });
 });
 
+describe('merge stage: declared expectations alert from DRIFTLINE_DRIFT_ALERT_MIN_EVENTS events, like drift', () => {
+  const strict = expectationSet([{ feature: 'x', type: 'double', maxTypeMismatch: 0, maxNullRate: 0.05 }]);
+
+  it('a window of one event with a null writes its failed row but raises no DATA_QUALITY alert (found by a review)', async () => {
+    // Before: a DATA_QUALITY alert with events: 1, which also holds the retrain policy's runs.
+    const one = await window([null], { expectations: strict, alertMinEvents: 100 });
+    expect(one.alerts).toEqual([]);
+    expect(one.quality.find((r) => r.expectation === 'null_rate')).toMatchObject({
+      observed: 1,
+      passed: 0,
+      count: 1,
+    });
+  });
+
+  it('alerts from the minimum on', async () => {
+    expect(dataQuality((await window(absent, { expectations: strict, alertMinEvents: EVENTS + 1 })).alerts)).toEqual(
+      [],
+    );
+    const [alert, ...more] = dataQuality(
+      (await window(absent, { expectations: strict, alertMinEvents: EVENTS })).alerts,
+    );
+    expect(more).toEqual([]);
+    expect(alert).toMatchObject({ feature: 'x', method: 'null_rate' });
+    expect(JSON.parse(alert!.evidence)).toMatchObject({ events: EVENTS });
+  });
+});
+
 describe('merge stage: the built-in check at its own level, over the whole window', () => {
   it('no DATA_QUALITY alert with nothing changed: 40% missing in training, 50 of 100 in the window', async () => {
     // The reference of the regression review: 10,000 rows, x missing in 40%.

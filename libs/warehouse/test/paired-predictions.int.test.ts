@@ -610,6 +610,9 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
       ['o1', 'v1', 'production', { v1: 0.5 }, { v3: 'shadow' }], // another version: no pair of v1/v2
       // A canary's share answered by production is its canary's evidence alone, never a shadow test's.
       ['o2', 'v1', 'production', { v1: 0.5, v3: 0.4 }, { v2: 'canary' }],
+      // Before a rollback of production v0 to v1 (v1 watched, so scored beside it): v0 answered
+      // for the canary; the canary's comparison with v1 reads it (found by a review).
+      ['r1', 'v0', 'production', { v0: 0.7, v1: 0.2 }, { v2: 'canary' }],
     ] as const;
     await wh.predictions.insertJoined(
       rows.map(([id, version, role, scores, unscored], i) => ({
@@ -646,6 +649,7 @@ describe("labeled_predictions: a comparison's pairs come from the requests it is
         ['c2', 0.6, null],
         ['c3', null, 0.1],
         ['o2', 0.5, null],
+        ['r1', 0.2, null],
       ],
       unusable: { labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 },
     });

@@ -821,7 +821,9 @@ export class ModelController {
         'unscored',
         'unscored',
         left.unscored,
-        "paired rows where one version could not score the request (the model-server's `unscored`: a value it cannot take, a score that is not finite, its scorer failing) left out of this shadow or watch comparison: the version that answers fails the request instead (no row), so charging only the other would be one-sided; a canary's comparison charges both (see driftline_model_server_shadow_failures_total)",
+        plan.kind === 'promotion' && plan.stage === 'canary'
+          ? "paired rows where a version scored only beside the canary (a watched or replaced version, not this comparison's two) could not score the request left out of this canary comparison (see driftline_model_server_shadow_failures_total)"
+          : "paired rows where one version could not score the request (the model-server's `unscored`: a value it cannot take, a score that is not finite, its scorer failing) left out of this shadow or watch comparison: the version that answers fails the request instead (no row), so charging only the other would be one-sided; a canary's comparison charges both (see driftline_model_server_shadow_failures_total)",
       ],
       [
         'timeBeyondFuture',

@@ -82,10 +82,7 @@ export function labelledTable(rows: LabelledRow[]) {
           (r) =>
             (source === undefined ||
               (r.answered === source.version && r.role === source.role) ||
-              (canary &&
-                r.answered === q.incumbent &&
-                r.role === 'production' &&
-                unscoredAs(r, source.version) === 'canary')) &&
+              (canary && r.role === 'production' && unscoredAs(r, source.version) === 'canary')) &&
             r.predictionTime >= q.from &&
             side(r, q.incumbent, 'production') &&
             side(r, q.challenger, 'canary') &&

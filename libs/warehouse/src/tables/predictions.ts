@@ -859,8 +859,12 @@ export class ClickHousePredictionStore implements PredictionStore {
     const canary = q.answeredBy?.role === 'canary';
     // The requests the comparison is about: those the version answered in the role, and for a
     // canary also those of its share it could not answer (production answered them; `unscored`
-    // names it as canary). Two reads, each by the table's key (model, model_version, ...): one
-    // OR of both read every granule of the model.
+    // names it as canary) — whichever version was production then: a canary outlives a rollback
+    // of production, and the version it is now compared with was scored beside the one that
+    // answered (the watched one). Reading only the current production's dropped those before the
+    // swap: the canary was judged on its easy cases again (found by a review). Two reads (their
+    // roles differ, no row is in both); the second reads the model's production rows since `from`,
+    // as a shadow's read does.
     const source =
       q.answeredBy === undefined
         ? `SELECT ${columns} FROM ${table} WHERE ${base}`
@@ -870,8 +874,7 @@ export class ClickHousePredictionStore implements PredictionStore {
             ? `
            UNION ALL
            SELECT ${columns} FROM ${table} WHERE ${base}
-             AND model_version = {incumbent:String} AND role = 'production'
-             AND unscored[{answeredVersion:String}] = 'canary'`
+             AND role = 'production' AND unscored[{answeredVersion:String}] = 'canary'`
             : '');
     const scored = (v: string) => `mapContains(scores, {${v}:String})`;
     const anySide = (v: string) => `(${scored(v)} OR mapContains(unscored, {${v}:String}))`;

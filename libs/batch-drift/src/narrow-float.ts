@@ -92,6 +92,15 @@ export function atOwnWidth(column: Column): Column {
   return bits === undefined ? widenedAsDigits(column) : atWidth(column, bits);
 }
 
+/**
+ * A column marked float32/16 at its width's shortest digits; any other column as it is (a float64
+ * column's values are what the file holds, widened float32 values or not).
+ */
+export function atMarkedWidth(column: Column): Column {
+  const bits = widthOf(column);
+  return bits === undefined ? column : atWidth(column, bits);
+}
+
 function widthOf(column: Column): NarrowFloatBits | undefined {
   return plainNumeric(column) ? column.float : undefined;
 }

@@ -231,6 +231,14 @@ export function parseFeatureViews(document: unknown): FeatureViews {
       }
       const aggName = agg.name ?? `${agg.feature}_${agg.function}_${formatDuration(windowMs)}`;
       if (taken.has(aggName)) fail(at('aggregates', j, 'name'), `"${aggName}" is already a feature or aggregate name`);
+      // An aggregate's output is a name of the row: listed as removed, events carrying it would
+      // be taken for a producer still sending a retired feature (found by a review).
+      if (removedFeatures.has(aggName)) {
+        fail(
+          at('aggregates', j, 'name'),
+          `"${aggName}" is listed in removed_features: a name is either an aggregate's or removed, not both`,
+        );
+      }
       taken.add(aggName);
       aggregates.push({ name: aggName, feature: agg.feature, function: agg.function, windowMs });
     }

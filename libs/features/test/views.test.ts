@@ -182,6 +182,21 @@ describe('feature view config', () => {
       /duplicate name "old"/,
     ],
     [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            removed_features: ['x_sum_1h'],
+            aggregates: [{ feature: 'x', function: 'sum', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].name',
+      /"x_sum_1h" is listed in removed_features: a name is either an aggregate's or removed, not both$/,
+    ],
+    [
       { views: [{ name: 'a', entity: 'id', features: { x: 'double' }, removed_features: ['bad-name'] }] },
       'views[0].removed_features[0]',
       /removed feature name must match/,

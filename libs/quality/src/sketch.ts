@@ -7,7 +7,8 @@ import { fmix32, hashText32, PoisonRecordError } from '@driftline/core';
  * limit it becomes a HyperLogLog: 2^HLL_PRECISION one-byte registers filled from the same hashes
  * (so switching loses nothing), merged by register-wise maximum. Both forms merge associatively,
  * commutatively and idempotently — a replayed value changes nothing. HLL error: relative standard
- * error 1.04/√1024 ≈ 3.25% (linear counting below 2.5·1024, where the registers are not yet full).
+ * error 1.04/√1024 ≈ 3.25% (less while many registers are empty), without the classic
+ * estimator's +2% bias at its switch from linear counting (2.5·1024): Ertl's estimator, `hllEstimate`.
  * Linear counting alone was not enough at a bound: 300 distinct values estimated above 300 in 89 of
  * 200 windows. The 32-bit hash bounds the useful range to ~10^8 distinct values.
  */
@@ -159,20 +160,13 @@ export class DistinctSketch {
     return new DistinctSketch(out);
   }
 
+  /**
+   * Distinct values: the count while exact, else Ertl's improved estimator over the registers
+   * (see `hllEstimate`).
+   */
   estimate(): number {
     if (this.hashes !== undefined) return this.hashes.size;
-    const m = HLL_REGISTERS;
-    let sum = 0;
-    let zeros = 0;
-    for (let i = 0; i < m; i++) {
-      const r = this.registerBytes![i]!;
-      sum += 2 ** -r;
-      if (r === 0) zeros++;
-    }
-    const alpha = 0.7213 / (1 + 1.079 / m);
-    const raw = (alpha * m * m) / sum;
-    if (raw <= 2.5 * m && zeros > 0) return m * Math.log(m / zeros);
-    return raw;
+    return hllEstimate(this.registerBytes!);
   }
 
   /** The registers, base64 (the HyperLogLog wire form, `hll`). */
@@ -255,4 +249,64 @@ function addToRegisters(registers: Uint8Array, h: number): void {
   // Rank: position of the first 1 bit in the remaining 22 bits (23 when they are all zero).
   const rank = rest === 0 ? 32 - HLL_PRECISION + 1 : Math.clz32(rest) + 1;
   if (rank > registers[index]!) registers[index] = rank;
+}
+
+/** Largest register value: the rank of a hash whose QUERY_BITS bits below the index are all zero. */
+const QUERY_BITS = 32 - HLL_PRECISION;
+/** α∞ = 1 / (2 ln 2), the asymptotic HyperLogLog constant. */
+const ALPHA_INF = 1 / (2 * Math.LN2);
+
+/**
+ * Ertl's improved estimator: O. Ertl, "New cardinality estimation algorithms for HyperLogLog
+ * sketches" (2017, arXiv:1702.01284) — the one Redis's PFCOUNT uses. It reads only the
+ * histogram of the register values, so registers written by any release estimate alike, and it has
+ * no empirical table and no switch between estimators: the classic estimator (linear counting up
+ * to 2.5·m, then raw HLL) jumps at the switch and overestimated by 2% at 2,560–2,800 distinct
+ * values (m = 1,024), failing 81–84% of windows against a `max_cardinality` equal to the true
+ * count instead of ~50%. Measured mean error: within ±0.25% from 100 to 20,000 distinct values,
+ * ≈ +0.1% over 6,000 windows up to 50,000 (α∞ in place of α_m); standard deviation 2.2–3.3%
+ * (quality.test.ts checks ≤ 0.5% up to 20,000).
+ *
+ * With C[k] the number of registers holding k (0 ≤ k ≤ q + 1, q = QUERY_BITS):
+ *   z = m·τ(1 − C[q+1]/m); for k = q … 1: z = (z + C[k]) / 2; z += m·σ(C[0]/m); n ≈ α∞·m² / z.
+ * σ corrects for empty registers (small counts), τ for saturated ones (near the hash's range).
+ */
+function hllEstimate(registers: Uint8Array): number {
+  const m = registers.length;
+  const histogram = new Array<number>(QUERY_BITS + 2).fill(0);
+  for (const r of registers) histogram[r]!++;
+  let z = m * tau((m - histogram[QUERY_BITS + 1]!) / m);
+  for (let k = QUERY_BITS; k >= 1; k--) z = 0.5 * (z + histogram[k]!);
+  z += m * sigma(histogram[0]! / m);
+  return (ALPHA_INF * m * m) / z; // 0 when every register is empty (σ(1) = ∞)
+}
+
+/** σ(x) = x + Σ_{k≥1} x^(2^k)·2^(k−1), summed until it stops changing. */
+function sigma(x: number): number {
+  if (x === 1) return Number.POSITIVE_INFINITY;
+  let y = 1;
+  let z = x;
+  let previous: number;
+  do {
+    x *= x;
+    previous = z;
+    z += x * y;
+    y += y;
+  } while (z !== previous);
+  return z;
+}
+
+/** τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))²·2^−k) / 3, summed until it stops changing. */
+function tau(x: number): number {
+  if (x === 0 || x === 1) return 0;
+  let y = 1;
+  let z = 1 - x;
+  let previous: number;
+  do {
+    x = Math.sqrt(x);
+    previous = z;
+    y *= 0.5;
+    z -= (1 - x) ** 2 * y;
+  } while (z !== previous);
+  return z / 3;
 }

@@ -8,7 +8,7 @@ import { asProbability } from './metrics.js';
  * probability p counts p as a positive and 1 − p as a negative — and the expected ROC AUC.
  *
  * Two modes over the same formulas: exact (every score of the window) and histogram (counts on a
- * fixed grid of {@link SCORE_BINS} bins of [0, 1], the mergeable state the stream keeps).
+ * grid of {@link SCORE_BINS} bins of [0, 1], the mergeable state the stream keeps).
  */
 
 export const CALIBRATION_FORMAT = 'driftline.calibration/1' as const;
@@ -88,8 +88,16 @@ function interpolate(x: readonly number[], y: readonly number[], s: number): num
 }
 
 /**
- * Fits the isotonic calibration of `scores` to binary `labels` as scikit-learn does: duplicate
- * scores pooled (mean label, summed weight), PAV, then only the knots where the fitted value
+ * Scores closer than this are pooled by the isotonic fit: `np.finfo(np.float64).resolution`, as
+ * scikit-learn's `IsotonicRegression` pools float64 inputs (NannyML's). Pooling only equal scores
+ * had kept apart float32-saturated reference scores (1e-40 … 1e-16, all one group for scikit-learn):
+ * 765 of 5,000 calibrated probabilities differed, by up to 0.079 (found by a review).
+ */
+const POOL_RESOLUTION = 1e-15;
+
+/**
+ * Fits the isotonic calibration of `scores` to binary `labels` as scikit-learn does: scores within
+ * {@link POOL_RESOLUTION} of the smallest of their run pooled (mean label, summed weight), PAV, then only the knots where the fitted value
  * changes are kept. More than `maxPoints` knots (continuous scores on a huge reference) are thinned
  * to evenly spaced knots, first and last kept; monotonicity survives and the error is recorded.
  */
@@ -123,7 +131,9 @@ export function fitIsotonicCalibration(
     const s = scores[order[k]!]!;
     let sum = 0;
     let count = 0;
-    while (k < order.length && scores[order[k]!] === s) {
+    // scikit-learn's `_make_unique`: a score less than POOL_RESOLUTION above the group's FIRST
+    // (smallest) score joins the group, which stands at that first score.
+    while (k < order.length && scores[order[k]!]! - s < POOL_RESOLUTION) {
       sum += labels[order[k]!]!;
       count++;
       k++;
@@ -306,79 +316,156 @@ export function estimateCbpe(scores: ArrayLike<number>, map: CalibrationMap, thr
   return estimateFromGroups(groups);
 }
 
+/** The logistic function, accurate in both tails (e^z / (1 + e^z) below 0: no overflow to 0/0). */
+function sigmoid(z: number): number {
+  if (z >= 0) return 1 / (1 + Math.exp(-z));
+  const e = Math.exp(z);
+  return e / (1 + e);
+}
+
 /**
- * The histogram grid: {@link SCORE_BINS} bins equal on the LOGIT scale over scores 1e-6 … 1 − 1e-6
- * (the end bins reach 0 and 1), plus one extra slot, so the bin holding the threshold is split at
- * it and every slot lies on one side of the decision: slot `SCORE_BINS` holds the scores of the
- * threshold's bin that are ≥ threshold, its own bin keeps those below. Logit bins because models
- * are often over-confident: scores crowd near 0 and 1, where equal-width bins of [0, 1] lump
- * together predictions whose calibrated probabilities differ (measured: 2.6e-3 of ROC AUC with
- * 1,000 equal-width bins, 4e-4 with logit bins). Each slot also sums its scores, and stands for
- * their mean. Error on the NannyML fixture: see the README (largest per-chunk difference).
+ * A grid of bins of [0, 1] in ascending score order: bin k holds the scores s with
+ * `edges[k] <= s < edges[k + 1]`, the last bin every s >= its edge. Edges are non-decreasing (a
+ * bin the doubles cannot separate stays empty).
  */
-export const SCORE_BINS = 1000;
+interface Grid {
+  readonly edges: Float64Array;
+  /** Slot of bin 0; bin k is slot `first + k`. */
+  readonly first: number;
+  /** The slot holding the scores of the threshold's bin that are >= threshold. */
+  readonly split: number;
+}
+
+const binCount = (g: Grid): number => g.edges.length;
+
+/** The bin of a score in [0, 1] (largest k with edges[k] <= s; 0 below the first edge). */
+function binIn(g: Grid, score: number): number {
+  const e = g.edges;
+  if (!(score >= e[0]!)) return 0;
+  let lo = 0;
+  let hi = e.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (e[mid]! <= score) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** [low, high] of a bin (high = 1 for the last). */
+function binBounds(g: Grid, bin: number): { low: number; high: number } {
+  const n = binCount(g);
+  return { low: g.edges[bin]!, high: bin + 1 < n ? g.edges[bin + 1]! : 1 };
+}
+
 /**
- * Slot of the scores outside [0, 1] (and NaN): logits or margins of a model deciding at a threshold
- * such as 0. The grid cannot place them, and clipping them to 0 or 1 had put most of them on the
- * wrong side of the threshold (estimated accuracy 0.271, realized 0.939). Counted, never estimated:
- * a histogram with any is estimated null, as log loss is for such scores. Binning raw scores would
- * need a grid over every real number, which these logit bins, fitted to probabilities, are not.
+ * The grid scores are written on (slots {@link GRID_SLOT_OFFSET} …): logit bins wide enough for
+ * over-confident and saturated models, and slots of their own for scores exactly 0 and exactly 1.
+ * In ascending order: exactly 0; {@link TAIL_BINS} bins equal on the logit scale from the smallest
+ * double (logit −745) to logit −{@link LOGIT_RANGE}; {@link MAIN_BINS} bins equal on the logit
+ * scale over ±{@link LOGIT_RANGE} (width 0.0274, as the first grid's; the top one ends at 1, as no
+ * double below 1 has a logit above 36.8); exactly 1. The 1,000 bins over scores 1e-6 … 1 − 1e-6 of the first grid put
+ * every score beyond into an end bin standing for ONE mean score, tied for ROC AUC, though their
+ * calibrated probabilities differ: on a model with logits stretched 8x (27 % of scores beyond) the
+ * stored ROC AUC was 0.025 under the exact one, 0.074 with 15x in float32 (found by a review).
+ * Below 1e-15 scikit-learn's isotonic fit pools the reference scores, so the tail bins can be coarse.
  */
-export const OUT_OF_RANGE_SLOT = SCORE_BINS + 1;
-export const SCORE_SLOTS = SCORE_BINS + 2;
+export const LOGIT_RANGE = 37;
+const MAIN_BINS = 2700;
+const TAIL_BINS = 118;
+const TAIL_LOGIT = -745;
 
-/** Scores are binned on the logit scale over [−LOGIT_RANGE, LOGIT_RANGE] (scores 1e-6 … 1 − 1e-6). */
-export const LOGIT_RANGE = Math.log((1 - 1e-6) / 1e-6);
-const WIDTH = (2 * LOGIT_RANGE) / SCORE_BINS;
+/** Slots below this are the first grid's (read only) and {@link OUT_OF_RANGE_SLOT}. */
+export const GRID_SLOT_OFFSET = 1002;
 
-/** Lower edge of bin k (k = SCORE_BINS gives 1); bin 0 starts at 0, the last ends at 1. */
-function edge(k: number): number {
-  if (k <= 0) return 0;
-  if (k >= SCORE_BINS) return 1;
-  return 1 / (1 + Math.exp(-(-LOGIT_RANGE + k * WIDTH)));
-}
+const grid: Grid = (() => {
+  const edges: number[] = [0, Number.MIN_VALUE];
+  const tailWidth = (-LOGIT_RANGE - TAIL_LOGIT) / TAIL_BINS;
+  for (let j = 1; j <= TAIL_BINS; j++) edges.push(sigmoid(TAIL_LOGIT + j * tailWidth));
+  const width = (2 * LOGIT_RANGE) / MAIN_BINS;
+  for (let j = 1; j < MAIN_BINS; j++) edges.push(sigmoid(-LOGIT_RANGE + j * width));
+  edges.push(1);
+  for (let k = 1; k < edges.length; k++) edges[k] = Math.max(edges[k]!, edges[k - 1]!);
+  return { edges: Float64Array.from(edges), first: GRID_SLOT_OFFSET, split: GRID_SLOT_OFFSET + edges.length };
+})();
 
-function binOf(score: number): number {
-  if (!(score > 0)) return 0;
-  if (score >= 1) return SCORE_BINS - 1;
-  const z = Math.log(score / (1 - score));
-  let b = Math.min(SCORE_BINS - 1, Math.max(0, Math.floor((z + LOGIT_RANGE) / WIDTH)));
-  // Float rounding at edges: keep edge(b) <= score < edge(b + 1) exactly.
-  if (b > 0 && score < edge(b)) b--;
-  else if (b < SCORE_BINS - 1 && score >= edge(b + 1)) b++;
-  return b;
-}
+/** Bins of the current grid (exactly 0, the tail, the main bins, exactly 1). */
+export const SCORE_BINS = binCount(grid);
 
-function thresholdBin(threshold: number): number {
-  return binOf(threshold);
-}
+/**
+ * The first grid (written by earlier releases; read only, so stored windows keep their estimate): 1,000 bins
+ * equal on the logit scale over scores 1e-6 … 1 − 1e-6, the end bins reaching 0 and 1, in slots
+ * 0 … 999, and slot 1000 splitting the threshold's bin.
+ */
+const LEGACY_BINS = 1000;
+const legacyGrid: Grid = (() => {
+  const range = Math.log((1 - 1e-6) / 1e-6);
+  const width = (2 * range) / LEGACY_BINS;
+  const edges = [0];
+  for (let k = 1; k < LEGACY_BINS; k++) edges.push(1 / (1 + Math.exp(-(-range + k * width))));
+  return { edges: Float64Array.from(edges), first: 0, split: LEGACY_BINS };
+})();
+
+/**
+ * Slot of the scores outside [0, 1] (and NaN), on both grids: logits or margins of a model deciding
+ * at a threshold such as 0. The grid cannot place them, and clipping them to 0 or 1 had put most of
+ * them on the wrong side of the threshold (estimated accuracy 0.271, realized 0.939). Counted, never
+ * estimated: a histogram with any is estimated null, as log loss is for such scores. Binning raw
+ * scores would need a grid over every real number, which these logit bins, fitted to probabilities, are not.
+ */
+export const OUT_OF_RANGE_SLOT = LEGACY_BINS + 1;
+/**
+ * Slots of a histogram: the first grid's (read only), {@link OUT_OF_RANGE_SLOT}, the current grid's
+ * bins and its split slot. A slot number says its grid, so stored rows, Redis tallies in flight and
+ * sums of both (a window across the upgrade) are each read on their own grid.
+ */
+export const SCORE_SLOTS = grid.split + 1;
+
+const gridOfSlot = (slot: number): Grid | undefined =>
+  slot >= grid.first && slot < SCORE_SLOTS ? grid : slot >= 0 && slot <= legacyGrid.split ? legacyGrid : undefined;
 
 /** The slot a score counts in, for a model deciding at `threshold` ({@link OUT_OF_RANGE_SLOT} outside [0, 1]). */
 export function scoreSlot(score: number, threshold: number): number {
+  return slotOn(grid, score, threshold);
+}
+
+/** {@link scoreSlot} on the first grid: what earlier releases stored (tests build such rows). */
+export function legacyScoreSlot(score: number, threshold: number): number {
+  return slotOn(legacyGrid, score, threshold);
+}
+
+function slotOn(g: Grid, score: number, threshold: number): number {
   // Within PROBABILITY_TOLERANCE of [0, 1] (float rounding), clipped: it had voided the window's estimate.
   const p = asProbability(score);
   if (p === undefined) return OUT_OF_RANGE_SLOT;
-  const bin = binOf(p);
-  if (bin === thresholdBin(threshold) && p >= threshold) return SCORE_BINS;
-  return bin;
+  const bin = binIn(g, p);
+  if (bin === binIn(g, threshold) && p >= threshold) return g.split;
+  return g.first + bin;
 }
 
-/** [low, high) of a slot's scores and its side of the threshold. */
+/** [low, high) of a slot's scores (high included for the bin of exactly 1) and its side of the threshold. */
 export function slotRange(slot: number, threshold: number): { low: number; high: number; positive: boolean } {
-  const tb = thresholdBin(threshold);
-  if (slot === SCORE_BINS) return { low: Math.max(threshold, edge(tb)), high: edge(tb + 1), positive: true };
-  const low = edge(slot);
-  const high = slot === tb ? Math.min(threshold, edge(slot + 1)) : edge(slot + 1);
-  return { low, high, positive: slot > tb };
+  const g = gridOfSlot(slot);
+  if (g === undefined || slot === OUT_OF_RANGE_SLOT) {
+    throw new DriftlineError('VALIDATION_FAILED', `score histogram: slot ${slot} is on no grid`);
+  }
+  const tb = binIn(g, threshold);
+  if (slot === g.split) {
+    const b = binBounds(g, tb);
+    return { low: Math.max(threshold, b.low), high: b.high, positive: true };
+  }
+  const bin = slot - g.first;
+  const b = binBounds(g, bin);
+  return { low: b.low, high: bin === tb ? Math.min(threshold, b.high) : b.high, positive: bin > tb };
 }
 
-/** Slots in ascending score order: the split slot sits right after the threshold's own bin. */
-function slotOrder(threshold: number): number[] {
-  const tb = thresholdBin(threshold);
+/** A grid's slots in ascending score order: the split slot sits right after the threshold's own bin. */
+function slotOrder(g: Grid, threshold: number): number[] {
+  const tb = binIn(g, threshold);
   const out: number[] = [];
-  for (let b = 0; b < SCORE_BINS; b++) {
-    out.push(b);
-    if (b === tb) out.push(SCORE_BINS);
+  for (let b = 0; b < binCount(g); b++) {
+    out.push(g.first + b);
+    if (b === tb) out.push(g.split);
   }
   return out;
 }
@@ -419,7 +506,25 @@ export function mergeScoreHistograms(a: ScoreHistogram, b: ScoreHistogram): Scor
   return { counts: a.counts.map((c, i) => c + b.counts[i]!), sums: a.sums.map((c, i) => c + b.sums[i]!) };
 }
 
-/** Histogram mode: the estimate from a window's {@link ScoreHistogram}. */
+/** The groups of one grid's slots, ascending, each standing for its mean score (`at`). */
+function gridGroups(h: ScoreHistogram, g: Grid, map: CalibrationMap, threshold: number): Array<Group & { at: number }> {
+  const groups: Array<Group & { at: number }> = [];
+  for (const slot of slotOrder(g, threshold)) {
+    const count = h.counts[slot]!;
+    if (count === 0) continue;
+    const r = slotRange(slot, threshold);
+    // The mean stays inside the slot (float rounding aside): clamp so the side never flips.
+    const mean = Math.min(Math.max(h.sums[slot]! / count, r.low), r.high);
+    groups.push({ count, p: calibrate(map, mean), positive: r.positive, at: mean });
+  }
+  return groups;
+}
+
+/**
+ * Histogram mode: the estimate from a window's {@link ScoreHistogram}. Slots of the first grid (rows
+ * and tallies written by earlier releases) are read on that grid; a window with slots of both (written across the
+ * upgrade) has the groups of both merged in order of their mean scores.
+ */
 export function estimateCbpeFromHistogram(h: ScoreHistogram, map: CalibrationMap, threshold: number): CbpeEstimate {
   if (h.counts.length !== SCORE_SLOTS || h.sums.length !== SCORE_SLOTS) {
     throw new DriftlineError('VALIDATION_FAILED', `score histogram must have ${SCORE_SLOTS} slots`);
@@ -430,14 +535,13 @@ export function estimateCbpeFromHistogram(h: ScoreHistogram, map: CalibrationMap
     const n = h.counts.reduce((a, c) => a + c, 0);
     return { n, tp: 0, fp: 0, tn: 0, fn: 0, accuracy: null, precision: null, recall: null, f1: null, roc_auc: null };
   }
-  const groups: Group[] = [];
-  for (const slot of slotOrder(threshold)) {
-    const count = h.counts[slot]!;
-    if (count === 0) continue;
-    const r = slotRange(slot, threshold);
-    // The mean stays inside the slot (float rounding aside): clamp so the side never flips.
-    const mean = Math.min(Math.max(h.sums[slot]! / count, r.low), r.high);
-    groups.push({ count, p: calibrate(map, mean), positive: r.positive });
-  }
+  const current = gridGroups(h, grid, map, threshold);
+  let legacy = false;
+  for (let slot = 0; slot <= legacyGrid.split && !legacy; slot++) legacy = h.counts[slot]! > 0;
+  if (!legacy) return estimateFromGroups(current);
+  // Stable: equal means keep the negative side first within each grid's order.
+  const groups = [...gridGroups(h, legacyGrid, map, threshold), ...current].sort(
+    (a, b) => a.at - b.at || Number(a.positive) - Number(b.positive),
+  );
   return estimateFromGroups(groups);
 }

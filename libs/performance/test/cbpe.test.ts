@@ -9,7 +9,9 @@ import {
   estimateCbpe,
   estimateCbpeFromHistogram,
   fitIsotonicCalibration,
+  GRID_SLOT_OFFSET,
   identityCalibration,
+  legacyScoreSlot,
   mergeScoreHistograms,
   OUT_OF_RANGE_SLOT,
   parseCalibrationMap,
@@ -154,8 +156,10 @@ describe('score histogram', () => {
     const t = 0.4235;
     const lowSlot = scoreSlot(t - 1e-9, t);
     const highSlot = scoreSlot(t + 1e-9, t);
-    expect(highSlot).toBe(SCORE_BINS);
-    expect(lowSlot).toBeLessThan(SCORE_BINS);
+    // The split slot is the last one; the bins of the current grid start at GRID_SLOT_OFFSET.
+    expect(highSlot).toBe(SCORE_SLOTS - 1);
+    expect(lowSlot).toBeLessThan(SCORE_SLOTS - 1);
+    expect(lowSlot).toBeGreaterThanOrEqual(GRID_SLOT_OFFSET);
     const low = slotRange(lowSlot, t);
     const high = slotRange(highSlot, t);
     expect([low.high, low.positive, high.low, high.positive]).toEqual([t, false, t, true]);
@@ -163,13 +167,13 @@ describe('score histogram', () => {
     expect(high.high).toBeGreaterThan(t);
     for (const s of [-3, 7, -1e-5, 1 + 1e-5, Number.NaN]) expect(scoreSlot(s, t), String(s)).toBe(OUT_OF_RANGE_SLOT);
     // Every score lands in a slot whose range holds it (edges included), on the right side.
-    for (const s of [0, 1e-9, 1e-6, 0.01, 0.3, 0.42349, 0.4235, 0.5, 0.77, 0.999999, 1]) {
+    for (const s of [0, 1e-300, 1e-20, 1e-9, 1e-6, 0.01, 0.3, 0.42349, 0.4235, 0.5, 0.77, 0.999999, 1 - 2 ** -53, 1]) {
       const r = slotRange(scoreSlot(s, t), t);
       expect(s >= r.low && (s < r.high || s === 1), String(s)).toBe(true);
       expect(r.positive).toBe(s >= t);
     }
     // On a grid edge (0.5 is logit 0, an edge) the lower part is empty: 0.5 lands in the split slot.
-    expect(scoreSlot(0.5, 0.5)).toBe(SCORE_BINS);
+    expect(scoreSlot(0.5, 0.5)).toBe(SCORE_SLOTS - 1);
   });
 
   it('takes a score within 1e-6 of [0, 1] as a probability, clipped: float rounding voids no estimate (found by reviews)', () => {
@@ -230,9 +234,13 @@ describe('score histogram', () => {
     const b = scoreHistogram(c.scores.slice(700), 0.5);
     const merged = mergeScoreHistograms(a, b);
     expect(merged.counts).toHaveLength(SCORE_SLOTS);
-    expect(estimateCbpeFromHistogram(merged, map, 0.5)).toEqual(
-      estimateCbpeFromHistogram(scoreHistogram(c.scores, 0.5), map, 0.5),
-    );
+    // Equal up to the order of the float additions of the slot sums.
+    const whole = estimateCbpeFromHistogram(scoreHistogram(c.scores, 0.5), map, 0.5);
+    const halves = estimateCbpeFromHistogram(merged, map, 0.5);
+    expect(halves.n).toBe(whole.n);
+    for (const k of ['tp', 'fp', 'tn', 'fn', ...ESTIMATED_METRICS] as const) {
+      expect(Math.abs((halves[k] as number) - (whole[k] as number)), k).toBeLessThan(1e-12 * Math.max(1, whole.n));
+    }
   });
 
   it('confusion counts are expectations: they sum to n, decisions at the threshold', () => {
@@ -244,5 +252,131 @@ describe('score histogram', () => {
     expect(e.accuracy).toBeCloseTo(2.3 / 3, 12);
     expect(estimateCbpe([], map, 0.5).roc_auc).toBeNull();
     expect(estimateCbpe([1, 1], identityCalibration(), 0.5).roc_auc).toBeNull();
+  });
+});
+
+interface SaturatedFixture {
+  threshold: number;
+  cases: Array<{
+    name: string;
+    needs_calibration: boolean;
+    reference: { scores: number[]; labels: string };
+    analysis: { scores: number[] };
+    nannyml: Record<'roc_auc' | 'accuracy' | 'f1', number>;
+    isotonic_predict: number[];
+    exactly_0_or_1: number;
+  }>;
+}
+
+// Written by scripts/make_cbpe_saturated_fixture.sh: logits stretched 8x (float64) and 15x (float32).
+const saturated = JSON.parse(
+  readFileSync(new URL('./fixtures/nannyml-cbpe-saturated.json', import.meta.url), 'utf8'),
+) as SaturatedFixture;
+
+describe('CBPE on over-confident, saturated scores (NannyML and scikit-learn on the same data; found by a review)', () => {
+  const fitted = saturated.cases.map((c) => ({
+    c,
+    map: fitIsotonicCalibration(c.reference.scores, labels(c.reference.labels)),
+  }));
+
+  it('calibrates as scikit-learn: reference scores closer than 1e-15 are pooled', () => {
+    for (const { c, map: m } of fitted) {
+      let worst = 0;
+      c.analysis.scores.forEach((s, i) => {
+        worst = Math.max(worst, Math.abs(calibrate(m, s) - c.isotonic_predict[i]!));
+      });
+      expect(worst, c.name).toBeLessThan(1e-12);
+    }
+    // Pooled at the run's smallest score, as _make_unique does: 0.1 and 0.1 + 5e-16 are one group.
+    const m = fitIsotonicCalibration([0.1, 0.1 + 5e-16, 0.1 + 2e-15, 0.5], [1, 0, 0, 1]);
+    expect(m.x).toEqual([0.1, 0.1 + 2e-15, 0.5]);
+    expect(m.y).toEqual([1 / 3, 1 / 3, 1]);
+  });
+
+  it('exact mode: ROC AUC, accuracy and F1 within 1e-6 of NannyML', () => {
+    for (const { c, map: m } of fitted) {
+      expect(c.needs_calibration).toBe(true);
+      const e = estimateCbpe(c.analysis.scores, m, saturated.threshold);
+      for (const k of ['roc_auc', 'accuracy', 'f1'] as const) {
+        expect(Math.abs(e[k]! - c.nannyml[k]), `${c.name} ${k}`).toBeLessThan(EXACT_TOLERANCE);
+      }
+    }
+  });
+
+  it('histogram mode (what is stored): within 1e-4 of NannyML and of exact mode', () => {
+    // The first grid (1,000 logit bins over 1e-6 … 1 − 1e-6) was 0.020 (k8) and 0.062 (k15-f32)
+    // of ROC AUC under NannyML: every score beyond was one end bin, one mean score, all tied.
+    const diffs: Record<string, number> = {};
+    for (const { c, map: m } of fitted) {
+      const h = estimateCbpeFromHistogram(
+        scoreHistogram(c.analysis.scores, saturated.threshold),
+        m,
+        saturated.threshold,
+      );
+      const e = estimateCbpe(c.analysis.scores, m, saturated.threshold);
+      for (const k of ['roc_auc', 'accuracy', 'f1'] as const) {
+        diffs[`${c.name} ${k}`] = Math.abs(h[k]! - c.nannyml[k]);
+        expect(Math.abs(h[k]! - c.nannyml[k]), `${c.name} ${k} vs NannyML`).toBeLessThan(1e-4);
+        expect(Math.abs(h[k]! - e[k]!), `${c.name} ${k} vs exact`).toBeLessThan(1e-4);
+      }
+    }
+    console.log(JSON.stringify({ cbpe_saturated_histogram_vs_nannyml: diffs }));
+  });
+
+  it('scores exactly 0 and 1 have slots of their own', () => {
+    const k15 = saturated.cases.find((c) => c.name === 'k15-f32')!;
+    expect(k15.exactly_0_or_1).toBeGreaterThan(100);
+    for (const t of [0.5, 0.9]) {
+      expect(scoreSlot(0, t)).not.toBe(scoreSlot(Number.MIN_VALUE, t));
+      expect(scoreSlot(1, t)).not.toBe(scoreSlot(1 - 2 ** -53, t));
+      expect(slotRange(scoreSlot(0, t), t)).toMatchObject({ low: 0, high: Number.MIN_VALUE, positive: false });
+      expect(slotRange(scoreSlot(1, t), t)).toMatchObject({ low: 1, high: 1, positive: true });
+    }
+    // A map that tells 0 from the smallest positive score: each slot keeps its own probability.
+    const m = parseCalibrationMap(
+      { format: CALIBRATION_FORMAT, method: 'isotonic', x: [0, 1e-300, 1], y: [0, 0.5, 1], n: 3, positives: 1 },
+      'f',
+    );
+    const e = estimateCbpeFromHistogram(scoreHistogram([0, 1e-300], 0.5), m, 0.5);
+    expect([e.tn, e.fn]).toEqual([1.5, 0.5]);
+  });
+});
+
+describe('score histograms stored on the first grid (0610 … 0650 rows, Redis tallies in flight)', () => {
+  const legacyHistogram = (scores: number[], t: number) => {
+    const h = emptyScoreHistogram();
+    for (const s of scores) {
+      const slot = legacyScoreSlot(s, t);
+      h.counts[slot]! += 1;
+      h.sums[slot]! += s;
+    }
+    return h;
+  };
+
+  it('are read on their own grid: the estimate the first grid gave', () => {
+    const c = chunks()[0]!;
+    const h = legacyHistogram(c.scores, 0.5);
+    for (let slot = GRID_SLOT_OFFSET; slot < SCORE_SLOTS; slot++) expect(h.counts[slot]).toBe(0);
+    // What the code of 0610 … 0650 estimated from this chunk's histogram.
+    const e = estimateCbpeFromHistogram(h, map, 0.5);
+    expect(e.n).toBe(2000);
+    expect(e.roc_auc).toBeCloseTo(0.8239277572750112, 12);
+    expect(e.accuracy).toBeCloseTo(0.7463779013719601, 12);
+    expect(e.f1).toBeCloseTo(0.7167373787748613, 12);
+    expect(legacyScoreSlot(2, 0.5)).toBe(OUT_OF_RANGE_SLOT);
+  });
+
+  it('a window written across the upgrade (rows of both grids) sums to the estimate of its scores', () => {
+    for (const t of [0.5, 0.9]) {
+      const c = chunks()[3]!;
+      const old = legacyHistogram(c.scores.slice(0, 900), t);
+      const current = scoreHistogram(c.scores.slice(900), t);
+      const e = estimateCbpeFromHistogram(mergeScoreHistograms(old, current), map, t);
+      const exact = estimateCbpe(c.scores, map, t);
+      expect(e.n).toBe(c.scores.length);
+      for (const k of ['roc_auc', 'accuracy', 'f1'] as const) {
+        expect(Math.abs(e[k]! - exact[k]!), `${t} ${k}`).toBeLessThan(1e-3);
+      }
+    }
   });
 });

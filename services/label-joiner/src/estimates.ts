@@ -61,7 +61,7 @@ function histogramOf(tally: GroupTally): ScoreHistogram {
  * next take (by any instance) sends it again under the same id, which replaces itself.
  *
  * While ClickHouse is away, tallies wait in Redis, bounded by `maxWindows` windows (each at most
- * 16 KB): past it, batches are refused BEFORE the join step (retriable: the consumer pauses) until
+ * 45 KB: the grid's slots): past it, batches are refused BEFORE the join step (retriable: the consumer pauses) until
  * a flush succeeds. The count is the one seen at the last take, so it may overshoot by the windows
  * opened within one recompute interval.
  */

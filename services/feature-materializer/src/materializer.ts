@@ -60,6 +60,31 @@ function shownName(name: string): string {
   return (cut === name ? name : `${cut}…`).replace(LONE_SURROGATES, '\uFFFD');
 }
 
+/**
+ * Values per (view, feature) of the names `namesOf` gives for each event (undeclared or removed
+ * features), each shown as `show` gives it; undefined when no event has any.
+ */
+function countByViewFeature(
+  events: readonly ValidatedEvent[],
+  namesOf: (e: ValidatedEvent) => readonly string[] | undefined,
+  show: (name: string) => string,
+): Map<string, { view: string; feature: string; n: number }> | undefined {
+  let counts: Map<string, { view: string; feature: string; n: number }> | undefined;
+  for (const e of events) {
+    const names = namesOf(e);
+    if (names === undefined) continue;
+    for (const name of names) {
+      const feature = show(name);
+      const key = `${e.view.name}\u0000${feature}`;
+      counts ??= new Map();
+      const c = counts.get(key);
+      if (c === undefined) counts.set(key, { view: e.view.name, feature, n: 1 });
+      else c.n++;
+    }
+  }
+  return counts;
+}
+
 export interface MaterializerHandle {
   readonly topics: readonly string[];
   ready(): boolean;
@@ -147,18 +172,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     onFull: 'overflow',
   });
   const noteIgnored = (events: readonly ValidatedEvent[]) => {
-    let counts: Map<string, { view: string; feature: string; n: number }> | undefined;
-    for (const e of events) {
-      if (e.ignored === undefined) continue;
-      for (const name of e.ignored) {
-        const feature = shownName(name);
-        const key = `${e.view.name}\u0000${feature}`;
-        counts ??= new Map();
-        const c = counts.get(key);
-        if (c === undefined) counts.set(key, { view: e.view.name, feature, n: 1 });
-        else c.n++;
-      }
-    }
+    const counts = countByViewFeature(events, (e) => e.ignored, shownName);
     if (counts === undefined) return;
     const at = Date.now();
     for (const [key, { view, feature, n }] of counts) {
@@ -185,17 +199,11 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     for (const feature of view.removedFeatures) metrics.removed.inc({ view: view.name, feature }, 0);
   }
   const noteRemoved = (events: readonly ValidatedEvent[]) => {
-    let counts: Map<string, { view: string; feature: string; n: number }> | undefined;
-    for (const e of events) {
-      if (e.removed === undefined) continue;
-      for (const feature of e.removed) {
-        const key = `${e.view.name}\u0000${feature}`;
-        counts ??= new Map();
-        const c = counts.get(key);
-        if (c === undefined) counts.set(key, { view: e.view.name, feature, n: 1 });
-        else c.n++;
-      }
-    }
+    const counts = countByViewFeature(
+      events,
+      (e) => e.removed,
+      (name) => name,
+    );
     if (counts === undefined) return;
     for (const { view, feature, n } of counts.values()) metrics.removed.inc({ view, feature }, n);
   };

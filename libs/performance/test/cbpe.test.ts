@@ -268,7 +268,7 @@ interface SaturatedFixture {
   }>;
 }
 
-// Written by scripts/make_cbpe_saturated_fixture.sh: logits stretched 8x (float64) and 15x (float32).
+// Written by `scripts/make_cbpe_fixture.sh saturated`: logits stretched 8x (float64) and 15x (float32).
 const saturated = JSON.parse(
   readFileSync(new URL('./fixtures/nannyml-cbpe-saturated.json', import.meta.url), 'utf8'),
 ) as SaturatedFixture;

@@ -1,6 +1,6 @@
 import { cutText, DriftlineError } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
-import { floatText, integerText } from './number-text.js';
+import { floatText, integerText } from '@driftline/stats';
 
 /** What a numeric column of a time type holds (`Column.time`). */
 export type TimeKind = 'timestamp' | 'date' | 'time';

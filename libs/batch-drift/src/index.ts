@@ -1,3 +1,4 @@
+export { type FloatBits, floatText, integerText } from '@driftline/stats';
 export {
   type ColumnDrift,
   columnDrift,
@@ -23,6 +24,5 @@ export { type CsvOptions, csvColumns } from './csv.js';
 export { type ColumnBin, type ColumnDistribution, columnDistribution } from './distributions.js';
 export { datasetDrift, type EvidentlyStattest } from './evidently.js';
 export { floatColumnsAtWidth } from './narrow-float.js';
-export { type FloatBits, floatText, integerText } from './number-text.js';
 export { profilesFromColumns, profilesFromCsv, type ReferenceColumns } from './reference-profiles.js';
 export { timeColumnsAsNumbers, timeTextValue } from './time-text.js';

@@ -3,7 +3,7 @@ import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
 import { type Column, quotedName } from './columns.js';
 import { csvColumns } from './csv.js';
-import { atMarkedWidth } from './narrow-float.js';
+import { atMarkedWidth, markedWidth } from './narrow-float.js';
 
 export interface ReferenceColumns {
   /** Column holding the model's prediction (profiled as `__prediction__`); default `prediction`. */
@@ -71,7 +71,13 @@ export function profilesFromColumns(
       // A float32/16 column at its shortest digits: the Parquet and its CSV give one profile. A
       // float64 column as it is: read at float32 digits, its widened float32 values (a pandas
       // upcast) no longer matched the same doubles sent live (PSI 6.04 on identical data; a review).
-      out.set(feature, buildReferenceProfile(atMarkedWidth(column).values));
+      // The width goes with the profile: live values are read at it too (a widened float32 sent
+      // live is the reference's shortest digits, not drift).
+      const floatBits = markedWidth(column);
+      out.set(
+        feature,
+        buildReferenceProfile(atMarkedWidth(column).values, floatBits === undefined ? {} : { floatBits }),
+      );
     } catch (error) {
       throw new DriftlineError(
         'VALIDATION_FAILED',

@@ -1,41 +1,8 @@
+import { createSummary, ksFromSummary, type NumericReferenceProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import type { Column } from '../src/columns.js';
-import { floatColumnsAtWidth, narrowFloatValue } from '../src/narrow-float.js';
-import { floatText } from '../src/number-text.js';
-
-describe('narrowFloatValue', () => {
-  it('is the number of floatText (numpy’s shortest digits) for random float32 bits, powers of two and ties', () => {
-    // A seeded LCG over all 32-bit patterns, and the values where the fast path hands over.
-    let seed = 12345;
-    const bits = new Uint32Array(1);
-    const word = new Float32Array(bits.buffer);
-    const values: number[] = [19.99, 0.1, 2 ** -149, 2 ** 127, 16_777_216, 0.5, 1.5, 2.5, 4047751.25, -Math.PI];
-    for (let i = 0; i < 20_000; i++) {
-      seed = (Math.imul(seed, 1_664_525) + 1_013_904_223) >>> 0;
-      bits[0] = seed;
-      values.push(word[0]!);
-    }
-    const wrong = values
-      .map((x) => Math.fround(x))
-      .filter((x) => Number.isFinite(x) && x !== 0 && narrowFloatValue(x, 32) !== Number(floatText(x, 32)));
-    expect(wrong).toEqual([]);
-    expect(narrowFloatValue(Math.fround(19.99), 32)).toBe(19.99);
-    expect(Object.is(narrowFloatValue(-0, 32), -0)).toBe(true);
-    expect(narrowFloatValue(Number.NEGATIVE_INFINITY, 32)).toBe(Number.NEGATIVE_INFINITY);
-  });
-
-  it('is the number of floatText for float16 values (every fifth bit pattern)', () => {
-    const wrong: number[] = [];
-    for (let b = 1; b < 0x7c00; b += 5) {
-      const e = b >> 10;
-      const m = b & 0x3ff;
-      const x = e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15);
-      if (narrowFloatValue(x, 16) !== Number(floatText(x, 16))) wrong.push(x);
-      if (narrowFloatValue(-x, 16) !== -narrowFloatValue(x, 16)) wrong.push(-x);
-    }
-    expect(wrong).toEqual([]);
-  });
-});
+import { floatColumnsAtWidth } from '../src/narrow-float.js';
+import { profilesFromColumns } from '../src/reference-profiles.js';
 
 describe('floatColumnsAtWidth: every spelling of float32 data is one number', () => {
   const numeric = (name: string, values: number[], extra: Partial<Extract<Column, { kind: 'numeric' }>> = {}) =>
@@ -84,5 +51,28 @@ describe('floatColumnsAtWidth: every spelling of float32 data is one number', ()
     const [[i, t]] = floatColumnsAtWidth([ids, when], []);
     expect(i).toBe(ids);
     expect(t).toBe(when);
+  });
+});
+
+describe('profilesFromColumns: the width goes with the profile', () => {
+  const column = (name: string, values: number[], float?: 16 | 32) =>
+    ({ name, kind: 'numeric', values: Float64Array.from(values), ...(float ? { float } : {}) }) as Column;
+
+  it('a float32 column’s profile reads a live widened float32 as its reference digits; a float64 one keeps the doubles', () => {
+    const rating = Array.from({ length: 900 }, (_, i) => Math.fround(((i % 9) + 1) / 10));
+    const profiles = profilesFromColumns([column('r32', rating, 32), column('r64', rating)]);
+    const r32 = profiles.get('r32') as NumericReferenceProfile;
+    const r64 = profiles.get('r64') as NumericReferenceProfile;
+    expect(r32.floatBits).toBe(32);
+    expect(r32.cuts).toContain(0.1);
+    expect(r64.floatBits).toBeUndefined();
+    expect(r64.cuts).toContain(Math.fround(0.1));
+    // numpy's tolist() of the float32 data, sent live: the same numbers to both profiles.
+    for (const profile of [r32, r64]) {
+      expect(ksFromSummary(profile, createSummary(profile).addAll(rating)).statistic).toBe(0);
+    }
+    // And the shortest digits sent live (a float64 pipeline of the same data) to the float32 profile.
+    const digits = rating.map((x) => Number(x.toPrecision(7)));
+    expect(ksFromSummary(r32, createSummary(r32).addAll(digits)).statistic).toBe(0);
   });
 });

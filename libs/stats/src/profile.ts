@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, DriftlineError } from '@driftline/core';
+import type { NarrowFloatBits } from './float-width.js';
 import { lowerBound, type MaybeNumber, sortedFinite } from './numeric.js';
 import { DEFAULT_PSI_BINS, type MaybeCategory } from './psi.js';
 import { nextDown, quantileEdges, quantileOfSorted } from './quantile.js';
@@ -51,6 +52,13 @@ export interface NumericReferenceProfile {
   readonly referenceShares: number[];
   /** Largest reference share inside one open slot: the a-priori bound on the KS error. */
   readonly ksBound: number;
+  /**
+   * Set when the reference data was stored as float32 (float16) and profiled at that width's
+   * shortest digits: live values are read at that width too (`ProfileGrid`), so a widened float32
+   * (0.10000000149011612) counts as the 0.1 of the reference. Not in `id`: a reader before it keeps
+   * the profile and reads live values as they are.
+   */
+  readonly floatBits?: NarrowFloatBits;
 }
 
 export interface CategoricalReferenceProfile {
@@ -78,6 +86,8 @@ export type ReferenceProfile = NumericReferenceProfile | CategoricalReferencePro
 export interface NumericProfileOptions {
   readonly bins?: number;
   readonly fineBins?: number;
+  /** The width the values were stored at; they must be at its shortest digits (`atFloatWidth`). */
+  readonly floatBits?: NarrowFloatBits;
 }
 
 export interface CategoricalProfileOptions {
@@ -212,7 +222,11 @@ export function buildNumericProfile(
     referenceShares,
     ksBound,
   };
-  return { ...body, id: fingerprint(['numeric', cutList, slotCounts, coarseCutIndex]) };
+  return {
+    ...body,
+    id: fingerprint(['numeric', cutList, slotCounts, coarseCutIndex]),
+    ...(options.floatBits === undefined ? {} : { floatBits: options.floatBits }),
+  };
 }
 
 export function buildCategoricalProfile(
@@ -358,6 +372,10 @@ export function parseReferenceProfile(value: unknown, path = 'profile'): Referen
   const referenceShares = profileCoarseCounts({ cuts, coarseCutIndex }, slotCounts).map((c) => c / n);
   let ksBound = 0;
   for (let s = 0; s < slotCounts.length; s += 2) ksBound = Math.max(ksBound, slotCounts[s]! / n);
+  const floatBits = obj.floatBits;
+  if (floatBits !== undefined && floatBits !== 16 && floatBits !== 32) {
+    throw new ConfigError(`${path}.floatBits`, 'expected 16 or 32 when present');
+  }
   return {
     format: PROFILE_FORMAT,
     kind: 'numeric',
@@ -375,5 +393,6 @@ export function parseReferenceProfile(value: unknown, path = 'profile'): Referen
     coarseCutIndex,
     referenceShares,
     ksBound,
+    ...(floatBits === undefined ? {} : { floatBits }),
   };
 }

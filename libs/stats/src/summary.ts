@@ -1,9 +1,9 @@
 import { DriftlineError, PoisonRecordError } from '@driftline/core';
 import { type CountEncoding, chooseEncoding, pack, unpack } from './codec.js';
 import { EXACT_SUM_LIMBS, ExactSum } from './exact-sum.js';
-import { GridIndex } from './grid-index.js';
 import type { MaybeNumber } from './numeric.js';
 import type { CategoricalReferenceProfile, NumericReferenceProfile, ReferenceProfile } from './profile.js';
+import { type ProfileGrid, profileGrid } from './profile-grid.js';
 import type { MaybeCategory } from './psi.js';
 import { type TailSketch, tailSketchHas } from './tail-sketch.js';
 
@@ -27,17 +27,7 @@ export interface SummaryJson {
   readonly data: string;
 }
 
-const gridCache = new WeakMap<NumericReferenceProfile, GridIndex>();
 const categoryCache = new WeakMap<CategoricalReferenceProfile, Map<string, number>>();
-
-function gridOf(profile: NumericReferenceProfile): GridIndex {
-  let grid = gridCache.get(profile);
-  if (!grid) {
-    grid = new GridIndex(Float64Array.from(profile.cuts));
-    gridCache.set(profile, grid);
-  }
-  return grid;
-}
 
 /** Bins of a categorical summary: the categories, "other", and "new" when the profile has a tail sketch. */
 export function categoricalBins(profile: CategoricalReferenceProfile): number {
@@ -71,16 +61,16 @@ export class NumericSummary {
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
   readonly sum: ExactSum;
-  private readonly grid: GridIndex;
+  private readonly grid: ProfileGrid;
   private readonly refMin: number;
   private readonly refMax: number;
 
   constructor(profile: NumericReferenceProfile, counts?: Float64Array, sum?: ExactSum) {
     this.profileId = profile.id;
-    this.grid = gridOf(profile);
+    this.grid = profileGrid(profile);
     this.refMin = profile.min;
     this.refMax = profile.max;
-    this.counts = counts ?? new Float64Array(2 * this.grid.cuts.length + 1);
+    this.counts = counts ?? new Float64Array(2 * profile.cuts.length + 1);
     this.sum = sum ?? new ExactSum();
   }
 
@@ -97,14 +87,30 @@ export class NumericSummary {
       this.infinite++;
       return -1;
     }
-    const slot = this.grid.slot(x);
+    const plain = this.grid.plain;
+    if (plain !== undefined) {
+      const slot = plain.slot(x);
+      this.counts[slot]! += 1;
+      this.count++;
+      if (x < this.min) this.min = x;
+      if (x > this.max) this.max = x;
+      if (x < this.refMin) this.belowMin++;
+      else if (x > this.refMax) this.aboveMax++;
+      this.sum.add(x);
+      return slot;
+    }
+    // Read at the reference's float width (ProfileGrid): compared by key, min and max at its
+    // shortest digits, the sum of the width's values (one number whatever the value's spelling).
+    const grid = this.grid;
+    const slot = grid.slot(x);
     this.counts[slot]! += 1;
     this.count++;
-    if (x < this.min) this.min = x;
-    if (x > this.max) this.max = x;
-    if (x < this.refMin) this.belowMin++;
-    else if (x > this.refMax) this.aboveMax++;
-    this.sum.add(x);
+    const key = grid.key(x);
+    if (key < grid.key(this.min)) this.min = grid.value(x);
+    if (key > grid.key(this.max)) this.max = grid.value(x);
+    if (key < grid.minKey) this.belowMin++;
+    else if (key > grid.maxKey) this.aboveMax++;
+    this.sum.add(key);
     return slot;
   }
 

@@ -1,4 +1,4 @@
-import type { NumericReferenceProfile, ReferenceProfile } from '@driftline/stats';
+import { type NumericReferenceProfile, profileGrid, type ReferenceProfile } from '@driftline/stats';
 import type { WindowedEvent } from '../partition.js';
 import { numericValue, PREDICTION_FEATURE, type ReferenceSet } from '../reference.js';
 import { windowStartOf } from '../window.js';
@@ -209,17 +209,21 @@ export class SequentialStreams {
       if (d === undefined) d = this.attach(s, i);
       if (d === null || d === undefined) continue;
       const calibrated = s.calibrations[i]!;
-      const table = slots === undefined ? undefined : calibrated.slotBins;
+      const table = calibrated.slotBins;
       let bin: number;
-      if (table !== undefined) {
-        const slot = slots![i]!;
+      if (table !== undefined && slots !== undefined) {
+        const slot = slots[i]!;
         if (slot < 0) continue;
         bin = table[slot]!;
       } else {
         const f = features[i]!;
         const x = f === PREDICTION_FEATURE ? event.prediction : numericValue(event.features[f]);
         if (x === null || !Number.isFinite(x)) continue;
-        bin = calibrated.grid.index.lowerBound(x);
+        // The slot as the summaries read the value (at the reference's float width, if any).
+        bin =
+          table !== undefined
+            ? table[profileGrid(ref.profiles[i] as NumericReferenceProfile).slot(x)]!
+            : calibrated.grid.index.lowerBound(x);
       }
       fed++;
       const alarm = d.push(bin);

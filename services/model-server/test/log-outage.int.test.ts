@@ -1,7 +1,8 @@
 // The prediction log on its worker thread through Kafka outages: a broker killed and restarted (a
-// refused connection for seconds) and a broker paused with SIGSTOP (a hung one). It runs on a
-// stack of its own (it restarts Kafka), so it leaves the shared stack alone and runs beside the
-// other integration files.
+// refused connection for seconds) and a broker paused with SIGSTOP (a hung one). Those run on a
+// stack of its own (they restart Kafka), so they leave the shared stack alone and run beside the
+// other integration files; the producer's deadline test needs a hung broker only, a proxy in front
+// of the shared stack's that goes silent, and runs meanwhile.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +12,8 @@ import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { contracts } from '@driftline/schemas';
 import { pauseComponent, restartComponent, type StackEndpoints, stackDown, stackUp } from '@driftline/stack';
-import { eventually, freePort, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brokerProxy, eventually, freePort, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { afterAll, beforeAll, describe, inject, it } from 'vitest';
 import { startThreadLog } from '../src/log-thread.js';
 import { loggedPrediction as prediction, writeVersion } from './fixtures.js';
 import { deploymentTopics, spawnServer } from './stack-fixtures.js';
@@ -81,7 +82,9 @@ function recordingLogger(lines: string[], bindings: Record<string, unknown> = {}
   };
 }
 
-describe('prediction log thread through Kafka outages (a stack of its own)', () => {
+// The two suites run at once (each `describe.concurrent`); the tests of the stack of its own one
+// after the other (`it.sequential`): they restart and pause its Kafka.
+describe.concurrent('prediction log thread through Kafka outages (a stack of its own)', () => {
   let endpoints: StackEndpoints;
   beforeAll(async () => {
     ({ endpoints } = await stackUp({ stateDir: stackDir }));
@@ -91,7 +94,9 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     rmSync(stackDir, { recursive: true, force: true });
   }, 60_000);
 
-  it('holds records through a broker restart and a paused broker, refuses only beyond its bound, loses none', async () => {
+  it.sequential('holds records through a broker restart and a paused broker, refuses only beyond its bound, loses none', async ({
+    expect,
+  }) => {
     const kafka = kafkaFor(endpoints.kafkaBrokers);
     const topic = `${uniqueName('logoutage')}.predictions.v1`;
     await ensureTopics(kafka, [{ topic, partitions: 2 }]);
@@ -173,48 +178,9 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     expect(seen.size).toBe(load.admitted.length + 1); // and the warm-up record
   }, 240_000);
 
-  it("replaces the log's producer when a send or a connect goes unanswered past its deadline, and sends through the fresh one", async () => {
-    const kafka = kafkaFor(endpoints.kafkaBrokers);
-    const topic = `${uniqueName('deadline')}.predictions.v1`;
-    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-    const registry = createMetricsRegistry({ service: 'log-outage-test', defaultMetrics: false });
-    const producer = await createProducer(kafka, {
-      registry,
-      health: { replaceAfterMs: 60_000, sendDeadlineMs: 2_000 },
-    });
-    const message = (i: number) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) });
-    try {
-      await producer.send(topic, [message(0)]);
-      await pauseComponent('kafka', true, { stateDir: stackDir }); // a hung broker: the send is never answered
-      const unanswered = {
-        code: 'SINK_UNAVAILABLE',
-        retriable: true,
-        message: expect.stringContaining('no answer from Kafka within 2000 ms'),
-      };
-      try {
-        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
-        // Still paused: the fresh producer's connect is never answered either (the broker accepts
-        // connections), and fails at the same deadline instead of kafkajs's request timeouts.
-        const started = performance.now();
-        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
-        expect(performance.now() - started).toBeLessThan(5_000);
-      } finally {
-        await pauseComponent('kafka', false, { stateDir: stackDir });
-      }
-      await producer.send(topic, [message(1), message(2)]); // through a fresh producer
-    } finally {
-      await producer.disconnect();
-    }
-    const replaced = await registry.getSingleMetricAsString('driftline_producer_replaced_total');
-    expect(replaced).toMatch(/^driftline_producer_replaced_total\{[^}]*\} 2$/m);
-    // Everything sent is there; the abandoned send may have landed too (at-least-once).
-    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
-    const values = (await readTopic(kafka, topic, total, 30_000)).map((r) => r.value?.toString());
-    expect(new Set(values)).toEqual(new Set(['v0', 'v1', 'v2']));
-    expect(total).toBeLessThanOrEqual(4);
-  }, 120_000);
-
-  it('a broker restart does not fail the health of a server that keeps answering (its models.v1 follower rejoins)', async () => {
+  it.sequential('a broker restart does not fail the health of a server that keeps answering (its models.v1 follower rejoins)', async ({
+    expect,
+  }) => {
     const dir = mkdtempSync(join(tmpdir(), 'model-server-health-'));
     const prefix = `${uniqueName('mshealth')}.`;
     writeVersion(dir, 'fraud', 'v1', 21, 20, 4);
@@ -233,9 +199,10 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
         body: JSON.stringify({ entity_id: 'u1', features: { f0: 0.5, f1: 1, f2: -0.2, f3: 1 } }),
       });
     try {
+      // A hang guard: a process's start-up on a heavily loaded machine took over 60 s (load average 28).
       await eventually(
         async () => ((await status('/healthz')) === 200 && (await predict()) === 200 ? true : undefined),
-        60_000,
+        120_000,
         200,
       );
       await restartComponent('kafka', { stateDir: stackDir });
@@ -254,5 +221,53 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
       await server.exit;
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 150_000);
+  }, 240_000);
+});
+
+describe.concurrent('prediction log producer with Kafka hung (the shared stack, through a proxy)', () => {
+  it("replaces the log's producer when a send or a connect goes unanswered past its deadline, and sends through the fresh one", async ({
+    expect,
+  }) => {
+    const stack = inject('stack');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${uniqueName('deadline')}.predictions.v1`;
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
+    const registry = createMetricsRegistry({ service: 'log-outage-test', defaultMetrics: false });
+    const producer = await createProducer(kafkaFor([proxy.broker]), {
+      registry,
+      health: { replaceAfterMs: 60_000, sendDeadlineMs: 2_000 },
+    });
+    const message = (i: number) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) });
+    try {
+      await producer.send(topic, [message(0)]);
+      proxy.stall(); // a hung broker: the send is never answered
+      const unanswered = {
+        code: 'SINK_UNAVAILABLE',
+        retriable: true,
+        message: expect.stringContaining('no answer from Kafka within 2000 ms'),
+      };
+      try {
+        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
+        // Still hung: the fresh producer's connect is never answered either (connections are
+        // accepted), and fails at the same deadline instead of kafkajs's request timeouts.
+        const started = performance.now();
+        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
+        expect(performance.now() - started).toBeLessThan(5_000);
+      } finally {
+        proxy.resume();
+      }
+      await producer.send(topic, [message(1), message(2)]); // through a fresh producer
+    } finally {
+      await producer.disconnect();
+      await proxy.close();
+    }
+    const replaced = await registry.getSingleMetricAsString('driftline_producer_replaced_total');
+    expect(replaced).toMatch(/^driftline_producer_replaced_total\{[^}]*\} 2$/m);
+    // Everything sent is there; the abandoned send may have landed too (at-least-once).
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    const values = (await readTopic(kafka, topic, total, 30_000)).map((r) => r.value?.toString());
+    expect(new Set(values)).toEqual(new Set(['v0', 'v1', 'v2']));
+    expect(total).toBeLessThanOrEqual(4);
+  }, 120_000);
 });

@@ -3,7 +3,7 @@ import { silentLogger } from '@driftline/core';
 import { DLQ_HEADERS, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { contracts, deadLetterTopic } from '@driftline/schemas';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, inject, it } from 'vitest';
 import { startThreadLog } from '../src/log-thread.js';
 import { loggedPrediction as prediction } from './fixtures.js';
 
@@ -46,8 +46,9 @@ async function sentPredictions(topic: string) {
   return Promise.all(records.map(async (r) => codec.decode(r.value)));
 }
 
-describe('prediction log on its worker thread (real Kafka and registry)', () => {
-  it('sends every appended record once, in append order per partition, and drains to zero', async () => {
+// Each test has a log (its own thread and producer) and topics of its own: they run at once.
+describe.concurrent('prediction log on its worker thread (real Kafka and registry)', () => {
+  it('sends every appended record once, in append order per partition, and drains to zero', async ({ expect }) => {
     const { log, topic, backlogs } = await openLog(50_000);
     for (let q = 0; q < 30; q++) {
       await log.append(Array.from({ length: 100 }, (_, i) => prediction(q * 100 + i)));
@@ -77,7 +78,9 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(read.find((x) => x.e.prediction_id === 'p-7')?.e).toEqual(prediction(7));
   });
 
-  it('refuses (503) what would exceed its bound before Kafka acknowledged, and refuses after close', async () => {
+  it('refuses (503) what would exceed its bound before Kafka acknowledged, and refuses after close', async ({
+    expect,
+  }) => {
     const { log } = await openLog(250);
     const first = log.append(Array.from({ length: 100 }, (_, i) => prediction(i)));
     const second = log.append(Array.from({ length: 100 }, (_, i) => prediction(100 + i)));
@@ -96,7 +99,9 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     await expect(log.append([prediction(999)])).rejects.toThrow(/prediction log is not running/);
   });
 
-  it('bounds bytes as well as records: long string features are refused past the byte bound, and admitted once acknowledged', async () => {
+  it('bounds bytes as well as records: long string features are refused past the byte bound, and admitted once acknowledged', async ({
+    expect,
+  }) => {
     const { log, topic } = await openLog(50_000, 0, 1_048_576);
     const long = (i: number) => ({ ...prediction(i), features: { f0: 1, text: 'z'.repeat(65_000) } });
     // 16 records of ~65 KB fit 1 MiB; a 17th in the same turn (nothing acknowledged) does not.
@@ -116,7 +121,9 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(ids.has('p-16')).toBe(false);
   });
 
-  it('dead-letters records Kafka refuses as too large, sends the others of their batch, and goes on', async () => {
+  it('dead-letters records Kafka refuses as too large, sends the others of their batch, and goes on', async ({
+    expect,
+  }) => {
     const { log, topic, rejected } = await openLog(50_000);
     const huge = { ...prediction(5), features: { f0: 1, blob: 'x'.repeat(1_200_000) } }; // > the broker's 1 MiB
     const huge8 = { ...prediction(8), features: { blob: 'y'.repeat(1_100_000) } }; // two of one hand-off
@@ -138,7 +145,9 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(letter?.value?.toString().startsWith('{"prediction_id":"p-5"')).toBe(true); // its JSON, cut to fit
   });
 
-  it('dead-letters a record the schema refuses (event_time not a long) by name, and sends the others of its batch', async () => {
+  it('dead-letters a record the schema refuses (event_time not a long) by name, and sends the others of its batch', async ({
+    expect,
+  }) => {
     const { log, topic, rejected } = await openLog(50_000);
     const bad = { ...prediction(2), event_time: 1.5 };
     await log.append([prediction(0), prediction(1), bad, prediction(3)]);
@@ -155,7 +164,7 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(JSON.parse(letter?.value?.toString() ?? '')).toEqual(bad);
   });
 
-  it('under a backlog, appends wait for acknowledgements instead of failing (back-pressure)', async () => {
+  it('under a backlog, appends wait for acknowledgements instead of failing (back-pressure)', async ({ expect }) => {
     const { log, topic } = await openLog(300, 5_000);
     // 5,000 records, 100 per append, as fast as admitted: far more than the bound holds at once.
     for (let q = 0; q < 50; q++) {

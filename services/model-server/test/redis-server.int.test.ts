@@ -3,13 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Runner } from '@driftline/service';
 import { eventually, freePort, privateRedis, recordingLogger, uniqueName } from '@driftline/test-support';
-import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject, it, type TestContext } from 'vitest';
 import { writeVersion } from './fixtures.js';
 import { deploymentTopics, startServer } from './stack-fixtures.js';
 
 const stack = inject('stack');
-const dir = mkdtempSync(join(tmpdir(), 'model-server-redis-server-'));
-writeVersion(dir, 'fraud', 'v1', 21);
+
+/** The cleanups of one test, run in reverse once it has finished. */
+function cleanups(onTestFinished: TestContext['onTestFinished']): Array<() => unknown> {
+  const cleanup: Array<() => unknown> = [];
+  onTestFinished(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  });
+  return cleanup;
+}
 
 /** The runner's /healthz: its status and body. */
 async function liveness(runner: Runner): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -40,14 +47,16 @@ const naming = (lines: Array<{ obj: object; msg?: string }>) =>
 // Found by a review: the feature-materializer and the feature API check the server
 // (watchRedisServer); the model server did not, so on a Redis Cluster every request reading the
 // store failed with a generic error while /healthz said 200.
-describe('model-server and a Redis server driftline does not support', () => {
-  const cleanup: Array<() => unknown> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn();
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  const serve = async (redisUrl: string, lines: Array<{ obj: object; msg?: string }>) => {
+// Each test has topics, an artifact dir and a server of its own (the first a Redis of its own): they run at once.
+describe.concurrent('model-server and a Redis server driftline does not support', () => {
+  const serve = async (
+    cleanup: Array<() => unknown>,
+    redisUrl: string,
+    lines: Array<{ obj: object; msg?: string }>,
+  ) => {
+    const dir = mkdtempSync(join(tmpdir(), 'model-server-redis-server-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeVersion(dir, 'fraud', 'v1', 21);
     const prefix = `${uniqueName('msrs')}.`;
     await deploymentTopics(stack, prefix, dir).stage('fraud', 'PROMOTED', 'v1');
     const port = await freePort();
@@ -63,11 +72,15 @@ describe('model-server and a Redis server driftline does not support', () => {
     return { runner, port };
   };
 
-  it('a one-node Redis Cluster: one error line naming DRIFTLINE_REDIS_URL; requests carrying every feature answered and live; liveness fails once a request reads the store', async () => {
+  it('a one-node Redis Cluster: one error line naming DRIFTLINE_REDIS_URL; requests carrying every feature answered and live; liveness fails once a request reads the store', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const cleanup = cleanups(onTestFinished);
     const cluster = await privateRedis({ cluster: true });
     cleanup.push(() => cluster.stop());
     const lines: Array<{ obj: object; msg?: string }> = [];
-    const { runner, port } = await serve(cluster.url, lines);
+    const { runner, port } = await serve(cleanup, cluster.url, lines);
     await eventually(async () => (naming(lines).length > 0 ? true : undefined), 15_000);
     expect(naming(lines)).toEqual([
       {
@@ -91,9 +104,12 @@ describe('model-server and a Redis server driftline does not support', () => {
     expect(naming(lines)).toHaveLength(1); // one line, not one per request
   });
 
-  it('a standalone Redis (the stack’s) passes: live after requests read the store, no line naming DRIFTLINE_REDIS_URL', async () => {
+  it('a standalone Redis (the stack’s) passes: live after requests read the store, no line naming DRIFTLINE_REDIS_URL', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const lines: Array<{ obj: object; msg?: string }> = [];
-    const { runner, port } = await serve(stack.redisUrl, lines);
+    const { runner, port } = await serve(cleanups(onTestFinished), stack.redisUrl, lines);
     expect(await predict(port, { f3: 1 })).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 500)); // the check has had its round trips
     expect((await liveness(runner)).status).toBe(200);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brokerProxy, eventually, freePort, serviceEnv, uniqueName } from '@driftline/test-support';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject, it, type TestContext } from 'vitest';
 import { VIEWS_YAML, writeVersion } from './fixtures.js';
 import { deploymentTopics } from './stack-fixtures.js';
 
@@ -99,16 +99,28 @@ function runServer(env: Record<string, string>, children: ChildProcess[]) {
   return { child, exit, output: () => output };
 }
 
-describe('model-server with Kafka hung', () => {
+/**
+ * What a test started, undone once it has finished (its processes killed, then its cleanups in
+ * reverse): per test, as the tests run at once, each with a deployment and a server of its own.
+ */
+function resources(onTestFinished: TestContext['onTestFinished']) {
   const cleanup: Array<() => unknown> = [];
   const children: ChildProcess[] = [];
-  afterEach(async () => {
-    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const fn of cleanup.splice(0).reverse()) await fn();
+  onTestFinished(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const fn of cleanup.reverse()) await fn();
   });
+  return { cleanup, children };
+}
 
-  it('is not ready while its full prediction log refuses requests, and ready again once Kafka answers', async () => {
+// Each test has topics, a Kafka proxy and a server process of its own: they run at once.
+describe.concurrent('model-server with Kafka hung', () => {
+  it('is not ready while its full prediction log refuses requests, and ready again once Kafka answers', async ({
+    expect,
+    onTestFinished,
+  }) => {
     // /readyz stayed 200 while every request past the buffer waited and got its 503 (found by a review).
+    const { cleanup, children } = resources(onTestFinished);
     const d = await deployment(cleanup);
     const server = runServer(d.env, children);
     const admitted = await d.servingThenHung();
@@ -124,9 +136,13 @@ describe('model-server with Kafka hung', () => {
     expect(await server.exit).toBe(0);
   }, 180_000);
 
-  it('a SIGTERM stops within its bound with Kafka hung, counting the admitted predictions it could not send as lost', async () => {
+  it('a SIGTERM stops within its bound with Kafka hung, counting the admitted predictions it could not send as lost', async ({
+    expect,
+    onTestFinished,
+  }) => {
     // It stopped the models.v1 follower first: 87 s with Kafka hung, and the log's drain began only
     // after it, past any supervisor's kill (found by a review).
+    const { cleanup, children } = resources(onTestFinished);
     const d = await deployment(cleanup);
     const server = runServer(d.env, children);
     const admitted = await d.servingThenHung();

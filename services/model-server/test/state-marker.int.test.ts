@@ -4,13 +4,19 @@ import { join } from 'node:path';
 import { createRedisClient, waitReady } from '@driftline/online-store/redis';
 import type { Runner } from '@driftline/service';
 import { eventually, freePort, uniqueName } from '@driftline/test-support';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, inject, it, type TestContext } from 'vitest';
 import { writeVersion } from './fixtures.js';
 import { deploymentTopics, startServer } from './stack-fixtures.js';
 
 const stack = inject('stack');
-const dir = mkdtempSync(join(tmpdir(), 'model-server-marker-'));
-writeVersion(dir, 'fraud', 'v1', 21);
+
+/** An artifact dir of the test's own (the server writes its views file there), removed once it has finished. */
+function artifacts(onTestFinished: TestContext['onTestFinished']): string {
+  const dir = mkdtempSync(join(tmpdir(), 'model-server-marker-'));
+  writeVersion(dir, 'fraud', 'v1', 21);
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** The server's driftline_online_store_state_missing, or undefined while it has none. */
 async function gauge(runner: Runner): Promise<number | undefined> {
@@ -36,15 +42,19 @@ function predict(port: number, features: Record<string, number>): Promise<number
 
 // Redis restarted empty, or a key prefix other than the materializer's: the model server answered
 // 422 "no features" (or scored without them) and looked healthy; nothing told (found by a review).
-describe('model-server: the materializer state marker missing is exposed while it reads the store', () => {
+// Each test has a key prefix, topics, an artifact dir and a server of its own: they run at once.
+describe.concurrent('model-server: the materializer state marker missing is exposed while it reads the store', () => {
   const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'model-server-marker' });
   afterAll(() => {
     redis.disconnect();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  it('gauge 0 with the marker, 1 within the check period (10 s) once it is gone', async () => {
+  it('gauge 0 with the marker, 1 within the check period (10 s) once it is gone', async ({
+    expect,
+    onTestFinished,
+  }) => {
     await waitReady(redis, 10_000);
+    const dir = artifacts(onTestFinished);
     // A key prefix of its own on the shared Redis: deleting its marker is this test's FLUSHDB.
     const keyPrefix = uniqueName('msmark');
     const marker = `${keyPrefix}:state-marker:features`;
@@ -67,8 +77,12 @@ describe('model-server: the materializer state marker missing is exposed while i
     }
   });
 
-  it('a server whose requests carry every feature keeps the gauge 0 without a marker; its first store read reports it (found by a review)', async () => {
+  it('a server whose requests carry every feature keeps the gauge 0 without a marker; its first store read reports it (found by a review)', async ({
+    expect,
+    onTestFinished,
+  }) => {
     await waitReady(redis, 10_000);
+    const dir = artifacts(onTestFinished);
     const keyPrefix = uniqueName('msinline'); // no materializer, no marker: ever
     const prefix = `${uniqueName('msinline')}.`;
     await deploymentTopics(stack, prefix, dir).stage('fraud', 'PROMOTED', 'v1');

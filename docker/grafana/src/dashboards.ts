@@ -571,7 +571,7 @@ function performanceDashboard(): Obj {
     chPanel(
       {
         title: 'Estimated vs realized ROC AUC',
-        description: `CBPE estimate from scores alone (calibrated on the reference), the realized value from joined labels, and the current value: realized once label coverage reaches ${sql.REALIZED_COVERAGE}, the estimate before.`,
+        description: `CBPE estimate from scores alone (calibrated on the reference), the realized value from joined labels, and the current value: realized once label coverage reaches ${sql.REALIZED_COVERAGE} and the metric was computed from at least ${sql.REALIZED_MIN_SAMPLES} valid labels (the sampled ones for a window read as a sample), the estimate before — the label-joiner’s alerts switch from the estimate to the realized metric at the same point (its DRIFTLINE_JOINER_REALIZED_COVERAGE and DRIFTLINE_JOINER_ALERT_MIN_SAMPLES defaults).`,
         grid: [0, 32, 12, 9],
         min: 0,
         max: 1,

@@ -47,8 +47,9 @@ const HOUR = 3_600_000;
 
 interface SeedOptions {
   /**
-   * The latest N windows still waiting for labels: label coverage 0.2, below the label-joiner's
-   * realized bound (0.5), so the CBPE estimate is the current value there. Default 0: the
+   * The latest N windows still waiting for labels: label coverage 0.2 (50 of 250), below the
+   * label-joiner's realized bounds (coverage 0.5, 100 valid labels), so the CBPE estimate is the
+   * current value there. Default 0: the
    * dashboards' tests expect full coverage everywhere.
    */
   readonly pendingLabelWindows?: number;
@@ -59,7 +60,7 @@ interface SeedOptions {
   readonly skewLaterLogs?: boolean;
   /**
    * False for a database migrated by a release before 0680 (no `performance_windows.sampled_labels`).
-   * Default true: window 3's metrics come from a sample (30 of its labels).
+   * Default true: window 3's metrics come from a sample (150 of its 185 labels).
    */
   readonly sampledLabels?: boolean;
 }
@@ -210,11 +211,13 @@ export async function seedScenario(
       segment_feature: '',
       segment: '',
       task: 'binary',
-      predictions: 50,
-      labeled: 40 - (k % 4),
-      expired: 10 + (k % 4),
+      // 185–200 labels of 250 predictions: above the label-joiner's realized bounds (coverage 0.5
+      // and DRIFTLINE_JOINER_ALERT_MIN_SAMPLES 100 valid labels), so the realized value is current.
+      predictions: 250,
+      labeled: 200 - 5 * (k % 4),
+      expired: 50 + 5 * (k % 4),
       pending: 0,
-      label_coverage: (40 - (k % 4)) / 50,
+      label_coverage: (200 - 5 * (k % 4)) / 250,
       invalid_labels: 0,
       accuracy,
       precision: accuracy - 0.02,
@@ -227,14 +230,14 @@ export async function seedScenario(
       rmse: null,
       mape: null,
       // CBPE estimate and business outcome (migration 0610): the estimate tracks the drop too.
-      scored: 50,
+      scored: 250,
       calibration_id: 'ref-1',
       estimated_accuracy: accuracy + 0.01,
       estimated_precision: accuracy - 0.01,
       estimated_recall: accuracy - 0.04,
       estimated_f1: accuracy - 0.03,
       estimated_roc_auc: accuracy + 0.04,
-      valued_labels: 30,
+      valued_labels: 150,
       value_caught: 1000 * accuracy,
       value_missed: 1000 * (1 - accuracy),
       false_alarm_cost: 50,
@@ -243,7 +246,7 @@ export async function seedScenario(
       version: 1,
       computed_at: chTime(ws + HOUR + 120_000),
       // Migration 0680: one window read as a sample (more labels than the joiner's bound).
-      ...(options.sampledLabels === false ? {} : { sampled_labels: k === 3 ? 30 : 0 }),
+      ...(options.sampledLabels === false ? {} : { sampled_labels: k === 3 ? 150 : 0 }),
     });
     // A segment row that the overall panels must not mix in.
     perf.push({ ...perf.at(-1)!, segment_feature: 'country', segment: 'de', accuracy: 0.1 });
@@ -251,7 +254,7 @@ export async function seedScenario(
   // Labels still arriving: a newer recompute (version 2) of the whole-window row replaces the first.
   for (const ws of windows.slice(windows.length - (options.pendingLabelWindows ?? 0))) {
     const row = perf.find((p) => p.window_start === chTime(ws) && p.segment_feature === '')!;
-    perf.push({ ...row, labeled: 10, expired: 0, pending: 40, label_coverage: 0.2, version: 2 });
+    perf.push({ ...row, labeled: 50, expired: 0, pending: 200, label_coverage: 0.2, version: 2 });
   }
   await insert(ch, 'performance_windows', perf);
 

@@ -280,22 +280,6 @@ WHERE ${PERF_FILTER}
 ORDER BY time, model_version`;
 }
 
-/**
- * Label coverage from which a window's realized metric replaces its CBPE estimate (the
- * label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default): both are stored, the panel picks.
- */
-export const REALIZED_COVERAGE = 0.5;
-
-/** CBPE (scores only) beside the realized ROC AUC, and the one to believe: realized once labels cover enough. */
-export const estimatedVsRealizedAucSql = `SELECT window_start AS time, model_version,
-  estimated_roc_auc AS estimated,
-  roc_auc AS realized,
-  if(label_coverage >= ${REALIZED_COVERAGE} AND roc_auc IS NOT NULL, roc_auc, estimated_roc_auc) AS current
-FROM ${T('performance_windows')} FINAL
-WHERE ${PERF_FILTER}
-  AND (estimated_roc_auc IS NOT NULL OR roc_auc IS NOT NULL)
-ORDER BY time, model_version`;
-
 /** Business outcome of the decisions at the threshold, per window and version (labeled rows with a value). */
 export const businessOutcomeSql = `SELECT window_start AS time, model_version,
   value_caught, value_missed, false_alarm_cost, business_net
@@ -312,6 +296,43 @@ ORDER BY time, model_version`;
  * failed them with UNKNOWN_IDENTIFIER until the label-joiner of this release migrated the table).
  */
 const SAMPLED_LABELS = `coalesce(COLUMNS('^sampled_labels\\\\z'), 0)`;
+
+/**
+ * Label coverage from which a window's realized metric may replace its CBPE estimate as the current
+ * value: the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default (test/dashboards.test.ts
+ * reads it from services/label-joiner/src/config.ts). Part of {@link REALIZED_IS_CURRENT}.
+ */
+export const REALIZED_COVERAGE = 0.5;
+
+/**
+ * Valid labels a window's realized metric must have been computed from to replace the estimate:
+ * the label-joiner's DRIFTLINE_JOINER_ALERT_MIN_SAMPLES default (test/dashboards.test.ts reads it
+ * from services/label-joiner/src/config.ts). Part of {@link REALIZED_IS_CURRENT}.
+ */
+export const REALIZED_MIN_SAMPLES = 100;
+
+/**
+ * Whether a whole-window row's realized `metric` is its current value rather than its CBPE
+ * estimate: the label-joiner's rule for which of the two its alerts judge (libs/performance
+ * alerts.ts `realizedJudges`; libs/report estimates.ts `currentValue` applies the same), restated
+ * in SQL with the defaults above — label coverage ≥ REALIZED_COVERAGE, at least
+ * REALIZED_MIN_SAMPLES valid labels used (the sampled ones when the window was read as a sample,
+ * else labeled − invalid_labels) and a finite realized value. On coverage alone, a window of 90
+ * labels of 150 predictions showed the realized value while the alert judged the estimate.
+ */
+const REALIZED_IS_CURRENT = (metric: string) => `label_coverage >= ${REALIZED_COVERAGE}
+    AND if(${SAMPLED_LABELS} > 0, ${SAMPLED_LABELS} >= ${REALIZED_MIN_SAMPLES}, labeled >= invalid_labels + ${REALIZED_MIN_SAMPLES})
+    AND ${metric} IS NOT NULL AND isFinite(${metric})`;
+
+/** CBPE (scores only) beside the realized ROC AUC, and the one to believe: realized once the alerts judge it. */
+export const estimatedVsRealizedAucSql = `SELECT window_start AS time, model_version,
+  estimated_roc_auc AS estimated,
+  roc_auc AS realized,
+  if(${REALIZED_IS_CURRENT('roc_auc')}, roc_auc, estimated_roc_auc) AS current
+FROM ${T('performance_windows')} FINAL
+WHERE ${PERF_FILTER}
+  AND (estimated_roc_auc IS NOT NULL OR roc_auc IS NOT NULL)
+ORDER BY time, model_version`;
 
 /**
  * The windows in the range whose metrics (and business outcome) come from a sample: `sampled` of

@@ -15,6 +15,7 @@ import {
   REPO_ROOT,
   serialize,
 } from '../src/index.js';
+import { REALIZED_COVERAGE, REALIZED_MIN_SAMPLES } from '../src/sql.js';
 
 const onDisk = readdirSync(DASHBOARD_DIR)
   .filter((f) => f.endsWith('.json'))
@@ -170,6 +171,21 @@ describe('provisioned dashboards', () => {
       'DRIFTLINE_DRIFT_ALERT_MIN_EVENTS and its default in services/drift-monitor/src/config.ts',
     ).not.toBeNull();
     expect(constantsOnDisk().min_events).toBe(String(Number(declared![1]!.replaceAll('_', ''))));
+  });
+
+  it("show the realized ROC AUC as current where the label-joiner's alerts judge it: its REALIZED_COVERAGE and ALERT_MIN_SAMPLES defaults", () => {
+    const config = readFileSync(join(REPO_ROOT, 'services/label-joiner/src/config.ts'), 'utf8');
+    const declared = (name: string) => {
+      const m = new RegExp(`\\b${name}:[^\\n]*\\.default\\(([\\d_.]+)\\)`).exec(config);
+      expect(m, `${name} and its default in services/label-joiner/src/config.ts`).not.toBeNull();
+      return Number(m![1]!.replaceAll('_', ''));
+    };
+    expect(REALIZED_COVERAGE).toBe(declared('DRIFTLINE_JOINER_REALIZED_COVERAGE'));
+    expect(REALIZED_MIN_SAMPLES).toBe(declared('DRIFTLINE_JOINER_ALERT_MIN_SAMPLES'));
+    // Both reach the panel's SQL on disk (the generated JSON is checked against the generator above).
+    const panel = clickHouseQueries().find((q) => q.where === 'panel "Estimated vs realized ROC AUC" A');
+    expect(panel?.text).toContain(`label_coverage >= ${REALIZED_COVERAGE}`);
+    expect(panel?.text).toContain(`labeled >= invalid_labels + ${REALIZED_MIN_SAMPLES}`);
   });
 
   it('ask Prometheus only for metrics the code exports, histograms by their buckets', () => {

@@ -2,7 +2,8 @@
 // set-ups): booleans against a profile spelling them `True` / `False`, the versions table weighted
 // by labels, drift panels of two versions measured in the same window (a canary), events summed
 // over versions, low-traffic windows left out of the share of drifted features, and the windows
-// whose metrics come from a sample of their labels.
+// whose metrics come from a sample of their labels, and which of a window's estimated and realized
+// ROC AUC is current around the label-joiner's realized bounds.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -179,6 +180,63 @@ function labelWeighted(version: string, metric: 'accuracy' | 'f1' | 'roc_auc' | 
   const labels = rows.reduce((s, w) => s + valid(w), 0);
   if (metric === 'rmse') return Math.sqrt(rows.reduce((s, w) => s + w[metric]! ** 2 * valid(w), 0) / labels);
   return rows.reduce((s, w) => s + w[metric]! * valid(w), 0) / labels;
+}
+
+/** A whole-window row with a CBPE estimate beside its realized ROC AUC (what the estimate panel reads). */
+interface EstimatedWindow {
+  readonly predictions: number;
+  readonly labeled: number;
+  readonly invalid?: number;
+  /** Labels its metrics came from when read as a sample (0680); absent: all. */
+  readonly sampled?: number;
+  readonly roc_auc: number | null;
+  readonly estimated_roc_auc: number;
+}
+
+/**
+ * Around the label-joiner's realized bounds (coverage 0.5, DRIFTLINE_JOINER_ALERT_MIN_SAMPLES 100
+ * valid labels): the review's window of 90 labels of 150 predictions (coverage 0.6) first.
+ */
+const ESTIMATED: readonly EstimatedWindow[] = [
+  { predictions: 150, labeled: 90, roc_auc: 0.9, estimated_roc_auc: 0.8 },
+  { predictions: 160, labeled: 100, roc_auc: 0.91, estimated_roc_auc: 0.81 },
+  // 100 valid labels of 129 (29 invalid; rows written before invalid labels nulled the metrics), 99.
+  { predictions: 198, labeled: 129, invalid: 29, roc_auc: 0.92, estimated_roc_auc: 0.82 },
+  { predictions: 198, labeled: 128, invalid: 29, roc_auc: 0.93, estimated_roc_auc: 0.83 },
+  // Read as a sample: the 99 or 100 labels its metrics came from count, not the 2,000,000 labeled.
+  { predictions: 2_200_000, labeled: 2_000_000, sampled: 99, roc_auc: 0.94, estimated_roc_auc: 0.84 },
+  { predictions: 2_200_000, labeled: 2_000_000, sampled: 100, roc_auc: 0.95, estimated_roc_auc: 0.85 },
+  // Enough labels, coverage under 0.5; enough of both, no realized value.
+  { predictions: 1001, labeled: 500, roc_auc: 0.96, estimated_roc_auc: 0.86 },
+  { predictions: 600, labeled: 500, roc_auc: null, estimated_roc_auc: 0.87 },
+];
+
+async function seedEstimated(model: string): Promise<void> {
+  await ch.insert(
+    'performance_windows',
+    ESTIMATED.map((w, k) => ({
+      model,
+      model_version: 'v1',
+      window_start: chTime(T0 + k * HOUR),
+      window_end: chTime(T0 + (k + 1) * HOUR),
+      segment_feature: '',
+      segment: '',
+      task: 'binary',
+      predictions: w.predictions,
+      labeled: w.labeled,
+      expired: 0,
+      pending: w.predictions - w.labeled,
+      label_coverage: (w.labeled - (w.invalid ?? 0)) / w.predictions,
+      invalid_labels: w.invalid ?? 0,
+      roc_auc: w.roc_auc,
+      sampled_labels: w.sampled ?? 0,
+      scored: w.predictions,
+      estimated_roc_auc: w.estimated_roc_auc,
+      threshold: 0.5,
+      version: 1,
+      computed_at: chTime(T0 + (k + 1) * HOUR),
+    })),
+  );
 }
 
 interface DriftRow {
@@ -511,6 +569,7 @@ beforeAll(async () => {
   await seedBooleans('json-flags', ['true', 'false', 'false', 'true', 'true']);
   await seedPerformance('weighted');
   await seedPerformance('sampled', SAMPLED);
+  await seedEstimated('estimated');
   await seedCanary('canary');
   await seedCanary('daily', DAILY);
   // The canary's rows, then a third window with 3 late events of v1 and nothing on time.
@@ -601,6 +660,36 @@ describe('panel figures against an independent computation on the seeded rows', 
     ]);
     const exact = await panel('panel "Versions in the range" A', { database, model: 'weighted', version: [] }, 8);
     expect(exact.data.map((r) => Number(r.sampled_windows))).toEqual([0, 0, 0]);
+  });
+
+  it("estimated vs realized ROC AUC: the realized value is current only where the label-joiner's alerts judge it (found by a review)", async () => {
+    const { data } = await panel(
+      'panel "Estimated vs realized ROC AUC" A',
+      { database, model: 'estimated', version: [] },
+      ESTIMATED.length,
+    );
+    // The alerts' rule (libs/performance alerts.ts realizedJudges) at the label-joiner's defaults:
+    // coverage ≥ 0.5, ≥ 100 valid labels used (the sample's when sampled, else labeled − invalid),
+    // a finite realized value.
+    const judged = (w: EstimatedWindow) =>
+      (w.labeled - (w.invalid ?? 0)) / w.predictions >= 0.5 &&
+      (w.sampled !== undefined ? w.sampled : w.labeled - (w.invalid ?? 0)) >= 100 &&
+      w.roc_auc !== null &&
+      Number.isFinite(w.roc_auc);
+    expect(data.map((r) => Number(r.current))).toEqual(
+      ESTIMATED.map((w) => (judged(w) ? w.roc_auc : w.estimated_roc_auc)),
+    );
+    // The review's window (90 labels, coverage 0.6) shows the estimate, as its alert judges; 100 the realized.
+    expect(data.map((r) => (Number(r.current) === Number(r.realized) ? 'realized' : 'estimated'))).toEqual([
+      'estimated',
+      'realized',
+      'realized',
+      'estimated',
+      'estimated',
+      'realized',
+      'estimated',
+      'estimated',
+    ]);
   });
 
   const canary = { database, model: 'canary', version: ['v1', 'v2'], feature: ['a', 'b', 'c', 'd'] };

@@ -1,13 +1,32 @@
 import { groupBy, iso } from './group.js';
-import { sampledNote, sampledTag } from './sampled.js';
+import { isSampled, sampledNote, sampledTag } from './sampled.js';
 import { bdi, color, escapeHtml, type Highlight, isolate, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { PerformancePoint, ReportData } from './types.js';
 
 /**
- * Label coverage from which a window's realized metric replaces its CBPE estimate: the
- * label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default (its alerts switch at the same point).
+ * Label coverage from which a window's realized metric may replace its CBPE estimate: the
+ * label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default (see {@link RealizedRule}).
  */
 export const DEFAULT_REALIZED_COVERAGE = 0.5;
+
+/**
+ * Valid labels a window's realized metric must have been computed from before it replaces the
+ * estimate: the label-joiner's DRIFTLINE_JOINER_ALERT_MIN_SAMPLES default (see {@link RealizedRule}).
+ */
+export const DEFAULT_ALERT_MIN_SAMPLES = 100;
+
+/**
+ * When a window's realized metric is current rather than its CBPE estimate: the label-joiner's
+ * rule (libs/performance alerts.ts `realizedJudges`, which decides whether the PERFORMANCE alert or
+ * the ESTIMATED_PERFORMANCE alert judges a metric), restated here because the report's windows are
+ * warehouse rows, not its PerformanceRow.
+ */
+export interface RealizedRule {
+  /** DRIFTLINE_JOINER_REALIZED_COVERAGE: label coverage at least this. */
+  readonly realizedCoverage: number;
+  /** DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: at least this many valid labels used by the metrics. */
+  readonly minSamples: number;
+}
 
 /** Rows shown by each table of these sections: the latest ones (a week of hourly windows × 2 versions is 336). */
 const MAX_TABLE_ROWS = 48;
@@ -19,15 +38,31 @@ const ESTIMATED_METRICS = [
 
 const finite = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
 
-/** Which value of a window is believed: realized once labels cover `bound`, the estimate before (as the label-joiner's alerts). */
+/**
+ * The valid labels a window's metrics were computed from, as the label-joiner counts them: its
+ * sampled labels when it was read as a sample, else its labeled rows less the invalid ones.
+ */
+const usedLabels = (p: PerformancePoint): number => (isSampled(p) ? p.sampled! : p.labeled - (p.invalidLabels ?? 0));
+
+/**
+ * Which value of a window is believed: the realized one when its labels cover
+ * `rule.realizedCoverage`, at least `rule.minSamples` valid labels were used and the realized value
+ * is finite (as the label-joiner's alerts judge it), the estimate otherwise. 90 labels of 150
+ * predictions (coverage 0.6) showed the realized value while the alert judged the estimate.
+ */
 function currentValue(
   p: PerformancePoint,
   metric: string,
-  bound: number,
+  rule: RealizedRule,
 ): { readonly kind: 'realized' | 'estimated'; readonly value: number } | undefined {
   const realized = p.metrics[metric];
   const estimated = p.estimated?.[metric];
-  if (p.labelCoverage !== null && p.labelCoverage >= bound && finite(realized))
+  if (
+    p.labelCoverage !== null &&
+    p.labelCoverage >= rule.realizedCoverage &&
+    usedLabels(p) >= rule.minSamples &&
+    finite(realized)
+  )
     return { kind: 'realized', value: realized };
   if (finite(estimated)) return { kind: 'estimated', value: estimated };
   return undefined;
@@ -53,7 +88,7 @@ function estimateChart(
   d: ReportData,
   rows: readonly PerformancePoint[],
   m: (typeof ESTIMATED_METRICS)[number],
-  bound: number,
+  rule: RealizedRule,
   markers: readonly VerticalMarker[],
 ): string {
   const series: Series[] = [];
@@ -75,14 +110,14 @@ function estimateChart(
       { name: `realized ${m.label} ${version}`, color: c, points: points((r) => r.metrics[m.metric]) },
     );
     for (const r of list) {
-      const current = currentValue(r, m.metric, bound);
+      const current = currentValue(r, m.metric, rule);
       if (current === undefined) continue;
       highlights.push({
         x: r.windowStart,
         y: current.value,
         kind: current.kind,
         color: c,
-        label: `current ${m.label} ${isolate(version)} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : coverageText(r.labelCoverage, bound)})`,
+        label: `current ${m.label} ${isolate(version)} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : coverageText(r.labelCoverage, rule.realizedCoverage)})`,
       });
     }
   });
@@ -91,7 +126,7 @@ function estimateChart(
     title: `Estimated (CBPE, dashed) vs realized (solid) ${m.label} per version`,
     series,
     highlights,
-    highlightLegend: `current: realized once label coverage ≥ ${bound}, else the estimate`,
+    highlightLegend: `current: realized once label coverage ≥ ${rule.realizedCoverage} with ≥ ${rule.minSamples} valid labels, else the estimate`,
     yLabel: m.label,
     xDomain: [d.from, d.to],
     markers,
@@ -114,21 +149,21 @@ function latest(rows: readonly PerformancePoint[]): { shown: PerformancePoint[];
  * Performance before labels: CBPE estimate beside the realized metric per version (estimate dashed,
  * realized solid, the believed value ringed) and a table per window. Empty without estimates.
  */
-export function estimateSection(d: ReportData, markers: readonly VerticalMarker[], bound: number): string {
+export function estimateSection(d: ReportData, markers: readonly VerticalMarker[], rule: RealizedRule): string {
   const rows = d.performance.filter((r) => r.estimated !== undefined);
   const charted = ESTIMATED_METRICS.filter((m) => rows.some((r) => finite(r.estimated?.[m.metric])));
   if (charted.length === 0) return '';
-  const charts = charted.map((m) => estimateChart(d, rows, m, bound, markers));
+  const charts = charted.map((m) => estimateChart(d, rows, m, rule, markers));
   const { shown, note } = latest(rows);
   const body = shown
     .map((r) => {
-      const current = currentValue(r, 'roc_auc', bound);
-      const coverage = r.labelCoverage === null ? '' : coverageText(r.labelCoverage, bound);
-      return `<tr><td>${escapeHtml(iso(r.windowStart))}${sampledTag(r)}</td><td>${bdi(r.version)}</td><td class="num">${r.scored ?? ''}</td><td class="num">${coverage}</td>${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
+      const current = currentValue(r, 'roc_auc', rule);
+      const coverage = r.labelCoverage === null ? '' : coverageText(r.labelCoverage, rule.realizedCoverage);
+      return `<tr><td>${escapeHtml(iso(r.windowStart))}${sampledTag(r)}</td><td>${bdi(r.version)}</td><td class="num">${r.scored ?? ''}</td><td class="num">${coverage}</td><td class="num">${usedLabels(r)}</td>${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
     })
     .join('');
-  const table = `<table class="estimates"><thead><tr><th>window</th><th>version</th><th>scored</th><th>label coverage</th><th>estimated ROC AUC</th><th>realized ROC AUC</th><th>estimated accuracy</th><th>realized accuracy</th><th>current</th></tr></thead><tbody>${body}</tbody></table>`;
-  return `<section id="estimates"><h2>Estimated vs realized performance</h2><p>CBPE estimates performance from the scores alone (calibrated on the reference); the realized value from joined labels replaces it once label coverage reaches ${bound}.</p><div class="grid-2">${charts.join('')}</div>${table}${note}${sampledNote(shown)}</section>`;
+  const table = `<table class="estimates"><thead><tr><th>window</th><th>version</th><th>scored</th><th>label coverage</th><th>labels used</th><th>estimated ROC AUC</th><th>realized ROC AUC</th><th>estimated accuracy</th><th>realized accuracy</th><th>current</th></tr></thead><tbody>${body}</tbody></table>`;
+  return `<section id="estimates"><h2>Estimated vs realized performance</h2><p>CBPE estimates performance from the scores alone (calibrated on the reference); the realized value from joined labels replaces it once label coverage reaches ${rule.realizedCoverage} and its metrics were computed from at least ${rule.minSamples} valid labels (labels used), as the label-joiner’s alerts switch from the estimate to the realized metric.</p><div class="grid-2">${charts.join('')}</div>${table}${note}${sampledNote(shown)}</section>`;
 }
 
 const BUSINESS = [

@@ -9,7 +9,7 @@ import {
   MAX_TIMELINE_EVENTS,
   markedEvents,
 } from './bounds.js';
-import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
+import { businessSection, DEFAULT_ALERT_MIN_SAMPLES, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
 import { productionVersion } from './production.js';
 import { qualityChecks } from './quality.js';
@@ -558,8 +558,15 @@ export interface ReportOptions {
   /**
    * Label coverage from which the realized metric replaces the CBPE estimate as the current value
    * (the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE); default DEFAULT_REALIZED_COVERAGE (0.5).
+   * With `alertMinSamples`, the label-joiner's rule for which of the two its alerts judge.
    */
   readonly realizedCoverage?: number;
+  /**
+   * Valid labels a window's realized metric must have been computed from to replace the estimate
+   * as the current value (the label-joiner's DRIFTLINE_JOINER_ALERT_MIN_SAMPLES); default
+   * DEFAULT_ALERT_MIN_SAMPLES (100).
+   */
+  readonly alertMinSamples?: number;
   /** More notes for the top of the page (the CLI's: model cards left out). */
   readonly notes?: readonly string[];
 }
@@ -633,7 +640,10 @@ ${summary(d)}
 ${driftSection(view, markers)}
 ${distributionSection(view)}
 ${performanceSection(performanceView, markers)}
-${estimateSection(performanceView, markers, options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE)}
+${estimateSection(performanceView, markers, {
+  realizedCoverage: options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE,
+  minSamples: options.alertMinSamples ?? DEFAULT_ALERT_MIN_SAMPLES,
+})}
 ${businessSection(performanceView, markers)}
 ${skewSection(d, markers)}
 ${qualitySection(d, markers)}

@@ -17,7 +17,7 @@ export {
   numericBinOf,
   type ProfileView,
 } from './distribution.js';
-export { DEFAULT_REALIZED_COVERAGE } from './estimates.js';
+export { DEFAULT_ALERT_MIN_SAMPLES, DEFAULT_REALIZED_COVERAGE } from './estimates.js';
 export { type ReportOptions, renderReport } from './html.js';
 export {
   type ModelCardData,

@@ -39,6 +39,11 @@ export interface PerformancePoint {
   readonly task: string;
   readonly predictions: number;
   readonly labeled: number;
+  /**
+   * Labeled rows whose label is not a class (`performance_windows.invalid_labels`; a classification
+   * window with any has no metrics): `labeled` less these are the valid labels. Absent: none.
+   */
+  readonly invalidLabels?: number;
   readonly labelCoverage: number | null;
   readonly metrics: Readonly<Record<string, number | null>>;
   /**

@@ -1,5 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type PerformancePoint, type ReportData, renderReport } from '../src/index.js';
+import {
+  DEFAULT_ALERT_MIN_SAMPLES,
+  DEFAULT_REALIZED_COVERAGE,
+  type PerformancePoint,
+  type ReportData,
+  renderReport,
+} from '../src/index.js';
 
 const H = 3_600_000;
 const t0 = Date.UTC(2025, 0, 1);
@@ -17,6 +25,7 @@ function data(performance: PerformancePoint[]): ReportData {
   };
 }
 
+/** A window of 1,000 predictions (so labels cover `coverage` with ≥ 100 of them from 0.1 on). */
 const point = (
   version: string,
   k: number,
@@ -28,12 +37,12 @@ const point = (
   version,
   windowStart: t0 + k * H,
   task: 'binary',
-  predictions: 100,
-  labeled: Math.round((coverage ?? 0) * 100),
+  predictions: 1000,
+  labeled: Math.round((coverage ?? 0) * 1000),
   labelCoverage: coverage,
   metrics: { roc_auc: realized, accuracy: realized === null ? null : realized - 0.1 },
   estimated: { roc_auc: estimated, accuracy: estimated === null ? null : estimated - 0.1 },
-  scored: 100,
+  scored: 1000,
   business,
 });
 
@@ -88,7 +97,7 @@ describe('the estimated-vs-realized section of the report', () => {
     );
     const s = section(html, 'estimates');
     const rows = [
-      ...s.matchAll(/<td class="num">100<\/td><td class="num">([^<]*)<\/td>.*?<span class="tag (\w+)">/g),
+      ...s.matchAll(/<td class="num">1000<\/td><td class="num">([^<]*)<\/td>.*?<span class="tag (\w+)">/g),
     ].map((m) => [m[1], m[2]]);
     expect(rows).toEqual([
       ['0.499', 'estimated'],
@@ -101,6 +110,71 @@ describe('the estimated-vs-realized section of the report', () => {
   it('follows the configured bound', () => {
     const html = renderReport(data([point('v1', 0, 0.6, 0.9, 0.8)]), { realizedCoverage: 0.7 });
     expect(kinds(chart(html, 'estimated-roc-auc'))).toEqual(['estimated']);
+  });
+
+  // The label-joiner's alerts judge the realized metric only from DRIFTLINE_JOINER_ALERT_MIN_SAMPLES
+  // valid labels on (libs/performance alerts.ts realizedJudges): 90 labels of 150 predictions
+  // (coverage 0.6) showed the realized value while the ESTIMATED_PERFORMANCE alert judged the estimate.
+  const few = (labeled: number, more: Partial<PerformancePoint> = {}): PerformancePoint => ({
+    ...point('v1', 0, 0.6, 0.9, 0.8),
+    predictions: Math.round(labeled / 0.6),
+    labeled,
+    ...more,
+  });
+  const current = (p: PerformancePoint, options = {}) => {
+    const s = section(renderReport(data([p]), options), 'estimates');
+    return {
+      chart: kinds(chart(s, 'estimated-roc-auc')),
+      table: [...s.matchAll(/<span class="tag (realized|estimated)">/g)].map((m) => m[1]),
+    };
+  };
+
+  it('shows the estimate while fewer than 100 valid labels were used, whatever the coverage, as the alerts judge', () => {
+    expect(current(few(90))).toEqual({ chart: ['estimated'], table: ['estimated'] });
+    expect(current(few(99))).toEqual({ chart: ['estimated'], table: ['estimated'] });
+    expect(current(few(100))).toEqual({ chart: ['realized'], table: ['realized'] });
+    const s = section(renderReport(data([few(90)])), 'estimates');
+    expect(s).toContain('current ROC AUC \u2068v1\u2069 2025-01-01 00:00:00Z: 0.8000 (estimated, label coverage 0.60)');
+    expect(s).toContain('current: realized once label coverage ≥ 0.5 with ≥ 100 valid labels, else the estimate');
+    expect(s).toContain('reaches 0.5 and its metrics were computed from at least 100 valid labels');
+    // The labels it counted, beside the coverage.
+    expect(s).toContain('<td class="num">0.60</td><td class="num">90</td>');
+  });
+
+  it('counts valid labels as the label-joiner does: labeled less invalid, or the sample when sampled', () => {
+    // 120 labeled, 30 invalid: 90 used (a regression window keeps its metric with invalid labels' rows).
+    expect(current(few(120, { invalidLabels: 30 })).table).toEqual(['estimated']);
+    expect(current(few(130, { invalidLabels: 30 })).table).toEqual(['realized']);
+    // Sampled: the metrics came from 90 of the 150,000 labels.
+    expect(current(few(150_000, { sampled: 90 })).table).toEqual(['estimated']);
+    expect(current(few(150_000, { sampled: 100 })).table).toEqual(['realized']);
+    // sampled 0: computed from all of them.
+    expect(current(few(100, { sampled: 0 })).table).toEqual(['realized']);
+  });
+
+  it('follows the configured min-samples bound (DRIFTLINE_JOINER_ALERT_MIN_SAMPLES)', () => {
+    expect(current(few(90), { alertMinSamples: 50 }).table).toEqual(['realized']);
+    expect(current(few(100), { alertMinSamples: 101 }).table).toEqual(['estimated']);
+    const s = section(renderReport(data([few(90)]), { alertMinSamples: 50, realizedCoverage: 0.55 }), 'estimates');
+    expect(s).toContain('current: realized once label coverage ≥ 0.55 with ≥ 50 valid labels, else the estimate');
+    // Enough labels, but no finite realized value: still the estimate.
+    expect(
+      current(few(90, { metrics: { roc_auc: Number.NaN, accuracy: null } }), { alertMinSamples: 50 }).table,
+    ).toEqual(['estimated']);
+    expect(current(few(90, { metrics: { roc_auc: null, accuracy: null } }), { alertMinSamples: 50 }).table).toEqual([
+      'estimated',
+    ]);
+  });
+
+  it("defaults to the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE and DRIFTLINE_JOINER_ALERT_MIN_SAMPLES defaults", () => {
+    const config = readFileSync(resolve(import.meta.dirname, '../../../services/label-joiner/src/config.ts'), 'utf8');
+    const declared = (name: string) => {
+      const m = new RegExp(`\\b${name}:[^\\n]*\\.default\\(([\\d_.]+)\\)`).exec(config);
+      expect(m, `${name} and its default in services/label-joiner/src/config.ts`).not.toBeNull();
+      return Number(m![1]!.replaceAll('_', ''));
+    };
+    expect(DEFAULT_REALIZED_COVERAGE).toBe(declared('DRIFTLINE_JOINER_REALIZED_COVERAGE'));
+    expect(DEFAULT_ALERT_MIN_SAMPLES).toBe(declared('DRIFTLINE_JOINER_ALERT_MIN_SAMPLES'));
   });
 });
 

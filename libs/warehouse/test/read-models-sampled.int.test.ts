@@ -1,6 +1,7 @@
 // Sampled windows (performance_windows.sampled_labels, migration 0680) reach the report's
 // PerformancePoint.sampled and the model card's ModelCardLive.sampled; on a table before 0680 the
-// readers still run and read every window as exact.
+// readers still run and read every window as exact. Invalid labels reach PerformancePoint.invalidLabels
+// (with `sampled`, the valid labels the report's current value counts, as the label-joiner's alerts).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { loadReportData } from '../src/read-models/report.js';
 const H = 3_600_000;
 const T0 = Date.UTC(2025, 0, 1);
 const path = mkdtempSync(join(tmpdir(), 'rd-'));
-const row = (k: number, labeled: number, sampled: number | undefined) => ({
+const row = (k: number, labeled: number, sampled: number | undefined, invalid = 0) => ({
   model: 'm',
   model_version: 'v1',
   window_start: chTime(T0 + k * H),
@@ -25,7 +26,7 @@ const row = (k: number, labeled: number, sampled: number | undefined) => ({
   expired: 0,
   pending: 0,
   label_coverage: 1,
-  invalid_labels: 0,
+  invalid_labels: invalid,
   accuracy: 0.8,
   roc_auc: 0.83,
   threshold: 0.5,
@@ -51,13 +52,14 @@ for (const shape of ['after 0680', 'before 0680'] as const) {
         : migrations,
     );
     await ch.insert('performance_windows', [
-      row(0, 800, old ? undefined : 0),
+      row(0, 800, old ? undefined : 0, 7),
       row(1, 2_000_000, old ? undefined : 996_377),
     ]);
     const data = await loadReportData(ch, { model: 'm', from: T0, to: T0 + 4 * H }, T0 + 5 * H);
     const card = await loadModelCard(ch, 'm', 'v1', T0 + 5 * H);
     if (old) expect(data.performance.map((p) => p.sampled)).toEqual([0, 0]);
     else expect(data.performance.map((p) => p.sampled)).toEqual([0, 996_377]);
+    expect(data.performance.map((p) => p.invalidLabels)).toEqual([7, 0]);
     expect(card.live[0]?.sampled).toEqual(
       old ? { windows: 0, labels: 0, of: 0 } : { windows: 1, labels: 996_377, of: 2_000_000 },
     );

@@ -48,11 +48,15 @@ beforeAll(async () => {
   const { missing } = await migrateForDashboards(ch);
   expect(missing).toEqual([]);
   scenario = await seedScenario(ch, undefined, undefined, { pendingLabelWindows: PENDING_LABEL_WINDOWS });
-  // The rule as the Grafana panel states it (sql.ts estimatedVsRealizedAucSql), in SQL on the stored rows.
+  // The rule as the Grafana panel states it (sql.ts estimatedVsRealizedAucSql, the alerts' rule with
+  // the label-joiner's defaults), in SQL on the stored rows.
+  const realized = `label_coverage >= 0.5
+       AND if(sampled_labels > 0, sampled_labels >= 100, labeled >= invalid_labels + 100)
+       AND roc_auc IS NOT NULL AND isFinite(roc_auc)`;
   const current = await ch.select<Record<string, string | number>>(
     `SELECT model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, label_coverage AS coverage,
-       if(label_coverage >= 0.5 AND roc_auc IS NOT NULL, 'realized', 'estimated') AS kind,
-       if(label_coverage >= 0.5 AND roc_auc IS NOT NULL, roc_auc, estimated_roc_auc) AS value
+       if(${realized}, 'realized', 'estimated') AS kind,
+       if(${realized}, roc_auc, estimated_roc_auc) AS value
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND segment_feature = '' ORDER BY ws, version`,
     { model: scenario.model },

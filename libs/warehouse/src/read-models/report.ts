@@ -379,7 +379,7 @@ async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]):
     : '';
   const list = await rows<Record<string, unknown>>(
     ch,
-    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}${extra},
+    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, invalid_labels, label_coverage, ${metrics.join(', ')}${extra},
        ${SAMPLED_LABELS} AS sampled
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND segment_feature = '' AND ${IN_RANGE('window_start')}
@@ -393,6 +393,7 @@ async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]):
     task: String(x.task),
     predictions: Number(x.predictions),
     labeled: Number(x.labeled),
+    invalidLabels: Number(x.invalid_labels),
     labelCoverage: num(x.label_coverage),
     metrics: Object.fromEntries(metrics.map((m) => [m, num(x[m])])),
     ...(estimates ? estimateFields(x, num) : {}),

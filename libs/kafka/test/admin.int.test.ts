@@ -21,9 +21,10 @@ import {
 import { readTopic } from '../src/testing.js';
 
 const stack = inject('stack');
+// The tests of each group run at once: each names its own topics, groups and clients.
 const client = () => createKafkaClient({ brokers: stack.kafkaBrokers, clientId: uniqueName('admin-test'), ssl: false });
 
-describe('topic admin through the facade, on the real broker', () => {
+describe.concurrent('topic admin through the facade, on the real broker', () => {
   it('ensures topics idempotently, also when two processes race, and never alters an existing one', async () => {
     const topic = uniqueName('admin');
     await probeCluster(stack.kafkaBrokers);
@@ -76,7 +77,7 @@ describe('topic admin through the facade, on the real broker', () => {
   });
 });
 
-describe('an existing topic whose configs differ from its spec (an upgrade: models.v1 kept for good)', () => {
+describe.concurrent('an existing topic whose configs differ from its spec (an upgrade: models.v1 kept for good)', () => {
   /** A client whose logger keeps its warning and debug lines. */
   function loggingClient() {
     const lines: Array<{ level: 'warn' | 'debug'; fields: Record<string, unknown>; msg: string }> = [];
@@ -134,7 +135,7 @@ describe('an existing topic whose configs differ from its spec (an upgrade: mode
   });
 });
 
-describe('groupHasCommitted', () => {
+describe.concurrent('groupHasCommitted', () => {
   it('is false at once for topics not created yet, true once the group committed on one of them', async () => {
     const topic = uniqueName('ghc');
     const group = `${topic}-group`;
@@ -150,7 +151,7 @@ describe('groupHasCommitted', () => {
   });
 });
 
-describe('adoptGroupOffsets (a group renamed: the label-joiner and materializer groups gained the topic prefix)', () => {
+describe.concurrent('adoptGroupOffsets (a group renamed: the label-joiner and materializer groups gained the topic prefix)', () => {
   it("takes the old group's commits of the partitions the new one has none of, once, and only of its topics", async () => {
     const kafka = client();
     const [t1, t2, other] = [uniqueName('adopt'), uniqueName('adopt'), uniqueName('adopt')];
@@ -174,19 +175,24 @@ describe('adoptGroupOffsets (a group renamed: the label-joiner and materializer 
     }
     await producer.disconnect();
     const [from, to] = [uniqueName('old'), uniqueName('new')];
-    await setGroupOffsets(
-      kafka,
-      from,
-      t1,
-      new Map([
-        [0, 1n],
-        [1, 2n],
-        [2, 3n],
-      ]),
-    );
-    await setGroupOffsets(kafka, from, t2, new Map([[1, 4n]]));
-    await setGroupOffsets(kafka, from, other, new Map([[0, 2n]]));
-    await setGroupOffsets(kafka, to, t1, new Map([[0, 4n]])); // read further already: kept
+    // A group's offsets are set by a member of it (seconds each): the old group's in turn, the new one's meanwhile.
+    await Promise.all([
+      (async () => {
+        await setGroupOffsets(
+          kafka,
+          from,
+          t1,
+          new Map([
+            [0, 1n],
+            [1, 2n],
+            [2, 3n],
+          ]),
+        );
+        await setGroupOffsets(kafka, from, t2, new Map([[1, 4n]]));
+        await setGroupOffsets(kafka, from, other, new Map([[0, 2n]]));
+      })(),
+      setGroupOffsets(kafka, to, t1, new Map([[0, 4n]])), // read further already: kept
+    ]);
     const lines: string[] = [];
     const logger: Logger = { ...silentLogger, info: (_obj, msg) => void lines.push(msg ?? '') };
 
@@ -227,7 +233,7 @@ describe('adoptGroupOffsets (a group renamed: the label-joiner and materializer 
   });
 });
 
-describe('durability of created topics', () => {
+describe.concurrent('durability of created topics', () => {
   it('sets min.insync.replicas on the topic itself (auto: 1 on the single local broker), explicit values win', async () => {
     const auto = uniqueName('durable');
     const explicit = uniqueName('durable');
@@ -246,7 +252,7 @@ describe('durability of created topics', () => {
   });
 });
 
-describe("an admin session (a consumer's periodic reads)", () => {
+describe.concurrent("an admin session (a consumer's periodic reads)", () => {
   /** Counts the kafkajs admin clients created on `kafka` (each one a connection of its own). */
   function countAdmins(kafka: ReturnType<typeof client>): { readonly created: () => number } {
     const k = kafkajsOf(kafka);

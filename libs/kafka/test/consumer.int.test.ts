@@ -4,7 +4,7 @@ import { DriftlineError, type Logger, PoisonRecordError, SinkUnavailableError, s
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient } from '@driftline/online-store/redis';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject } from 'vitest';
 import {
   type ConsumerHandle,
   committedOffsets,
@@ -16,6 +16,7 @@ import {
   startConsumer,
   topicOffsets,
 } from '../src/index.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -31,13 +32,11 @@ async function produceNumbered(topic: string, count: number, partitions: number,
   await producer.disconnect();
 }
 
-describe('consumer loop against real Kafka', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
-
+// The tests run at once: each names its own topics, groups and Redis keys, with a metrics registry,
+// producers and consumers of its own.
+describe.concurrent('consumer loop against real Kafka', () => {
   async function consumer<T>(
+    cleanup: Cleanup,
     options: Omit<Parameters<typeof startConsumer<T>>[0], 'kafka' | 'producer' | 'logger' | 'registry'> & {
       producer?: EventProducer;
       logger?: Logger;
@@ -60,406 +59,11 @@ describe('consumer loop against real Kafka', () => {
     return { handle, registry, kafka };
   }
 
-  it('sends a poison record to <topic>.dlq with its original bytes and the reason, and goes on', async () => {
-    const topic = uniqueName('poison');
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-    const producer = await createProducer(kafka);
-    await producer.send(topic, [
-      { key: 'a', value: Buffer.from('1') },
-      { key: 'b', value: Buffer.from('not a number'), headers: { trace: 'xyz' } },
-      { key: 'c', value: Buffer.from('3') },
-      { key: 'd', value: Buffer.from('-4') },
-    ]);
-    await producer.disconnect();
-    const sunk: number[] = [];
-    const group = uniqueName('group');
-    const { registry } = await consumer<number>({
-      groupId: group,
-      topics: [topic],
-      processor: {
-        decode(record) {
-          const n = Number(record.value?.toString());
-          if (Number.isNaN(n)) throw new PoisonRecordError('DECODE_FAILED', 'value is not a number');
-          return n;
-        },
-        async process(items) {
-          // The sink refuses negative numbers: a non-retriable, per-record failure.
-          if (items.some((i) => i.value < 0))
-            throw new PoisonRecordError('VALIDATION_FAILED', 'negative value refused by sink');
-          sunk.push(...items.map((i) => i.value));
-        },
-      },
-    });
-    const dead = await readTopic(kafka, `${topic}.dlq`, 2);
-    const byKey = new Map(dead.map((d) => [d.key?.toString(), d]));
-    expect(byKey.get('b')?.value?.toString()).toBe('not a number');
-    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('value is not a number');
-    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('DECODE_FAILED');
-    expect(byKey.get('b')?.headers?.trace?.toString()).toBe('xyz');
-    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.offset]?.toString()).toBe('1');
-    expect(byKey.get('d')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('negative value refused by sink');
-    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 4n ? true : undefined));
-    expect(sunk.sort()).toEqual([1, 3]);
-    const dlqMetric = await registry.getSingleMetricAsString('driftline_records_dlq_total');
-    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="DECODE_FAILED"[^}]*\} 1$/m);
-    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="VALIDATION_FAILED"[^}]*\} 1$/m);
-  });
-
-  it('a batch of poison only does not move a commit the processor holds back (found by make chaos)', async () => {
-    // A stateful processor (drift stage one) holds its commit at the oldest record still in memory
-    // only. A later batch whose every record is poison never reaches the processor; committing
-    // past it skipped the held records, and a crash then lost them.
-    const topic = uniqueName('held');
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-    const producer = await createProducer(kafka);
-    await producer.send(topic, [
-      { key: 'a', value: Buffer.from('1') },
-      { key: 'b', value: Buffer.from('2') },
-    ]);
-    const group = uniqueName('group');
-    const seen: number[] = [];
-    await consumer<number>({
-      groupId: group,
-      topics: [topic],
-      processor: {
-        decode(record) {
-          const n = Number(record.value?.toString());
-          if (Number.isNaN(n)) throw new PoisonRecordError('DECODE_FAILED', 'value is not a number');
-          return n;
-        },
-        async process(items) {
-          seen.push(...items.map((i) => i.value));
-          return { commitOffset: '1' }; // record 1 onwards is held in memory only
-        },
-      },
-    });
-    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 1n ? true : undefined));
-    await eventually(async () => (seen.length === 2 ? true : undefined));
-    await producer.send(topic, [{ key: 'c', value: Buffer.from('not a number') }]);
-    await producer.disconnect();
-    await readTopic(kafka, `${topic}.dlq`, 1);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(1n);
-  });
-
-  describe('a processor that fails with unclassified errors', () => {
-    const dlqCount = async (kafka: ReturnType<typeof kafkaFor>, topic: string) =>
-      Number((await topicOffsets(kafka, `${topic}.dlq`))[0]?.high ?? 0n);
-    const faultGauge = async (registry: Awaited<ReturnType<typeof consumer>>['registry']) =>
-      (await registry.getSingleMetric('driftline_consumer_processor_fault')?.get())?.values[0]?.value;
-    const quick = { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 };
-
-    it('every record failing is held as a processor fault, not dead-lettered; once fixed, nothing is lost', async () => {
-      // A bad deploy (a TypeError on every record) used to bisect each batch and dead-letter it
-      // whole: the topic drained into its DLQ while monitoring saw nothing.
-      const topic = uniqueName('fault');
-      const kafka = kafkaFor(stack.kafkaBrokers);
-      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-      await produceNumbered(topic, 20, 1);
-      const group = uniqueName('group');
-      let broken = true;
-      let attempts = 0;
-      const sunk = new Set<string>();
-      const { handle, registry } = await consumer<string>({
-        groupId: group,
-        topics: [topic],
-        backoff: quick,
-        faultHoldMs: 60_000,
-        processor: {
-          decode: (r) => r.value!.toString(),
-          async process(items) {
-            attempts++;
-            if (broken) (undefined as unknown as { field: number }).field;
-            for (const i of items) sunk.add(i.value);
-          },
-        },
-      });
-      await eventually(async () => (attempts >= 40 ? true : undefined));
-      expect(await faultGauge(registry)).toBe(1);
-      expect(handle.ready()).toBe(false);
-      expect(await dlqCount(kafka, topic)).toBe(0);
-      expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(-1n);
-      broken = false;
-      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 20n ? true : undefined));
-      expect(sunk.size).toBe(20);
-      expect(await dlqCount(kafka, topic)).toBe(0);
-      expect(await faultGauge(registry)).toBe(0);
-    });
-
-    it('a decode that throws on every record is held too; an outage between held attempts restarts the hold', async () => {
-      const topic = uniqueName('fault-decode');
-      const kafka = kafkaFor(stack.kafkaBrokers);
-      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-      await produceNumbered(topic, 5, 1);
-      const group = uniqueName('group');
-      let phase: 'bug' | 'outage' | 'fixed' = 'bug';
-      let attempts = 0;
-      const sunk: string[] = [];
-      const { registry } = await consumer<string>({
-        groupId: group,
-        topics: [topic],
-        backoff: quick,
-        faultHoldMs: 2_500,
-        processor: {
-          decode: (r) => {
-            attempts++;
-            // A bug in decode (before the processor is offered anything): it dead-lettered at once.
-            if (phase === 'bug') throw new TypeError("Cannot read properties of undefined (reading 'v')");
-            return r.value!.toString();
-          },
-          async process(items) {
-            if (phase === 'outage') throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
-            sunk.push(...items.map((i) => i.value));
-          },
-        },
-      });
-      await eventually(async () => ((await faultGauge(registry)) === 1 ? true : undefined));
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      // An outage longer than the hold: it is no time of the hold, and the gauge drops with it.
-      phase = 'outage';
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      expect(await faultGauge(registry)).toBe(0);
-      phase = 'bug';
-      const before = attempts;
-      await eventually(async () => (attempts > before + 5 ? true : undefined));
-      // The hold starts again: nothing dead-lettered at the first fault after the outage.
-      expect(await dlqCount(kafka, topic)).toBe(0);
-      phase = 'fixed';
-      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 5n ? true : undefined));
-      expect(sunk).toHaveLength(5);
-      expect(await dlqCount(kafka, topic)).toBe(0);
-    });
-
-    it('held past the hold, the oldest record goes to the DLQ with the reason, one record per hold', async () => {
-      // A lone record the processor cannot take must not stall the partition for ever either.
-      const topic = uniqueName('fault-hold');
-      const kafka = kafkaFor(stack.kafkaBrokers);
-      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-      await produceNumbered(topic, 6, 1);
-      const group = uniqueName('group');
-      await consumer<string>({
-        groupId: group,
-        topics: [topic],
-        backoff: quick,
-        faultHoldMs: 2_000,
-        processor: {
-          decode: (r) => r.value!.toString(),
-          async process() {
-            throw new TypeError("Cannot read properties of undefined (reading 'field')");
-          },
-        },
-      });
-      // The first dead letter comes alone: the next record has a hold of its own.
-      expect(
-        await eventually(async () => ((await dlqCount(kafka, topic)) > 0 ? dlqCount(kafka, topic) : undefined)),
-      ).toBe(1);
-      const dead = await readTopic(kafka, `${topic}.dlq`, 2);
-      expect(dead.map((d) => d.headers?.[DLQ_HEADERS.offset]?.toString())).toEqual(['0', '1']);
-      expect(dead[0]?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('INTERNAL');
-      expect(dead[0]?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe(
-        "held 2s as a processor fault: Cannot read properties of undefined (reading 'field')",
-      );
-      await eventually(async () =>
-        ((await committedOffsets(kafka, group, topic)).get(0) ?? -1n) >= 2n ? true : undefined,
-      );
-    });
-
-    it('a record that fails among others that pass is dead-lettered at once, the hold notwithstanding', async () => {
-      const topic = uniqueName('fault-one');
-      const kafka = kafkaFor(stack.kafkaBrokers);
-      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-      await produceNumbered(topic, 10, 1);
-      const group = uniqueName('group');
-      const sunk: string[] = [];
-      await consumer<string>({
-        groupId: group,
-        topics: [topic],
-        backoff: quick,
-        faultHoldMs: 60_000,
-        processor: {
-          decode: (r) => r.value!.toString(),
-          async process(items) {
-            if (items.some((i) => i.value === 'v3')) throw new RangeError('Invalid time value');
-            sunk.push(...items.map((i) => i.value));
-          },
-        },
-      });
-      const [dead] = await readTopic(kafka, `${topic}.dlq`, 1);
-      expect(dead?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('Invalid time value');
-      await eventually(
-        async () => ((await committedOffsets(kafka, group, topic)).get(0) === 10n ? true : undefined),
-        10_000,
-      );
-      expect(sunk).toHaveLength(9);
-    });
-  });
-
-  it('backs off while the sink fails, commits nothing ahead of it, loses nothing, and its lag keeps growing', async () => {
-    const topic = uniqueName('flaky');
-    const other = uniqueName('flaky-other'); // a second topic, waiting behind the failing partition too
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [
-      { topic, partitions: 2 },
-      { topic: other, partitions: 1 },
-    ]);
-    await produceNumbered(topic, 200, 2);
-    await produceNumbered(other, 40, 1, 1_000);
-    const group = uniqueName('group');
-    let sinkUp = false;
-    let failures = 0;
-    const sunk = new Set<string>();
-    const { handle, registry } = await consumer<string>({
-      groupId: group,
-      topics: [topic, other],
-      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
-      processor: {
-        decode: (r) => r.value!.toString(),
-        async process(items) {
-          if (!sinkUp) {
-            failures++;
-            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
-          }
-          for (const i of items) sunk.add(i.value);
-        },
-      },
-    });
-    await eventually(async () => (failures >= 5 ? true : undefined));
-    expect(handle.ready()).toBe(false);
-    const whileDown = await committedOffsets(kafka, group, topic);
-    expect([...whileDown.values()].every((o) => o === -1n)).toBe(true);
-    // Producers go on during the outage: the partition fetches nothing, yet its lag gauge must grow
-    // (it kept the retried batch's high watermark, 100, before).
-    await produceNumbered(topic, 100, 2, 200);
-    const lag = async () => {
-      const metric = (await registry.getSingleMetric('driftline_consumer_lag')?.get())?.values ?? [];
-      return metric
-        .filter((v) => v.labels.topic === topic || v.labels.topic === other)
-        .map((v) => [v.labels.topic === topic ? v.labels.partition : 'other', v.value])
-        .sort();
-    };
-    await eventually(async () => {
-      const now = await lag();
-      // Every partition: the one whose batch is retried, and those waiting behind it unfetched, of
-      // its topic and of the other (their gauges read from the group's offsets; they had none before).
-      if (
-        JSON.stringify(now) ===
-        JSON.stringify([
-          ['0', 150],
-          ['1', 150],
-          ['other', 40],
-        ])
-      )
-        return true;
-      throw new Error(`lag by partition ${JSON.stringify(now)}`);
-    }, 20_000);
-    sinkUp = true;
-    await eventually(async () => (sunk.size === 340 ? true : undefined));
-    await eventually(async () => {
-      const offsets = await committedOffsets(kafka, group, topic);
-      return offsets.get(0) === 150n && offsets.get(1) === 150n ? true : undefined;
-    });
-    await eventually(async () => (handle.ready() ? true : undefined));
-  });
-
-  it('positions: which owned partitions have processed everything, the idle and never-fetched included', async () => {
-    const topic = uniqueName('positions');
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [{ topic, partitions: 3 }]);
-    // Partition 0 has records, 1 none at all, 2 records its sink refuses for now.
-    const producer = await createProducer(kafka);
-    cleanup.push(() => producer.disconnect());
-    const send = (partition: number, n: number) =>
-      producer.send(
-        topic,
-        Array.from({ length: n }, (_, k) => ({ key: `k${k}`, value: Buffer.from(`${partition}:${k}`), partition })),
-      );
-    await send(0, 20);
-    await send(2, 5);
-    let partition2Down = true;
-    const sunk = new Set<string>();
-    const { handle } = await consumer<string>({
-      groupId: uniqueName('group'),
-      topics: [topic],
-      // Concurrently: with one at a time, the partition that backs off holds the others back.
-      partitionsConsumedConcurrently: 3,
-      backoff: { initialMs: 50, maxMs: 100, multiplier: 2, jitter: 0 },
-      processor: {
-        decode: (r) => r.value!.toString(),
-        async process(items, context) {
-          if (context.partition === 2 && partition2Down)
-            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
-          for (const i of items) sunk.add(i.value);
-        },
-      },
-    });
-    /** Waits until positions() says exactly this, per partition: caught up or not. */
-    const positionsAre = (expected: boolean[]) =>
-      eventually(async () => {
-        const now = (await handle.positions()).map((p) => [p.topic === topic ? p.partition : -1, p.caughtUp]).sort();
-        const want = expected.map((caughtUp, partition) => [partition, caughtUp]);
-        if (JSON.stringify(now) === JSON.stringify(want)) return true;
-        throw new Error(`positions ${JSON.stringify(now)}`);
-      });
-    await eventually(async () => (sunk.size === 20 ? true : undefined));
-    // 1 never had a batch (nothing to read: caught up); 2 backs off on its batch.
-    await positionsAre([true, true, false]);
-    partition2Down = false;
-    await eventually(async () => (sunk.size === 25 ? true : undefined));
-    // The once idle partition gets records: caught up again once they are processed.
-    await send(1, 3);
-    await eventually(async () => (sunk.size === 28 ? true : undefined));
-    await positionsAre([true, true, true]);
-    await handle.stop();
-    expect(await handle.positions()).toEqual([]);
-  });
-
-  it('a partition lost in a rebalance while backing off no longer holds readiness false (found by a review)', async () => {
-    const topic = uniqueName('lost-backoff');
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
-    await produceNumbered(topic, 40, 2);
-    const group = uniqueName('group');
-    let aDown = true;
-    let aFailures = 0;
-    // Both partitions' batches at once: both back off, so whichever the rebalance takes away was
-    // backing off when it left.
-    const a = await consumer<string>({
-      groupId: group,
-      topics: [topic],
-      partitionsConsumedConcurrently: 2,
-      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
-      processor: {
-        decode: (r) => r.value!.toString(),
-        async process() {
-          if (aDown) {
-            aFailures++;
-            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
-          }
-        },
-      },
-    });
-    await eventually(async () => (aFailures >= 6 ? true : undefined));
-    expect(a.handle.ready()).toBe(false);
-    const sunkByB = new Set<string>();
-    const b = await consumer<string>({
-      groupId: group,
-      topics: [topic],
-      processor: {
-        decode: (r) => r.value!.toString(),
-        async process(items) {
-          for (const i of items) sunkByB.add(i.value);
-        },
-      },
-    });
-    // B took one partition (20 records); then A's sink recovers for the one it kept.
-    await eventually(async () => (sunkByB.size === 20 ? true : undefined), 30_000);
-    aDown = false;
-    await eventually(async () => (a.handle.ready() && b.handle.ready() ? true : undefined), 20_000);
-  });
-
-  it('a batch processed for longer than the session timeout keeps the membership: processed once, committed', async () => {
+  // The longest first: five run at once, the rest as these end.
+  it('a batch processed for longer than the session timeout keeps the membership: processed once, committed', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('long-batch');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -467,7 +71,7 @@ describe('consumer loop against real Kafka', () => {
     const group = uniqueName('group');
     const seen: string[] = [];
     let calls = 0;
-    await consumer<string>({
+    await consumer<string>(cleanup, {
       groupId: group,
       topics: [topic],
       sessionTimeoutMs: 6_000, // the broker's minimum
@@ -488,7 +92,10 @@ describe('consumer loop against real Kafka', () => {
     expect(seen.filter((v) => v === 'v0')).toEqual(['v0']);
   }, 60_000);
 
-  it('a heartbeat a processor calls during a rebalance fails retriably: the batch is redelivered, nothing dead-lettered', async () => {
+  it('a heartbeat a processor calls during a rebalance fails retriably: the batch is redelivered, nothing dead-lettered', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('heartbeat-rebalance');
     const kafka = kafkaFor(stack.kafkaBrokers);
     // The dead-letter topic exists, as services ensure it: a dead letter would land.
@@ -511,10 +118,10 @@ describe('consumer loop against real Kafka', () => {
         for (const item of items) sunk.add(item.value);
       },
     });
-    const a = await consumer<string>({ groupId: group, topics: [topic], processor: processor(true) });
+    const a = await consumer<string>(cleanup, { groupId: group, topics: [topic], processor: processor(true) });
     await eventually(async () => (a.handle.ready() ? true : undefined));
     bJoining = true;
-    await consumer<string>({ groupId: group, topics: [topic], processor: processor(false) });
+    await consumer<string>(cleanup, { groupId: group, topics: [topic], processor: processor(false) });
     await eventually(async () => (sunk.size === 20 ? true : undefined), 45_000);
     const metrics = await a.registry.metrics();
     // A's heartbeat failed in the rebalance (the batch counted failed) and nothing went to the DLQ.
@@ -522,7 +129,10 @@ describe('consumer loop against real Kafka', () => {
     expect(metrics).not.toMatch(/^driftline_records_dlq_total\{[^}]*\} [1-9]/m);
   }, 60_000);
 
-  it('stop() during a batch lets it finish and commits it (kafkajs dropped that commit once stopping began)', async () => {
+  it('stop() during a batch lets it finish and commits it (kafkajs dropped that commit once stopping began)', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('stop-commits');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -530,7 +140,7 @@ describe('consumer loop against real Kafka', () => {
     const group = uniqueName('group');
     let inBatch = false;
     const sunk: string[] = [];
-    const { handle } = await consumer<string>({
+    const { handle } = await consumer<string>(cleanup, {
       groupId: group,
       topics: [topic],
       processor: {
@@ -548,7 +158,10 @@ describe('consumer loop against real Kafka', () => {
     expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(5n); // it stayed uncommitted: redelivered on every start
   }, 30_000);
 
-  it('a backoff longer than a short session keeps the membership: the attempts go on counting (found by a review)', async () => {
+  it('a backoff longer than a short session keeps the membership: the attempts go on counting (found by a review)', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('long-backoff');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -563,7 +176,7 @@ describe('consumer loop against real Kafka', () => {
     };
     let down = true;
     const sunk: string[] = [];
-    await consumer<string>({
+    await consumer<string>(cleanup, {
       groupId: uniqueName('group'),
       topics: [topic],
       logger,
@@ -602,7 +215,10 @@ describe('consumer loop against real Kafka', () => {
     return { child, ready, exit };
   }
 
-  it('a consumer killed mid-batch and restarted processes every record at least once and commits nothing it did not finish', async () => {
+  it('a consumer killed mid-batch and restarted processes every record at least once and commits nothing it did not finish', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('crash');
     const kafka = kafkaFor(stack.kafkaBrokers);
     const partitions = 3;
@@ -677,5 +293,431 @@ describe('consumer loop against real Kafka', () => {
     }
     // SIGTERM left the group: no member remains.
     expect((await describeGroup(kafka, group)).members).toBe(0);
+  });
+
+  it('sends a poison record to <topic>.dlq with its original bytes and the reason, and goes on', async ({
+    cleanup,
+    expect,
+  }) => {
+    const topic = uniqueName('poison');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [
+      { key: 'a', value: Buffer.from('1') },
+      { key: 'b', value: Buffer.from('not a number'), headers: { trace: 'xyz' } },
+      { key: 'c', value: Buffer.from('3') },
+      { key: 'd', value: Buffer.from('-4') },
+    ]);
+    await producer.disconnect();
+    const sunk: number[] = [];
+    const group = uniqueName('group');
+    const { registry } = await consumer<number>(cleanup, {
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode(record) {
+          const n = Number(record.value?.toString());
+          if (Number.isNaN(n)) throw new PoisonRecordError('DECODE_FAILED', 'value is not a number');
+          return n;
+        },
+        async process(items) {
+          // The sink refuses negative numbers: a non-retriable, per-record failure.
+          if (items.some((i) => i.value < 0))
+            throw new PoisonRecordError('VALIDATION_FAILED', 'negative value refused by sink');
+          sunk.push(...items.map((i) => i.value));
+        },
+      },
+    });
+    const dead = await readTopic(kafka, `${topic}.dlq`, 2);
+    const byKey = new Map(dead.map((d) => [d.key?.toString(), d]));
+    expect(byKey.get('b')?.value?.toString()).toBe('not a number');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('value is not a number');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('DECODE_FAILED');
+    expect(byKey.get('b')?.headers?.trace?.toString()).toBe('xyz');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.offset]?.toString()).toBe('1');
+    expect(byKey.get('d')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('negative value refused by sink');
+    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 4n ? true : undefined));
+    expect(sunk.sort()).toEqual([1, 3]);
+    const dlqMetric = await registry.getSingleMetricAsString('driftline_records_dlq_total');
+    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="DECODE_FAILED"[^}]*\} 1$/m);
+    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="VALIDATION_FAILED"[^}]*\} 1$/m);
+  });
+
+  it('a batch of poison only does not move a commit the processor holds back (found by make chaos)', async ({
+    cleanup,
+    expect,
+  }) => {
+    // A stateful processor (drift stage one) holds its commit at the oldest record still in memory
+    // only. A later batch whose every record is poison never reaches the processor; committing
+    // past it skipped the held records, and a crash then lost them.
+    const topic = uniqueName('held');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [
+      { key: 'a', value: Buffer.from('1') },
+      { key: 'b', value: Buffer.from('2') },
+    ]);
+    const group = uniqueName('group');
+    const seen: number[] = [];
+    await consumer<number>(cleanup, {
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode(record) {
+          const n = Number(record.value?.toString());
+          if (Number.isNaN(n)) throw new PoisonRecordError('DECODE_FAILED', 'value is not a number');
+          return n;
+        },
+        async process(items) {
+          seen.push(...items.map((i) => i.value));
+          return { commitOffset: '1' }; // record 1 onwards is held in memory only
+        },
+      },
+    });
+    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 1n ? true : undefined));
+    await eventually(async () => (seen.length === 2 ? true : undefined));
+    await producer.send(topic, [{ key: 'c', value: Buffer.from('not a number') }]);
+    await producer.disconnect();
+    await readTopic(kafka, `${topic}.dlq`, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(1n);
+  });
+
+  describe('a processor that fails with unclassified errors', () => {
+    const dlqCount = async (kafka: ReturnType<typeof kafkaFor>, topic: string) =>
+      Number((await topicOffsets(kafka, `${topic}.dlq`))[0]?.high ?? 0n);
+    const faultGauge = async (registry: Awaited<ReturnType<typeof consumer>>['registry']) =>
+      (await registry.getSingleMetric('driftline_consumer_processor_fault')?.get())?.values[0]?.value;
+    const quick = { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 };
+
+    it('every record failing is held as a processor fault, not dead-lettered; once fixed, nothing is lost', async ({
+      cleanup,
+      expect,
+    }) => {
+      // A bad deploy (a TypeError on every record) used to bisect each batch and dead-letter it
+      // whole: the topic drained into its DLQ while monitoring saw nothing.
+      const topic = uniqueName('fault');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 20, 1);
+      const group = uniqueName('group');
+      let broken = true;
+      let attempts = 0;
+      const sunk = new Set<string>();
+      const { handle, registry } = await consumer<string>(cleanup, {
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 60_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process(items) {
+            attempts++;
+            if (broken) (undefined as unknown as { field: number }).field;
+            for (const i of items) sunk.add(i.value);
+          },
+        },
+      });
+      await eventually(async () => (attempts >= 40 ? true : undefined));
+      expect(await faultGauge(registry)).toBe(1);
+      expect(handle.ready()).toBe(false);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(-1n);
+      broken = false;
+      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 20n ? true : undefined));
+      expect(sunk.size).toBe(20);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      expect(await faultGauge(registry)).toBe(0);
+    });
+
+    it('a decode that throws on every record is held too; an outage between held attempts restarts the hold', async ({
+      cleanup,
+      expect,
+    }) => {
+      const topic = uniqueName('fault-decode');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 5, 1);
+      const group = uniqueName('group');
+      let phase: 'bug' | 'outage' | 'fixed' = 'bug';
+      let attempts = 0;
+      const sunk: string[] = [];
+      const { registry } = await consumer<string>(cleanup, {
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 2_500,
+        processor: {
+          decode: (r) => {
+            attempts++;
+            // A bug in decode (before the processor is offered anything): it dead-lettered at once.
+            if (phase === 'bug') throw new TypeError("Cannot read properties of undefined (reading 'v')");
+            return r.value!.toString();
+          },
+          async process(items) {
+            if (phase === 'outage') throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+            sunk.push(...items.map((i) => i.value));
+          },
+        },
+      });
+      await eventually(async () => ((await faultGauge(registry)) === 1 ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // An outage longer than the hold: it is no time of the hold, and the gauge drops with it.
+      phase = 'outage';
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect(await faultGauge(registry)).toBe(0);
+      phase = 'bug';
+      const before = attempts;
+      await eventually(async () => (attempts > before + 5 ? true : undefined));
+      // The hold starts again: nothing dead-lettered at the first fault after the outage.
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      phase = 'fixed';
+      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 5n ? true : undefined));
+      expect(sunk).toHaveLength(5);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+    });
+
+    it('held past the hold, the oldest record goes to the DLQ with the reason, one record per hold', async ({
+      cleanup,
+      expect,
+    }) => {
+      // A lone record the processor cannot take must not stall the partition for ever either.
+      const topic = uniqueName('fault-hold');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 6, 1);
+      const group = uniqueName('group');
+      await consumer<string>(cleanup, {
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 2_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process() {
+            throw new TypeError("Cannot read properties of undefined (reading 'field')");
+          },
+        },
+      });
+      // The first dead letter comes alone: the next record has a hold of its own.
+      expect(
+        await eventually(async () => ((await dlqCount(kafka, topic)) > 0 ? dlqCount(kafka, topic) : undefined)),
+      ).toBe(1);
+      const dead = await readTopic(kafka, `${topic}.dlq`, 2);
+      expect(dead.map((d) => d.headers?.[DLQ_HEADERS.offset]?.toString())).toEqual(['0', '1']);
+      expect(dead[0]?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('INTERNAL');
+      expect(dead[0]?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe(
+        "held 2s as a processor fault: Cannot read properties of undefined (reading 'field')",
+      );
+      await eventually(async () =>
+        ((await committedOffsets(kafka, group, topic)).get(0) ?? -1n) >= 2n ? true : undefined,
+      );
+    });
+
+    it('a record that fails among others that pass is dead-lettered at once, the hold notwithstanding', async ({
+      cleanup,
+      expect,
+    }) => {
+      const topic = uniqueName('fault-one');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 10, 1);
+      const group = uniqueName('group');
+      const sunk: string[] = [];
+      await consumer<string>(cleanup, {
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 60_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process(items) {
+            if (items.some((i) => i.value === 'v3')) throw new RangeError('Invalid time value');
+            sunk.push(...items.map((i) => i.value));
+          },
+        },
+      });
+      const [dead] = await readTopic(kafka, `${topic}.dlq`, 1);
+      expect(dead?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('Invalid time value');
+      await eventually(
+        async () => ((await committedOffsets(kafka, group, topic)).get(0) === 10n ? true : undefined),
+        10_000,
+      );
+      expect(sunk).toHaveLength(9);
+    });
+  });
+
+  it('backs off while the sink fails, commits nothing ahead of it, loses nothing, and its lag keeps growing', async ({
+    cleanup,
+    expect,
+  }) => {
+    const topic = uniqueName('flaky');
+    const other = uniqueName('flaky-other'); // a second topic, waiting behind the failing partition too
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [
+      { topic, partitions: 2 },
+      { topic: other, partitions: 1 },
+    ]);
+    await produceNumbered(topic, 200, 2);
+    await produceNumbered(other, 40, 1, 1_000);
+    const group = uniqueName('group');
+    let sinkUp = false;
+    let failures = 0;
+    const sunk = new Set<string>();
+    const { handle, registry } = await consumer<string>(cleanup, {
+      groupId: group,
+      topics: [topic, other],
+      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          if (!sinkUp) {
+            failures++;
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          }
+          for (const i of items) sunk.add(i.value);
+        },
+      },
+    });
+    await eventually(async () => (failures >= 5 ? true : undefined));
+    expect(handle.ready()).toBe(false);
+    const whileDown = await committedOffsets(kafka, group, topic);
+    expect([...whileDown.values()].every((o) => o === -1n)).toBe(true);
+    // Producers go on during the outage: the partition fetches nothing, yet its lag gauge must grow
+    // (it kept the retried batch's high watermark, 100, before).
+    await produceNumbered(topic, 100, 2, 200);
+    const lag = async () => {
+      const metric = (await registry.getSingleMetric('driftline_consumer_lag')?.get())?.values ?? [];
+      return metric
+        .filter((v) => v.labels.topic === topic || v.labels.topic === other)
+        .map((v) => [v.labels.topic === topic ? v.labels.partition : 'other', v.value])
+        .sort();
+    };
+    await eventually(async () => {
+      const now = await lag();
+      // Every partition: the one whose batch is retried, and those waiting behind it unfetched, of
+      // its topic and of the other (their gauges read from the group's offsets; they had none before).
+      if (
+        JSON.stringify(now) ===
+        JSON.stringify([
+          ['0', 150],
+          ['1', 150],
+          ['other', 40],
+        ])
+      )
+        return true;
+      throw new Error(`lag by partition ${JSON.stringify(now)}`);
+    }, 20_000);
+    sinkUp = true;
+    await eventually(async () => (sunk.size === 340 ? true : undefined));
+    await eventually(async () => {
+      const offsets = await committedOffsets(kafka, group, topic);
+      return offsets.get(0) === 150n && offsets.get(1) === 150n ? true : undefined;
+    });
+    await eventually(async () => (handle.ready() ? true : undefined));
+  });
+
+  it('positions: which owned partitions have processed everything, the idle and never-fetched included', async ({
+    cleanup,
+    expect,
+  }) => {
+    const topic = uniqueName('positions');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 3 }]);
+    // Partition 0 has records, 1 none at all, 2 records its sink refuses for now.
+    const producer = await createProducer(kafka);
+    cleanup.push(() => producer.disconnect());
+    const send = (partition: number, n: number) =>
+      producer.send(
+        topic,
+        Array.from({ length: n }, (_, k) => ({ key: `k${k}`, value: Buffer.from(`${partition}:${k}`), partition })),
+      );
+    await send(0, 20);
+    await send(2, 5);
+    let partition2Down = true;
+    const sunk = new Set<string>();
+    const { handle } = await consumer<string>(cleanup, {
+      groupId: uniqueName('group'),
+      topics: [topic],
+      // Concurrently: with one at a time, the partition that backs off holds the others back.
+      partitionsConsumedConcurrently: 3,
+      backoff: { initialMs: 50, maxMs: 100, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items, context) {
+          if (context.partition === 2 && partition2Down)
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          for (const i of items) sunk.add(i.value);
+        },
+      },
+    });
+    /** Waits until positions() says exactly this, per partition: caught up or not. */
+    const positionsAre = (expected: boolean[]) =>
+      eventually(async () => {
+        const now = (await handle.positions()).map((p) => [p.topic === topic ? p.partition : -1, p.caughtUp]).sort();
+        const want = expected.map((caughtUp, partition) => [partition, caughtUp]);
+        if (JSON.stringify(now) === JSON.stringify(want)) return true;
+        throw new Error(`positions ${JSON.stringify(now)}`);
+      });
+    await eventually(async () => (sunk.size === 20 ? true : undefined));
+    // 1 never had a batch (nothing to read: caught up); 2 backs off on its batch.
+    await positionsAre([true, true, false]);
+    partition2Down = false;
+    await eventually(async () => (sunk.size === 25 ? true : undefined));
+    // The once idle partition gets records: caught up again once they are processed.
+    await send(1, 3);
+    await eventually(async () => (sunk.size === 28 ? true : undefined));
+    await positionsAre([true, true, true]);
+    await handle.stop();
+    expect(await handle.positions()).toEqual([]);
+  });
+
+  it('a partition lost in a rebalance while backing off no longer holds readiness false (found by a review)', async ({
+    cleanup,
+    expect,
+  }) => {
+    const topic = uniqueName('lost-backoff');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    await produceNumbered(topic, 40, 2);
+    const group = uniqueName('group');
+    let aDown = true;
+    let aFailures = 0;
+    // Both partitions' batches at once: both back off, so whichever the rebalance takes away was
+    // backing off when it left.
+    const a = await consumer<string>(cleanup, {
+      groupId: group,
+      topics: [topic],
+      partitionsConsumedConcurrently: 2,
+      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process() {
+          if (aDown) {
+            aFailures++;
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          }
+        },
+      },
+    });
+    await eventually(async () => (aFailures >= 6 ? true : undefined));
+    expect(a.handle.ready()).toBe(false);
+    const sunkByB = new Set<string>();
+    const b = await consumer<string>(cleanup, {
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          for (const i of items) sunkByB.add(i.value);
+        },
+      },
+    });
+    // B took one partition (20 records); then A's sink recovers for the one it kept.
+    await eventually(async () => (sunkByB.size === 20 ? true : undefined), 30_000);
+    aDown = false;
+    await eventually(async () => (a.handle.ready() && b.handle.ready() ? true : undefined), 20_000);
   });
 });

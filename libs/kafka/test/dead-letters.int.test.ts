@@ -1,7 +1,7 @@
 import { PoisonRecordError, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject } from 'vitest';
 import {
   type ConsumerHandle,
   committedOffsets,
@@ -12,6 +12,7 @@ import {
   startConsumer,
   topicOffsets,
 } from '../src/index.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 
@@ -25,15 +26,17 @@ const rejectAll = (reason: (value: string) => string) => ({
   },
 });
 
-describe('dead letters against real Kafka', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
-
-  async function start(group: string, topic: string, processor: ReturnType<typeof rejectAll>) {
+// The tests run at once: each has a topic, a group, clients and a metrics registry of its own.
+describe.concurrent('dead letters against real Kafka', () => {
+  async function start(
+    cleanup: Cleanup,
+    group: string,
+    topic: string,
+    processor: ReturnType<typeof rejectAll>,
+    producerHealth?: NonNullable<Parameters<typeof createProducer>[1]>['health'],
+  ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
-    const producer = await createProducer(kafka);
+    const producer = await createProducer(kafka, producerHealth === undefined ? {} : { health: producerHealth });
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const handle: ConsumerHandle = await startConsumer<never>({
       kafka,
@@ -52,7 +55,10 @@ describe('dead letters against real Kafka', () => {
     return { handle, registry };
   }
 
-  it('a burst of 6,000 poison records in one batch all reach the DLQ and the offsets commit', async () => {
+  it('a burst of 6,000 poison records in one batch all reach the DLQ and the offsets commit', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('burst');
     const kafka = kafkaFor(stack.kafkaBrokers);
     // The DLQ at the broker's defaults (message.max.bytes 1 MiB), as the runner creates it.
@@ -69,6 +75,7 @@ describe('dead letters against real Kafka', () => {
 
     const group = uniqueName('group');
     const { registry } = await start(
+      cleanup,
       group,
       topic,
       rejectAll(() => 'feature view "undeclared_view" is not declared in DRIFTLINE_FEATURE_VIEWS'),
@@ -89,7 +96,10 @@ describe('dead letters against real Kafka', () => {
     expect(await registry.getSingleMetricAsString('driftline_records_failed_total')).not.toMatch(/\} \d+$/m);
   });
 
-  it('a DLQ that is unavailable pauses the partition and commits nothing until it is back', async () => {
+  it('a DLQ that is unavailable pauses the partition and commits nothing until it is back', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('dlq-down');
     const kafka = kafkaFor(stack.kafkaBrokers);
     // No DLQ topic (and no auto-creation): every dead-letter send fails like an outage does.
@@ -102,10 +112,14 @@ describe('dead letters against real Kafka', () => {
     await producer.disconnect();
 
     const group = uniqueName('group');
+    // The prediction log's send deadline, not the default 60 s: a send to the missing DLQ fails after
+    // kafkajs' retries fitted in half of it (3 s, not 13 s).
     const { handle, registry } = await start(
+      cleanup,
       group,
       topic,
       rejectAll(() => 'refused'),
+      { replaceAfterMs: 30_000, sendDeadlineMs: 10_000 },
     );
     await eventually(
       async () =>
@@ -127,7 +141,10 @@ describe('dead letters against real Kafka', () => {
     expect(await readTopic(kafka, `${topic}.dlq`, 20)).toHaveLength(20);
   });
 
-  it('a ~2 MiB poison record lands in a default-sized DLQ truncated, with its original size flagged', async () => {
+  it('a ~2 MiB poison record lands in a default-sized DLQ truncated, with its original size flagged', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('huge');
     const kafka = kafkaFor(stack.kafkaBrokers);
     // The source topic accepts 4 MiB records; its DLQ stays at the broker default (1 MiB).
@@ -147,6 +164,7 @@ describe('dead letters against real Kafka', () => {
     const group = uniqueName('group');
     // The consumer's own fetch size stays at its default (1 MiB): the 2 MiB record must still be fetched.
     await start(
+      cleanup,
       group,
       topic,
       rejectAll((v) => `value of ${v.length} bytes refused`),
@@ -170,7 +188,7 @@ describe('dead letters against real Kafka', () => {
     expect(byKey.get('small-after')?.value?.toString()).toBe('tiny');
   });
 
-  it('caps a very long reason', async () => {
+  it('caps a very long reason', async ({ cleanup, expect }) => {
     const topic = uniqueName('reason');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
@@ -180,6 +198,7 @@ describe('dead letters against real Kafka', () => {
 
     const group = uniqueName('group');
     await start(
+      cleanup,
       group,
       topic,
       rejectAll(() => `bad: ${'é'.repeat(3 * 1024 * 1024)}`),
@@ -198,7 +217,10 @@ describe('dead letters against real Kafka', () => {
     expect(reason!.toString()).not.toContain('\uFFFD');
   });
 
-  it('keeps the original header bytes in the DLQ: repeated headers each, non-UTF-8 bytes unchanged', async () => {
+  it('keeps the original header bytes in the DLQ: repeated headers each, non-UTF-8 bytes unchanged', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('headers');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
@@ -211,6 +233,7 @@ describe('dead letters against real Kafka', () => {
 
     const group = uniqueName('group');
     await start(
+      cleanup,
       group,
       topic,
       rejectAll(() => 'bad'),
@@ -222,7 +245,10 @@ describe('dead letters against real Kafka', () => {
     expect(letter?.headers[DLQ_HEADERS.reason]).toEqual(Buffer.from('bad'));
   });
 
-  it('dead-letters the records a processor refuses while processing (ProcessResult.deadLetters), then commits', async () => {
+  it('dead-letters the records a processor refuses while processing (ProcessResult.deadLetters), then commits', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('refused');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
@@ -234,7 +260,7 @@ describe('dead letters against real Kafka', () => {
     await producer.disconnect();
     const group = uniqueName('group');
     // Refuses odd values, as a state bound would: decided in process, not in decode.
-    await start(group, topic, {
+    await start(cleanup, group, topic, {
       decode: (record: { value: Buffer | null }) => record.value?.toString() as never,
       async process(items: ReadonlyArray<{ record: InboundRecord; value: string }>) {
         const odd = items.filter((i) => Number(i.value.slice(1)) % 2 === 1);
@@ -257,7 +283,10 @@ describe('dead letters against real Kafka', () => {
     ]);
   });
 
-  it("an ephemeral follower dead-letters a record its start-up replay refuses, though an earlier start took it (a refusal can depend on the reader's configuration)", async () => {
+  it("an ephemeral follower dead-letters a record its start-up replay refuses, though an earlier start took it (a refusal can depend on the reader's configuration)", async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('eph-poison');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);

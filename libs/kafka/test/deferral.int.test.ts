@@ -1,7 +1,7 @@
 import { type Logger, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject } from 'vitest';
 import {
   type BatchProcessor,
   type ConsumerHandle,
@@ -9,8 +9,10 @@ import {
   createProducer,
   deleteTopics,
   ensureTopics,
+  listTopics,
   startConsumer,
 } from '../src/index.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 
@@ -36,13 +38,19 @@ function loudLines() {
   return { lines, logger };
 }
 
-describe('a processor defers a partition (ProcessResult.defer): only that partition waits', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
+/**
+ * Waits until a deleted topic is no longer listed: one still listed while its deletion completes can
+ * be taken for created by the ensureTopics that follows, and the deletion then takes what is written
+ * next (a loaded run, tests at once).
+ */
+async function goneFromMetadata(kafka: ReturnType<typeof kafkaFor>, topic: string): Promise<void> {
+  await eventually(async () => ((await listTopics(kafka)).includes(topic) ? undefined : true), 60_000, 50);
+}
 
+// The tests run at once: each has a topic, a group, clients and a metrics registry of its own.
+describe.concurrent('a processor defers a partition (ProcessResult.defer): only that partition waits', () => {
   async function consumer(
+    cleanup: Cleanup,
     groupId: string,
     topic: string,
     processor: BatchProcessor<string>,
@@ -71,7 +79,10 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     return { handle, registry, stop };
   }
 
-  it('the other partition is processed meanwhile; the deferred one comes back from the deferred record after the delay, nothing committed past it', async () => {
+  it('the other partition is processed meanwhile; the deferred one comes back from the deferred record after the delay, nothing committed past it', async ({
+    cleanup,
+    expect,
+  }) => {
     const DELAY_MS = 4_000;
     const topic = uniqueName('deferral');
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -85,6 +96,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     let p1DoneAt: number | undefined;
     const { lines, logger } = loudLines();
     const { handle, registry } = await consumer(
+      cleanup,
       group,
       topic,
       {
@@ -132,7 +144,10 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     expect(lines).toEqual([]);
   }, 60_000);
 
-  it('a rebalance ends the deferral: the partition is read again from the commit at the deferred record, never left paused', async () => {
+  it('a rebalance ends the deferral: the partition is read again from the commit at the deferred record, never left paused', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('deferral-rebalance');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 2 }]);
@@ -155,10 +170,10 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
         }
       },
     });
-    const a = await consumer(group, topic, processor('a'));
+    const a = await consumer(cleanup, group, topic, processor('a'));
     await eventually(async () => (deliveries.length === 1 && processed.has('b0') ? true : undefined), 30_000, 20);
     await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 2n ? true : undefined));
-    const b = await consumer(group, topic, processor('b'));
+    const b = await consumer(cleanup, group, topic, processor('b'));
     // Whoever owns partition 0 after the join reads it from the commit, the deferred record, at once.
     await eventually(async () => (deliveries.length >= 2 ? true : undefined), 45_000, 50);
     expect(deliveries[1]!.first).toBe('2');
@@ -174,7 +189,10 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     expect(a.handle.healthy()).toBe(true);
   }, 120_000);
 
-  it('a topic deleted and created again while its only partition is deferred: the redelivery finds the new log and reads it from its start (a paused partition gets no "does not host" answer)', async () => {
+  it('a topic deleted and created again while its only partition is deferred: the redelivery finds the new log and reads it from its start (a paused partition gets no "does not host" answer)', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('deferral-recreate');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -183,7 +201,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     const seen: string[] = [];
     const restarted: number[] = [];
     let deferrals = 0;
-    await consumer(group, topic, {
+    await consumer(cleanup, group, topic, {
       decode: (r) => r.value!.toString(),
       async process(items) {
         for (const item of items) {
@@ -198,6 +216,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     });
     await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 2n ? true : undefined));
     await deleteTopics(kafka, [topic]);
+    await goneFromMetadata(kafka, topic);
     await new Promise((r) => setTimeout(r, 300));
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
     await produceTo(
@@ -211,7 +230,10 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     expect(restarted).toEqual([0]);
   }, 90_000);
 
-  it('an ephemeral follower deferred at its first record past 0, its topic recreated meanwhile and written past it: the new log read from its start', async () => {
+  it('an ephemeral follower deferred at its first record past 0, its topic recreated meanwhile and written past it: the new log read from its start', async ({
+    cleanup,
+    expect,
+  }) => {
     const topic = uniqueName('deferral-eph-recreate');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -220,6 +242,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     const restarted: number[] = [];
     let deferredAt: number | undefined;
     await consumer(
+      cleanup,
       uniqueName('group'),
       topic,
       {
@@ -245,6 +268,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     }
     expect(deferredAt).toBeGreaterThanOrEqual(3);
     await deleteTopics(kafka, [topic]);
+    await goneFromMetadata(kafka, topic);
     await new Promise((r) => setTimeout(r, 300));
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
     // Written past the deferred offset while the partition is paused.

@@ -3,7 +3,7 @@ import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject } from 'vitest';
 import { kafkajsOf } from '../src/client.js';
 import {
   committedOffsets,
@@ -16,6 +16,7 @@ import {
   startConsumer,
 } from '../src/index.js';
 import { growTopic } from '../src/testing.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 /**
@@ -30,13 +31,11 @@ const GUARD = 60_000;
  * removed by retention, a reset backwards, a topic gone for good — the loop must never skip or
  * stop committing silently (found by a review on the real stack).
  */
-describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
-
+// The tests run at once: each has a topic, a group, a client and a metrics registry of its own (a
+// kafkajs log line or a deleted topic reaches the listeners of its own client only).
+describe.concurrent('fetch positions kafkajs moves on its own (real Kafka)', () => {
   async function setUp(
+    cleanup: Cleanup,
     prefix: string,
     options: {
       stallTimeoutMs?: number;
@@ -133,6 +132,9 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
      */
     const recreate = async () => {
       await deleteTopics(kafka, [topic]);
+      // Gone from the metadata first: a topic still listed while its deletion completes can be taken
+      // for created, and the deletion then takes what is written next (a loaded run, tests at once).
+      await eventually(async () => ((await listTopics(kafka)).includes(topic) ? undefined : true), GUARD, 50);
       await sleep(300);
       await ensureTopics(kafka, [{ topic, partitions }]);
     };
@@ -185,8 +187,43 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     return { lines, logger };
   }
 
-  it('a topic deleted and created again a moment later is read from its start, not from the old position', async () => {
-    const t = await setUp('recreated');
+  // The longest first: five run at once, the rest as these end.
+  it('an input topic deleted and created again: healthy once the group is joined, with nothing to read', async ({
+    cleanup,
+  }) => {
+    const t = await setUp(cleanup, 'gone-back', { stallTimeoutMs: 3_000 });
+    const handle = await t.start();
+    await t.send('gen1', 1);
+    await eventually(async () => (t.seen.length === 1 ? true : undefined), GUARD);
+    await deleteTopics(t.kafka, [t.topic]);
+    await eventually(async () => (handle.healthy() ? undefined : true), GUARD);
+    await ensureTopics(t.kafka, [{ topic: t.topic }]); // left idle: no batch will say it recovered
+    // Before: unhealthy until two minutes without a crash.
+    await eventually(async () => (handle.healthy() && handle.ready() ? true : undefined), GUARD);
+  }, 90_000);
+
+  it('an input topic deleted for good: restarts back off and the consumer turns unhealthy', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'gone', { stallTimeoutMs: 3_000 });
+    const handle = await t.start();
+    await t.send('gen1', 1);
+    await eventually(async () => (t.seen.length === 1 ? true : undefined), GUARD);
+    await deleteTopics(t.kafka, [t.topic]);
+    // Before: ~10 restarts a second, healthy() true throughout.
+    await eventually(async () => (handle.healthy() ? undefined : true), GUARD);
+    await sleep(2_000);
+    const restarts = (await t.registry.getSingleMetric('driftline_consumer_restarts_total')?.get())?.values[0]?.value;
+    expect(restarts).toBeGreaterThan(0);
+    expect(restarts).toBeLessThan(8);
+  }, 90_000);
+
+  it('a topic deleted and created again a moment later is read from its start, not from the old position', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'recreated');
     await t.start();
     await t.send('gen1', 100);
     await eventually(async () => ((await t.committed()) === 100n ? true : undefined), GUARD);
@@ -208,8 +245,10 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     }
   }
 
-  it("a recreated topic calls the processor's logRestarted once per partition, before the new log's records", async () => {
-    const t = await setUp('recreated-hook', {}, undefined, 2);
+  it("a recreated topic calls the processor's logRestarted once per partition, before the new log's records", async ({
+    cleanup,
+  }) => {
+    const t = await setUp(cleanup, 'recreated-hook', {}, undefined, 2);
     await t.start();
     await t.send('gen1', 100);
     const committedTotal = async () =>
@@ -224,8 +263,11 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expectToldOncePerPartition(t, [0, 1]);
   }, 90_000);
 
-  it('an ephemeral follower (no commits) is told when its log restarted shorter than its position', async () => {
-    const t = await setUp('recreated-eph', { ephemeral: true });
+  it('an ephemeral follower (no commits) is told when its log restarted shorter than its position', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'recreated-eph', { ephemeral: true });
     await t.start();
     await t.send('gen1', 50);
     await eventually(async () => (t.seen.length === 50 ? true : undefined), GUARD);
@@ -240,8 +282,10 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(new Set(t.seen.filter((v) => v.startsWith('gen2-'))).size).toBe(10);
   }, 90_000);
 
-  it('an ephemeral follower whose position kafkajs reset as out of range on the empty new log is told, also after a burst', async () => {
-    const t = await setUp('recreated-eph-reset', { ephemeral: true });
+  it('an ephemeral follower whose position kafkajs reset as out of range on the empty new log is told, also after a burst', async ({
+    cleanup,
+  }) => {
+    const t = await setUp(cleanup, 'recreated-eph-reset', { ephemeral: true });
     await t.start();
     await t.send('gen1', 10);
     await eventually(async () => (t.seen.length === 10 ? true : undefined), GUARD);
@@ -255,7 +299,7 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expectToldOncePerPartition(t, [0]);
   }, 90_000);
 
-  it.each([
+  it.for([
     // Before: a commit of 0 read as "no commit": nothing said, gen2-0 … gen2-9 silently skipped.
     ['written at once', 0],
     // Before: a reset was a restart only below the group's commit, 0 here: not told, and a processor
@@ -263,8 +307,9 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     ['reset as out of range on the empty new log, then written past the old position', 3_000],
   ] as const)(
     "a commit held at 0 (a fresh topic's first window) still names a recreated topic read past it: %s",
-    async (_case, pauseMs) => {
-      const t = await setUp(`recreated-hold0-${pauseMs}`, { holdCommitAt: '0' });
+    { timeout: 90_000 },
+    async ([, pauseMs], { cleanup, expect }) => {
+      const t = await setUp(cleanup, `recreated-hold0-${pauseMs}`, { holdCommitAt: '0' });
       await t.start();
       await t.send('gen1', 10);
       await eventually(async () => (t.seen.length === 10 && (await t.committed()) === 0n ? true : undefined), GUARD);
@@ -277,11 +322,13 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
       expect(gen2().size).toBe(25);
       expectToldOncePerPartition(t, [0]);
     },
-    90_000,
   );
 
-  it('an ephemeral follower reads a recreated topic from its start also when the new log passed its position at once', async () => {
-    const t = await setUp('recreated-eph-long', { ephemeral: true });
+  it('an ephemeral follower reads a recreated topic from its start also when the new log passed its position at once', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'recreated-eph-long', { ephemeral: true });
     await t.start();
     await t.send('gen1', 50);
     await eventually(async () => (t.seen.length === 50 ? true : undefined), GUARD);
@@ -296,8 +343,11 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(t.seen.filter((v) => v.startsWith('gen1-'))).toHaveLength(50);
   }, 90_000);
 
-  it('an ephemeral follower whose topic was not recreated: the check after an unknown-partition answer changes nothing', async () => {
-    const t = await setUp('eph-not-recreated', { ephemeral: true });
+  it('an ephemeral follower whose topic was not recreated: the check after an unknown-partition answer changes nothing', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'eph-not-recreated', { ephemeral: true });
     await t.start();
     await t.send('gen1', 50);
     await eventually(async () => (t.seen.length === 50 ? true : undefined), GUARD);
@@ -311,8 +361,11 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(new Set(t.seen).size).toBe(70);
   }, 90_000);
 
-  it('an ephemeral follower goes on from its last record after a rebalance: nothing handed over again', async () => {
-    const t = await setUp('eph-rebalance', { ephemeral: true, metadataMaxAgeMs: 2_000 });
+  it('an ephemeral follower goes on from its last record after a rebalance: nothing handed over again', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'eph-rebalance', { ephemeral: true, metadataMaxAgeMs: 2_000 });
     const handle = await t.start();
     await t.send('gen1', 20);
     await eventually(async () => (t.seen.length === 20 ? true : undefined), GUARD);
@@ -330,14 +383,15 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(t.restarted).toEqual([]);
   }, 90_000);
 
-  it.each([
+  it.for([
     ['a rebalance', 'rebalance'],
     ['an unknown-partition answer', 'answer'],
   ] as const)(
     'an ephemeral follower whose last record retention removed, then %s: no reset, nothing committed into its group',
-    async (_case, signal) => {
+    { timeout: 90_000 },
+    async ([, signal], { cleanup, expect }) => {
       const { lines, logger } = errorLines();
-      const t = await setUp(`eph-retained-${signal}`, { ephemeral: true, logger, metadataMaxAgeMs: 2_000 });
+      const t = await setUp(cleanup, `eph-retained-${signal}`, { ephemeral: true, logger, metadataMaxAgeMs: 2_000 });
       const handle = await t.start();
       await t.send('gen1', 10);
       await eventually(async () => (t.seen.length === 10 ? true : undefined), GUARD);
@@ -362,11 +416,13 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
       expect(t.seen).toHaveLength(16);
       expect(new Set(t.seen).size).toBe(16);
     },
-    90_000,
   );
 
-  it('while a reset waits for its batch, a burst of unknown-partition answers reads the commits a few times', async () => {
-    const t = await setUp('reset-waits');
+  it('while a reset waits for its batch, a burst of unknown-partition answers reads the commits a few times', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'reset-waits');
     await t.send('gen1', 10);
     await setGroupOffsets(t.kafka, t.groupId, t.topic, new Map([[0, 5n]]));
     await t.removeBefore(10); // the commit (5) below the log's start, and nothing after it to fetch
@@ -387,8 +443,8 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(await t.committed()).toBe(-2n); // the reset still stands: nothing changed but the reads
   }, 90_000);
 
-  it('a position reset backwards commits again from the new position', async () => {
-    const t = await setUp('backwards');
+  it('a position reset backwards commits again from the new position', async ({ cleanup, expect }) => {
+    const t = await setUp(cleanup, 'backwards');
     await t.start();
     await t.send('gen1', 100);
     await eventually(async () => ((await t.committed()) === 100n ? true : undefined), GUARD);
@@ -399,14 +455,14 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(new Set(t.seen.filter((v) => v.startsWith('gen2-'))).size).toBe(30);
   }, 90_000);
 
-  it('a position moved below the last commit is named once and committed from', async () => {
+  it('a position moved below the last commit is named once and committed from', async ({ cleanup, expect }) => {
     const warnings: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
     const logger: Logger = {
       ...silentLogger,
       warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }),
       child: () => logger,
     };
-    const t = await setUp('moved-back', { logger });
+    const t = await setUp(cleanup, 'moved-back', { logger });
     await t.start();
     await t.send('gen1', 100);
     await eventually(async () => ((await t.committed()) === 100n ? true : undefined), GUARD);
@@ -420,8 +476,8 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(moved[0]?.obj).toMatchObject({ topic: t.topic, partition: 0, lastCommitted: '100', firstOffset: '0' });
   }, 90_000);
 
-  it('records removed before they were read are counted as skipped, with both offsets', async () => {
-    const t = await setUp('out-of-range');
+  it('records removed before they were read are counted as skipped, with both offsets', async ({ cleanup, expect }) => {
+    const t = await setUp(cleanup, 'out-of-range');
     await t.send('gen1', 100);
     await setGroupOffsets(t.kafka, t.groupId, t.topic, new Map([[0, 10n]]));
     const admin = kafkajsOf(t.kafka).admin();
@@ -443,10 +499,13 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(t.seen).toHaveLength(40);
   }, 90_000);
 
-  it('a running consumer of a new group that falls behind retention counts the skip, never a recreated topic', async () => {
+  it('a running consumer of a new group that falls behind retention counts the skip, never a recreated topic', async ({
+    cleanup,
+    expect,
+  }) => {
     const { lines, logger } = errorLines();
     let down = false;
-    const t = await setUp('behind-retention', { logger }, (v) => down && v.startsWith('gen2-'));
+    const t = await setUp(cleanup, 'behind-retention', { logger }, (v) => down && v.startsWith('gen2-'));
     await t.start();
     await t.send('gen1', 100);
     await eventually(async () => ((await t.committed()) === 100n ? true : undefined), GUARD);
@@ -474,9 +533,12 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(later.size + Number(skipped)).toBe(200);
   }, 90_000);
 
-  it('retention past a held-back commit, then a rejoin: a forward reset, never a restarted log', async () => {
+  it('retention past a held-back commit, then a rejoin: a forward reset, never a restarted log', async ({
+    cleanup,
+    expect,
+  }) => {
     const { lines, logger } = errorLines();
-    const t = await setUp('held-back', { logger, metadataMaxAgeMs: 2_000, holdCommitAt: '2' });
+    const t = await setUp(cleanup, 'held-back', { logger, metadataMaxAgeMs: 2_000, holdCommitAt: '2' });
     await t.start();
     await t.send('gen1', 10);
     await eventually(async () => (t.handed.length === 10 && (await t.committed()) === 2n ? true : undefined), GUARD);
@@ -493,8 +555,11 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(lines.filter((l) => l.msg?.includes('created again'))).toHaveLength(0);
   }, 90_000);
 
-  it('a topic recreated under a restarted member that never committed itself is read from its start', async () => {
-    const t = await setUp('recreated-idle');
+  it('a topic recreated under a restarted member that never committed itself is read from its start', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'recreated-idle');
     const first = await t.start();
     await t.send('gen1', 100);
     await eventually(async () => ((await t.committed()) === 100n ? true : undefined), GUARD);
@@ -510,34 +575,11 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(gen2().size).toBe(150);
   }, 90_000);
 
-  it('an input topic deleted and created again: healthy once the group is joined, with nothing to read', async () => {
-    const t = await setUp('gone-back', { stallTimeoutMs: 3_000 });
-    const handle = await t.start();
-    await t.send('gen1', 1);
-    await eventually(async () => (t.seen.length === 1 ? true : undefined), GUARD);
-    await deleteTopics(t.kafka, [t.topic]);
-    await eventually(async () => (handle.healthy() ? undefined : true), GUARD);
-    await ensureTopics(t.kafka, [{ topic: t.topic }]); // left idle: no batch will say it recovered
-    // Before: unhealthy until two minutes without a crash.
-    await eventually(async () => (handle.healthy() && handle.ready() ? true : undefined), GUARD);
-  }, 90_000);
-
-  it('an input topic deleted for good: restarts back off and the consumer turns unhealthy', async () => {
-    const t = await setUp('gone', { stallTimeoutMs: 3_000 });
-    const handle = await t.start();
-    await t.send('gen1', 1);
-    await eventually(async () => (t.seen.length === 1 ? true : undefined), GUARD);
-    await deleteTopics(t.kafka, [t.topic]);
-    // Before: ~10 restarts a second, healthy() true throughout.
-    await eventually(async () => (handle.healthy() ? undefined : true), GUARD);
-    await sleep(2_000);
-    const restarts = (await t.registry.getSingleMetric('driftline_consumer_restarts_total')?.get())?.values[0]?.value;
-    expect(restarts).toBeGreaterThan(0);
-    expect(restarts).toBeLessThan(8);
-  }, 90_000);
-
-  it('partitions added at run time are read after the metadata age, not 5 minutes later', async () => {
-    const t = await setUp('grown', { metadataMaxAgeMs: 2_000 });
+  it('partitions added at run time are read after the metadata age, not 5 minutes later', async ({
+    cleanup,
+    expect,
+  }) => {
+    const t = await setUp(cleanup, 'grown', { metadataMaxAgeMs: 2_000 });
     const handle = await t.start();
     await t.send('gen1', 5);
     await eventually(async () => (t.seen.length === 5 ? true : undefined), GUARD);

@@ -5,9 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { type BrokerProxy, brokerProxy, uniqueName } from '@driftline/test-support';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject } from 'vitest';
 import { createKafkaClient, createProducer, ensureTopics, type KafkaClient, topicOffsets } from '../src/index.js';
 import { readTopic } from '../src/testing.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 
@@ -47,13 +48,9 @@ async function replacements(registry: Registry): Promise<number> {
   return Number(/^driftline_producer_replaced_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
 }
 
-describe('a producer through a Kafka outage (a proxy in front of the shared broker)', () => {
-  const cleanup: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await Promise.resolve(fn()).catch(() => {});
-  });
-
-  async function setUp(): Promise<{
+// The tests run at once: each has a proxy, a client, a topic and a metrics registry of its own.
+describe.concurrent('a producer through a Kafka outage (a proxy in front of the shared broker)', () => {
+  async function setUp(cleanup: Cleanup): Promise<{
     proxy: BrokerProxy;
     kafka: KafkaClient;
     topic: string;
@@ -112,8 +109,8 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
   }
 
   /** Sends through Kafka refusing connections for 1.6 send deadlines: every record once, no producer replaced. */
-  async function throughOutage(replaceAfterMs: number) {
-    const { proxy, kafka, topic, lines } = await setUp();
+  async function throughOutage(cleanup: Cleanup, replaceAfterMs: number) {
+    const { proxy, kafka, topic, lines } = await setUp(cleanup);
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const producer = await createProducer(kafka, {
       registry,
@@ -149,23 +146,29 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
     expect(Math.max(...load.failures.map((f) => f.ms)), context).toBeLessThan(DEADLINE_MS);
   }
 
-  it('an outage longer than the send deadline writes no record twice and keeps the producer (found by a review)', async () => {
+  it('an outage longer than the send deadline writes no record twice and keeps the producer (found by a review)', async ({
+    cleanup,
+  }) => {
     // The send in flight at the outage outlasted its deadline (kafkajs's connect retries inside
     // it), the producer was replaced, and its batch written again under a new producer id.
-    await throughOutage(DEADLINE_MS);
+    await throughOutage(cleanup, DEADLINE_MS);
   }, 90_000);
 
-  it('sends failing while Kafka is down do not get the producer replaced the moment Kafka is back', async () => {
+  it('sends failing while Kafka is down do not get the producer replaced the moment Kafka is back', async ({
+    cleanup,
+  }) => {
     // The replacement check due at every attempt: the first attempt after Kafka is back is one. The
     // producer was replaced as soon as a broker accepted connections, before its own resend.
-    await throughOutage(200);
+    await throughOutage(cleanup, 200);
   }, 90_000);
 
-  it("kafkajs's failed connections during a refusal are logged at most once per 10 s, again at once after Kafka answered (found by a review)", async () => {
+  it("kafkajs's failed connections during a refusal are logged at most once per 10 s, again at once after Kafka answered (found by a review)", async ({
+    cleanup,
+  }) => {
     // The review's shape: the prediction log's 10 s deadline, a failed batch sent again after 50 ms.
     // Each send retries the connect inside it, two kafkajs lines per refused connect: 384 warning
     // lines a minute from one producer, every one passed through.
-    const { proxy, kafka, topic, entries } = await setUp();
+    const { proxy, kafka, topic, entries } = await setUp(cleanup);
     const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
     cleanup.push(() => producer.disconnect());
     const load = sendLoop(producer, topic, 50);
@@ -214,8 +217,10 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
     }
   }, 120_000);
 
-  it('a broker that accepts connections and never answers still gets the producer replaced, and sends go on', async () => {
-    const { proxy, kafka, topic } = await setUp();
+  it('a broker that accepts connections and never answers still gets the producer replaced, and sends go on', async ({
+    cleanup,
+  }) => {
+    const { proxy, kafka, topic } = await setUp(cleanup);
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const producer = await createProducer(kafka, {
       registry,

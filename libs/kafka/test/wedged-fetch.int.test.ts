@@ -3,9 +3,10 @@ import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, inject } from 'vitest';
 import { type KafkaClient, kafkajsOf } from '../src/client.js';
 import { type BatchProcessor, type ConsumerHandle, createProducer, ensureTopics, startConsumer } from '../src/index.js';
+import { type Cleanup, it } from './per-test-cleanup.js';
 
 const stack = inject('stack');
 const STALL_MS = 4_000;
@@ -16,14 +17,9 @@ const STALL_MS = 4_000;
  * partition, and a response that still carries its records is dropped), so the loop sees exactly
  * that: no batch and no attempt in flight. Before, the lag gauge stayed at 0 and `healthy()` true.
  */
-describe('a fetch that delivers nothing more while records are written (real Kafka)', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
-
-  /** Starts the loop on a fresh topic, keeping a hold on the kafkajs consumer it creates. */
-  async function start(processor: BatchProcessor<string>) {
+describe.concurrent('a fetch that delivers nothing more while records are written (real Kafka)', () => {
+  /** Starts the loop on a fresh topic, keeping a hold on the kafkajs consumer it creates (each test its own). */
+  async function start(cleanup: Cleanup, processor: BatchProcessor<string>) {
     const topic = uniqueName('wedged');
     const kafka: KafkaClient = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
@@ -68,9 +64,12 @@ describe('a fetch that delivers nothing more while records are written (real Kaf
     return { handle, send, lag, wedge, unwedge };
   }
 
-  it('records written but never fetched show as lag, and the partition stalls: healthy() false', async () => {
+  it('records written but never fetched show as lag, and the partition stalls: healthy() false', async ({
+    cleanup,
+    expect,
+  }) => {
     const seen = new Set<string>();
-    const { handle, send, lag, wedge, unwedge } = await start({
+    const { handle, send, lag, wedge, unwedge } = await start(cleanup, {
       decode: (r) => r.value!.toString(),
       async process(items) {
         for (const i of items) seen.add(i.value);
@@ -95,9 +94,12 @@ describe('a fetch that delivers nothing more while records are written (real Kaf
     expect(await lag()).toBe(0);
   });
 
-  it('a processor holding its commit for an open window stays healthy while quiet, and stalls once records wait unfetched', async () => {
+  it('a processor holding its commit for an open window stays healthy while quiet, and stalls once records wait unfetched', async ({
+    cleanup,
+    expect,
+  }) => {
     const seen = new Set<string>();
-    const { handle, send, lag, wedge } = await start({
+    const { handle, send, lag, wedge } = await start(cleanup, {
       decode: (r) => r.value!.toString(),
       async process(items) {
         for (const i of items) seen.add(i.value);

@@ -39,6 +39,8 @@ const jsonRows = (stdout: string) =>
     .split('\n')
     .map((l) => JSON.parse(l) as { column: string; kind: string; drifted: boolean; reference_size: number });
 
+// The tests of a describe that start the CLI run side by side (each file a test writes has a name
+// of its own); the describes one after another, so that at most a handful of processes run at once.
 const dir = mkdtempSync(join(tmpdir(), 'driftline-surface-'));
 const file = (name: string, text: string | Buffer) => {
   const path = join(dir, name);
@@ -59,7 +61,7 @@ describe('--help shows every option', () => {
 });
 
 describe('exit codes are documented as they are given (found by a review)', () => {
-  it('3 covers a model or version the warehouse does not hold: --help, model-card --help, the README', async () => {
+  it.concurrent('3 covers a model or version the warehouse does not hold: --help, model-card --help, the README', async () => {
     // `model-card --version nope` exits 3, which --help described as "a file that cannot be read or parsed".
     const notFound = describeError(new DriftlineError('NOT_FOUND', 'nothing recorded for model m version nope'), 'x');
     expect(notFound.code).toBe(3);
@@ -75,7 +77,7 @@ describe('exit codes are documented as they are given (found by a review)', () =
 });
 
 describe('a command without its subcommand: one error line on stderr, exit 2 (found by a review)', () => {
-  it.each([
+  it.concurrent.each([
     [['clickhouse'], 'driftline: a subcommand is needed: serve — see driftline clickhouse --help\n'],
     [
       ['clickhouse', 'stop'],
@@ -91,7 +93,7 @@ describe('a command without its subcommand: one error line on stderr, exit 2 (fo
     expect(await driftline(...args)).toEqual({ stdout: '', stderr: line, code: 2 });
   });
 
-  it('clickhouse --help and clickhouse serve --help print the usage, exit 0', async () => {
+  it.concurrent('clickhouse --help and clickhouse serve --help print the usage, exit 0', async () => {
     for (const args of [
       ['clickhouse', '--help'],
       ['clickhouse', 'serve', '--help'],
@@ -103,7 +105,7 @@ describe('a command without its subcommand: one error line on stderr, exit 2 (fo
 });
 
 describe('driftline drift on any table', () => {
-  it('reads gzip (by magic bytes, whatever the name), Parquet and Arrow the same way', {
+  it.concurrent('reads gzip (by magic bytes, whatever the name), Parquet and Arrow the same way', {
     timeout: 30_000,
   }, async () => {
     const csv = readFileSync(join(fixtures, 'table.csv'));
@@ -135,7 +137,7 @@ describe('driftline drift on any table', () => {
     }
   });
 
-  it('one-column files with --delimiter, --columns and --ignore, and an HTML report', async () => {
+  it.concurrent('one-column files with --delimiter, --columns and --ignore, and an HTML report', async () => {
     const ref = file(
       'ref.tsv',
       `a\tb\tid\n${Array.from({ length: 300 }, (_, i) => `${i % 10}\tx${i % 3}\t${i}`).join('\n')}\n`,
@@ -172,7 +174,7 @@ describe('driftline drift on any table', () => {
     expect(page).toContain('<b>1 / 2</b>');
   });
 
-  it('--progress writes phases to stderr, never to stdout', async () => {
+  it.concurrent('--progress writes phases to stderr, never to stdout', async () => {
     const one = file('one.csv', 'x\n1\n2\n3\n');
     const { stdout, stderr, code } = await driftline(
       'drift',
@@ -193,7 +195,7 @@ describe('driftline drift on any table', () => {
 describe('errors: one line on stderr, a documented exit code, a stack trace only with --debug', () => {
   const ok = file('ok.csv', 'a,b\n1,2\n3,4\n');
 
-  it.each([
+  it.concurrent.each([
     [
       'a missing file',
       ['--reference', join(dir, 'nope.csv'), '--current', ok],
@@ -282,13 +284,13 @@ describe('errors: one line on stderr, a documented exit code, a stack trace only
     else expect(line).toMatch(message);
   });
 
-  it('--debug adds the stack trace', async () => {
+  it.concurrent('--debug adds the stack trace', async () => {
     const { stderr, code } = await driftline('drift', '--reference', join(dir, 'nope.csv'), '--current', ok, '--debug');
     expect(code).toBe(3);
     expect(stderr).toMatch(/^driftline: .*nope\.csv: no such file — check the path\nDriftlineError: .*\n +at /);
   });
 
-  it('reference: a bad table is exit 3 before any warehouse is opened; --data is --file', async () => {
+  it.concurrent('reference: a bad table is exit 3 before any warehouse is opened; --data is --file', async () => {
     const ragged = file('train.csv', 'x,y\n1\n');
     const { stderr, code } = await driftline('reference', '--model', 'm', '--version', 'v1', '--data', ragged);
     expect(code).toBe(3);

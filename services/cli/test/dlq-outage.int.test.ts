@@ -127,8 +127,17 @@ describe.concurrent('driftline dlq: Kafka gone in the middle of the read', () =>
 // naming Kafka and the cause and saying what was marked, what was in flight and what a run after
 // it does — checked by doing that run: every letter reaches the topic, none lost, and only those
 // of the batch in flight can come twice.
-// One test after another: two replays of 12,000 letters at once load the machine their bounds are timed on.
-describe('driftline dlq replay: Kafka gone while it writes', () => {
+// Beside the reads above (which mostly wait on a silent proxy), but the two replays of 12,000 letters
+// one after the other: both at once load the machine their bounds are timed on.
+describe.concurrent('driftline dlq replay: Kafka gone while it writes', () => {
+  let replaying: Promise<unknown> = Promise.resolve();
+  /** Runs `work` once every replay started before it has ended (passed or failed). */
+  function oneReplayAtATime(work: () => Promise<void>): Promise<void> {
+    const mine = replaying.then(work);
+    replaying = mine.catch(() => {});
+    return mine;
+  }
+
   /** Dead letters per DLQ: small ones, so one fetch (1 MB) makes a batch of thousands, sent in 100s. */
   const LETTERS = 12_000;
   /**
@@ -231,48 +240,60 @@ describe('driftline dlq replay: Kafka gone while it writes', () => {
   const after = (topic: string) =>
     `(\\d+) sent back and marked before; (\\d+) of the batch in flight are not marked and may have reached ${topic}; no dead letter is lost: a run once Kafka answers skips the \\1 marked and sends the rest, those \\2 possibly a second time; check that the brokers are up \\(DRIFTLINE_KAFKA_BROKERS\\) and run it again \\(a slow link: a longer --connect-timeout\\)`;
 
-  it('a broker gone silent while the replay sends: one line naming Kafka and the silence, exit 69; a rerun sends the rest', {
-    timeout: 180_000,
-  }, async ({ onTestFinished }) => {
-    const topic = await replayable(LETTERS);
-    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
-    onTestFinished(() => proxy.close());
-    onTestFinished(onceSending(topic, () => proxy.stall()));
-    const run = await driftline(['dlq', 'replay', '--topic', topic], proxy.broker);
-    expect(run.stderr).toMatch(
-      new RegExp(
-        `^driftline: replaying ${topic}\\.dlq to ${topic}: Kafka at ${proxy.broker} did not take the write: producing to ${topic}(?:\\.dlq)?: no answer from Kafka within 15000 ms — ${after(topic)}\\n$`,
-      ),
-    );
-    expect(run.stdout).toBe('');
-    expect(run.status).toBe(69);
-    expect(run.ms).toBeLessThan(WRITE_WITHIN_MS);
-    const { marked, unmarked } = progressOf(run.stderr);
-    expect(unmarked).toBeGreaterThan(0);
-    await rerunHoldsEveryLetter(topic, marked, unmarked);
-  });
+  it(
+    'a broker gone silent while the replay sends: one line naming Kafka and the silence, exit 69; a rerun sends the rest',
+    {
+      // Its own time and the replay's before it (180 s each).
+      timeout: 360_000,
+    },
+    ({ onTestFinished }) =>
+      oneReplayAtATime(async () => {
+        const topic = await replayable(LETTERS);
+        const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
+        onTestFinished(() => proxy.close());
+        onTestFinished(onceSending(topic, () => proxy.stall()));
+        const run = await driftline(['dlq', 'replay', '--topic', topic], proxy.broker);
+        expect(run.stderr).toMatch(
+          new RegExp(
+            `^driftline: replaying ${topic}\\.dlq to ${topic}: Kafka at ${proxy.broker} did not take the write: producing to ${topic}(?:\\.dlq)?: no answer from Kafka within 15000 ms — ${after(topic)}\\n$`,
+          ),
+        );
+        expect(run.stdout).toBe('');
+        expect(run.status).toBe(69);
+        expect(run.ms).toBeLessThan(WRITE_WITHIN_MS);
+        const { marked, unmarked } = progressOf(run.stderr);
+        expect(unmarked).toBeGreaterThan(0);
+        await rerunHoldsEveryLetter(topic, marked, unmarked);
+      }),
+  );
 
-  it('a broker refusing connections while the replay sends: one line, exit 69; a rerun sends the rest', {
-    timeout: 180_000,
-  }, async ({ onTestFinished }) => {
-    const topic = await replayable(LETTERS);
-    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
-    onTestFinished(() => proxy.close());
-    onTestFinished(onceSending(topic, () => void proxy.refuse()));
-    const run = await driftline(['dlq', 'replay', '--topic', topic], proxy.broker);
-    // The write fails on the refused connections, or the read does first (its consumer crashing):
-    // either way one line, exit 69, with what was marked and what a rerun does.
-    expect(run.stderr).toMatch(
-      new RegExp(
-        `^driftline: (?:replaying ${topic}\\.dlq to ${topic}: Kafka at ${proxy.broker} did not take the write: producing to ${topic}(?:\\.dlq)?.*|reading ${topic}\\.dlq: .*; \\d+ record\\(s\\) read before, the read is incomplete) — ${after(topic)}\\n$`,
-      ),
-    );
-    expect(run.stdout).toBe('');
-    expect(run.status).toBe(69);
-    expect(run.ms).toBeLessThan(WRITE_WITHIN_MS);
-    const { marked, unmarked } = progressOf(run.stderr);
-    await rerunHoldsEveryLetter(topic, marked, unmarked);
-  });
+  it(
+    'a broker refusing connections while the replay sends: one line, exit 69; a rerun sends the rest',
+    {
+      // Its own time and the replay's before it (180 s each).
+      timeout: 360_000,
+    },
+    ({ onTestFinished }) =>
+      oneReplayAtATime(async () => {
+        const topic = await replayable(LETTERS);
+        const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
+        onTestFinished(() => proxy.close());
+        onTestFinished(onceSending(topic, () => void proxy.refuse()));
+        const run = await driftline(['dlq', 'replay', '--topic', topic], proxy.broker);
+        // The write fails on the refused connections, or the read does first (its consumer crashing):
+        // either way one line, exit 69, with what was marked and what a rerun does.
+        expect(run.stderr).toMatch(
+          new RegExp(
+            `^driftline: (?:replaying ${topic}\\.dlq to ${topic}: Kafka at ${proxy.broker} did not take the write: producing to ${topic}(?:\\.dlq)?.*|reading ${topic}\\.dlq: .*; \\d+ record\\(s\\) read before, the read is incomplete) — ${after(topic)}\\n$`,
+          ),
+        );
+        expect(run.stdout).toBe('');
+        expect(run.status).toBe(69);
+        expect(run.ms).toBeLessThan(WRITE_WITHIN_MS);
+        const { marked, unmarked } = progressOf(run.stderr);
+        await rerunHoldsEveryLetter(topic, marked, unmarked);
+      }),
+  );
 
   it('a letter the topic refuses as too large: exit 1 with the reason, not 69 (retrying cannot help)', {
     timeout: 120_000,

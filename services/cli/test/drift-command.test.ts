@@ -27,6 +27,9 @@ async function driftline(...args: string[]): Promise<{ stdout: string; stderr: s
 /** The C0 control characters of `text` but newline (what a terminal would act on). */
 const controlsBesidesNewline = (text: string) => [...text].filter((c) => c < ' ' && c !== '\n');
 
+// The tests of a describe run side by side (each starts the CLI as its own process, and writes files
+// of its own names); the describes one after another, so that at most a handful of processes run
+// at once.
 describe('driftline drift', () => {
   const dir = mkdtempSync(join(tmpdir(), 'driftline-cli-'));
   const ref = join(dir, 'ref.csv');
@@ -34,7 +37,7 @@ describe('driftline drift', () => {
   writeFileSync(ref, `x,c\n${Array.from({ length: 200 }, (_, i) => `${i % 20},${'abc'[i % 3]}`).join('\n')}\n`);
   writeFileSync(cur, `x,c\n${Array.from({ length: 200 }, (_, i) => `${(i % 20) + 10},${'abc'[i % 3]}`).join('\n')}\n`);
 
-  it('prints one JSON object per column with --json', async () => {
+  it.concurrent('prints one JSON object per column with --json', async () => {
     const { stdout, code } = await driftline('drift', '--reference', ref, '--current', cur, '--json', '--bins', '5');
     expect(code).toBe(0);
     const rows = stdout
@@ -47,7 +50,7 @@ describe('driftline drift', () => {
     ]);
   });
 
-  it('--categorical compares cells as written: 1.1 vs 1.10 and two 20-digit ids differ (full drift)', async () => {
+  it.concurrent('--categorical compares cells as written: 1.1 vs 1.10 and two 20-digit ids differ (full drift)', async () => {
     const a = join(dir, 'versions-ref.csv');
     const b = join(dir, 'versions-cur.csv');
     writeFileSync(a, `app_version,acct\n${'1.1,12345678901234567890\n'.repeat(50)}`);
@@ -66,7 +69,7 @@ describe('driftline drift', () => {
     ]);
   });
 
-  it('names the bad option and exits 2 (usage)', async () => {
+  it.concurrent('names the bad option and exits 2 (usage)', async () => {
     const { stderr, code } = await driftline('drift', '--reference', ref, '--current', cur, '--binning', 'equal');
     expect(code).toBe(2);
     expect(stderr).toBe(
@@ -74,7 +77,7 @@ describe('driftline drift', () => {
     );
   });
 
-  it('prints a header holding terminal commands as escapes, in its cell and in an error line', async () => {
+  it.concurrent('prints a header holding terminal commands as escapes, in its cell and in an error line', async () => {
     // An ESC sequence (clear screen, retitle the window) and a newline in a CSV header.
     const evil = '\u001b[2J\u001b]0;pwned\u0007col\nx';
     const quoted = `"${evil}"`;
@@ -107,7 +110,7 @@ describe('driftline drift on small samples and missing shares (found by a review
   writeFileSync(ref, `x\n${Array.from({ length: 200 }, (_, i) => i % 20).join('\n')}\n`);
   writeFileSync(cur, 'x\n0\n5\n10\n15\n19\n');
 
-  it('a column with fewer than --min-rows present values: PSI does not decide; a mark, small_sample and a note', async () => {
+  it.concurrent('a column with fewer than --min-rows present values: PSI does not decide; a mark, small_sample and a note', async () => {
     const note =
       'note: 1 column has fewer than 100 present values on a side (--min-rows): "x" (reference 200, current 5) — PSI is left out of the verdict there (the tests with a p-value decide)\n';
     const json = await driftline('drift', '--reference', ref, '--current', cur, '--json');
@@ -130,7 +133,7 @@ describe('driftline drift on small samples and missing shares (found by a review
     );
   });
 
-  it.each([
+  it.concurrent.each([
     ['--min-rows', 'x', '--min-rows: must be a number (got "x")'],
     ['--min-rows', '2.5', '--min-rows: must be an integer from 0 to 1000000000 (got "2.5")'],
     ['--min-rows=-1', undefined, '--min-rows: must be an integer from 0 to 1000000000 (got "-1")'],
@@ -142,7 +145,7 @@ describe('driftline drift on small samples and missing shares (found by a review
     expect([code, stdout, stderr]).toEqual([2, '', `driftline: ${message} — see driftline drift --help\n`]);
   });
 
-  it('a current column 90% missing is drifted by missing, and the table shows the missing shares', async () => {
+  it.concurrent('a current column 90% missing is drifted by missing, and the table shows the missing shares', async () => {
     const full = join(dir, 'full.csv');
     const holes = join(dir, 'holes.csv');
     writeFileSync(
@@ -194,7 +197,7 @@ describe('driftline drift: a suggested option works when followed (found by a re
     }
   }
 
-  it.each([
+  it.concurrent.each([
     ['a,b', "--ignore 'a\\,b'"],
     ['total ', "--ignore 'total\\ '"],
     ["it's, ok", "--ignore 'it'\\''s\\, ok'"],
@@ -216,7 +219,7 @@ describe('driftline drift: a suggested option works when followed (found by a re
     expect(await follow(args, stderr)).toMatchObject({ code: 0 });
   });
 
-  it('numbers against text: the suggested --categorical works', async () => {
+  it.concurrent('numbers against text: the suggested --categorical works', async () => {
     const name = 'price, net ';
     const ref = csv(
       'ref-text.csv',
@@ -235,7 +238,7 @@ describe('driftline drift: a suggested option works when followed (found by a re
     expect(await follow(args, stderr)).toMatchObject({ code: 0 });
   });
 
-  it('a reference column with every cell missing: the suggested --ignore works', async () => {
+  it.concurrent('a reference column with every cell missing: the suggested --ignore works', async () => {
     const name = 'a,b';
     const ref = csv(
       'ref-empty.csv',
@@ -253,7 +256,7 @@ describe('driftline drift: a suggested option works when followed (found by a re
     expect(await follow(args, stderr)).toMatchObject({ code: 0 });
   });
 
-  it('an escaped comma selects a column; a name given to two options that contradict is a usage error (2)', async () => {
+  it.concurrent('an escaped comma selects a column; a name given to two options that contradict is a usage error (2)', async () => {
     const ref = csv(
       'ref-sel.csv',
       ['x', 'a,b'],
@@ -283,7 +286,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
   writeFileSync(cur, csv);
   const drift = (html: string) => driftline('drift', '--reference', ref, '--current', cur, '--html', html);
 
-  it.each([
+  it.concurrent.each([
     ['/proc/x/y.html', /^driftline: --html: directory \/proc\/x does not exist/],
     ['missing/r.html', /^driftline: --html: directory .*missing does not exist/],
     ['.', /^driftline: --html: .* is a directory; name a file/],
@@ -296,7 +299,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect(readdirSync(dir).sort()).toEqual(['cur.csv', 'ref.csv']);
   });
 
-  it('refuses --html naming an input (also through a link), which is left as it was', async () => {
+  it.concurrent('refuses --html naming an input (also through a link), which is left as it was', async () => {
     for (const [html, option] of [
       [ref, '--reference'],
       [join(dir, '.', 'cur.csv'), '--current'],
@@ -305,7 +308,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
       expect(code).toBe(2);
       expect(stderr).toMatch(new RegExp(`^driftline: --html: .* is the ${option} file; name another file`));
     }
-    const link = join(dir, 'link.csv');
+    const link = join(mkdtempSync(join(tmpdir(), 'driftline-html-link-')), 'link.csv');
     linkSync(ref, link);
     try {
       const { stderr, code } = await drift(link);
@@ -316,7 +319,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect([readFileSync(ref, 'utf8'), readFileSync(cur, 'utf8')]).toEqual([csv, csv]);
   });
 
-  it('a full disk (ENOSPC) names --html and exits 1 saying what to free, as the README table says (it was 2, usage)', async () => {
+  it.concurrent('a full disk (ENOSPC) names --html and exits 1 saying what to free, as the README table says (it was 2, usage)', async () => {
     const { stderr, code } = await drift('/dev/full');
     expect(code).toBe(1);
     // After the small-sample note of this 3-row table.
@@ -325,13 +328,13 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     );
   });
 
-  it('prints the results before writing the page: a page that cannot be written loses only the page', async () => {
+  it.concurrent('prints the results before writing the page: a page that cannot be written loses only the page', async () => {
     const { stdout, code } = await drift('/dev/full');
     expect(code).toBe(1);
     expect(stdout).toMatch(/^column +kind +psi[\s\S]*\n0 of 1 columns drifted\n\* fewer than 100 present values .*\n$/);
   });
 
-  it('a file the system refuses to create is found before any table is read', async () => {
+  it.concurrent('a file the system refuses to create is found before any table is read', async () => {
     // /proc exists, a file cannot be made in it (as root too); the reference does not exist.
     const { stderr, code } = await driftline(
       'drift',
@@ -346,6 +349,8 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect(stderr).toMatch(/^driftline: --html: cannot write \/proc\/driftline\.html \(E[A-Z]+\)/);
   });
 
+  // The two wide tables one at a time, after the tests above (which list the directory): each takes
+  // seconds of CPU, and its limit.
   it('prints the whole table of 200,000 columns into a pipe (found by a review: a stack overflow, then a cut table)', async () => {
     // Math.max(...widths) overflowed the stack past ~125,000 columns; and exiting at once cut
     // piped output at the pipe's 64 KiB (execFile reads stdout through a pipe).
@@ -398,7 +403,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     }
   }, 90_000);
 
-  it('writes the report into an existing directory', async () => {
+  it.concurrent('writes the report into an existing directory', async () => {
     const html = join(dir, 'r.html');
     const { code } = await drift(html);
     expect(code).toBe(0);
@@ -429,7 +434,7 @@ describe('driftline drift / reference: an --ignore name no table has is refused 
     expect([result.code, result.stdout, result.stderr]).toEqual([3, '', `driftline: ${line}\n`]);
   };
 
-  it('a name in neither table: exit 3 (as a --columns name the table lacks), one line with the close names', async () => {
+  it.concurrent('a name in neither table: exit 3 (as a --columns name the table lacks), one line with the close names', async () => {
     await refused(
       ['drift', '--reference', ref, '--current', cur, '--ignore', 'country,amout'],
       `${ref} or ${cur}: no column "amout" (given to --ignore) — did you mean --ignore amount?`,
@@ -447,7 +452,7 @@ describe('driftline drift / reference: an --ignore name no table has is refused 
     ]);
   });
 
-  it('a name in one table only is fine: the way to leave out a column the other lacks', async () => {
+  it.concurrent('a name in one table only is fine: the way to leave out a column the other lacks', async () => {
     for (const [a, b] of [
       [extra, cur],
       [ref, extra],
@@ -472,7 +477,7 @@ describe('driftline drift / reference: an --ignore name no table has is refused 
     }
   });
 
-  it('Parquet and Arrow: every column of the file counts, the ones left out included', async () => {
+  it.concurrent('Parquet and Arrow: every column of the file counts, the ones left out included', async () => {
     await refused(
       ['drift', '--reference', fixture('table-zstd.parquet'), '--current', fixture('table.arrow'), '--ignore', 'colr'],
       `${fixture('table-zstd.parquet')} or ${fixture('table.arrow')}: no column "colr" (given to --ignore) — did you mean --ignore color?`,
@@ -498,7 +503,7 @@ describe('driftline drift / reference: an --ignore name no table has is refused 
     ).toEqual(['n', 'small', 'flag', 'code']);
   });
 
-  it('reference: --ignore and --exclude each named in the line, before ClickHouse is opened', async () => {
+  it.concurrent('reference: --ignore and --exclude each named in the line, before ClickHouse is opened', async () => {
     const base = ['reference', '--model', 'm', '--version', 'v1', '--file', ref];
     await refused(
       [...base, '--exclude', 'countyr'],
@@ -525,14 +530,14 @@ describe('driftline drift: one table in two spellings does not drift (found by a
       .map((r) => [r.column, r.psi, r.ks_statistic, r.drifted]);
   };
 
-  it('float32 Parquet against its float64 upcast (PSI 4.8, KS p 1.5e-39) or that upcast’s CSV', async () => {
+  it.concurrent('float32 Parquet against its float64 upcast (PSI 4.8, KS p 1.5e-39) or that upcast’s CSV', async () => {
     const same = ['rate', 'price', 'score'].map((c) => [c, 0, 0, false]);
     expect(await rows('spellings-f32.parquet', 'spellings-f64.parquet')).toEqual(same);
     expect(await rows('spellings-f64.csv', 'spellings-f32.arrow')).toEqual(same);
     expect(await rows('spellings-mixed.parquet', 'spellings-f32.csv')).toEqual(same);
   });
 
-  it('pandas’ CSV of timestamps whose historic offsets hold seconds (+05:21:10) against its Parquet', async () => {
+  it.concurrent('pandas’ CSV of timestamps whose historic offsets hold seconds (+05:21:10) against its Parquet', async () => {
     expect(await rows('zones.parquet', 'zones.csv', '--min-rows', '1')).toEqual([
       ['kolkata', 0, 0, false],
       ['amsterdam', 0, 0, false],

@@ -60,6 +60,8 @@ async function driftline(
   }
 }
 
+// The tests run side by side (each command is its own process, mostly waiting on its start and on
+// the server): each writes in a directory or under a model name of its own.
 const served = () => ({ DRIFTLINE_CLICKHOUSE_URL: url, DRIFTLINE_CLICKHOUSE_DATABASE: database });
 const range = ['--from', String(T0), '--to', String(T0 + 4 * H)];
 
@@ -133,7 +135,7 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('driftline report (found by a review)', () => {
+describe.concurrent('driftline report (found by a review)', () => {
   it('links every model card so that the browser finds it, whatever the names', async () => {
     const dir = mkdtempSync(join(work, 'cards-'));
     const out = join(dir, 'report.html');
@@ -172,7 +174,7 @@ describe('driftline report (found by a review)', () => {
   });
 });
 
-describe('driftline report: model cards beside the page (found by a review)', () => {
+describe.concurrent('driftline report: model cards beside the page (found by a review)', () => {
   it('never writes a card through a symbolic link planted at its name', async () => {
     // The names are predictable: a link at one made the report overwrite whatever it pointed to.
     const dir = mkdtempSync(join(work, 'linked-'));
@@ -291,7 +293,7 @@ describe('driftline report: model cards beside the page (found by a review)', ()
   }, 120_000);
 });
 
-describe('report and model-card only read (found by a review)', () => {
+describe.concurrent('report and model-card only read (found by a review)', () => {
   it.each([
     ['report', ['report', '--model', MODEL, '--out', join(work, 'typo.html')]],
     ['model-card', ['model-card', '--model', MODEL, '--version', VERSION]],

@@ -18,11 +18,14 @@ function flushOnceDelivered(sdk: { flush(): Promise<void> }): Promise<true> {
         () => undefined,
       ),
     90_000,
-    500,
+    100,
   );
 }
 
-describe('producer SDK against real Kafka and Schema Registry', () => {
+// The describes below run at once (but the last three, see there): each test has its own topic prefix,
+// client and producer, and most of their time is waiting on the broker (sends refused or retried).
+
+describe.concurrent('producer SDK against real Kafka and Schema Registry', () => {
   it('publishes typed events keyed per contract, through a small bounded buffer, and flushes them all', async () => {
     const prefix = `${uniqueName('sdk')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -117,7 +120,7 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
   });
 });
 
-describe('producer SDK: what Kafka refuses, and closing', () => {
+describe.concurrent('producer SDK: what Kafka refuses, and closing', () => {
   const featureAt = (i: number, size = 10) => ({
     view: 'profile',
     entity_id: `user-${i}`,
@@ -238,7 +241,7 @@ describe('producer SDK: what Kafka refuses, and closing', () => {
   });
 });
 
-describe('producer SDK: a full buffer Kafka does not drain (found by a review)', () => {
+describe.concurrent('producer SDK: a full buffer Kafka does not drain (found by a review)', () => {
   it('a publish call waiting for room fails after bufferWaitMs with a retriable SINK_UNAVAILABLE, not for ever', async () => {
     const prefix = `${uniqueName('sdk-full')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -291,7 +294,7 @@ describe('producer SDK: a full buffer Kafka does not drain (found by a review)',
   });
 });
 
-describe('producer SDK: a buffer bounded in bytes too (found by a review)', () => {
+describe.concurrent('producer SDK: a buffer bounded in bytes too (found by a review)', () => {
   it('a publish call waits for byte room up to bufferWaitMs and fails naming maxBufferedBytes; an event larger than the whole buffer is refused at once', async () => {
     const prefix = `${uniqueName('sdk-bytes')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -366,7 +369,7 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
   });
 });
 
-describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry (found by a review)', () => {
+describe.concurrent('producer SDK: input of the wrong type or text that UTF-8 cannot carry (found by a review)', () => {
   it('refuses null events, lone surrogates and a string event_time with a rejected VALIDATION_FAILED, buffering nothing', async () => {
     const prefix = `${uniqueName('sdk-input')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -429,6 +432,68 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
   });
 });
 
+describe.concurrent('producer SDK: a partial failure names exactly the events it did not send (found by a review)', () => {
+  it('retrying details.unsent delivers each prediction once, and a logged error carries counts, not events', async () => {
+    const prefix = `${uniqueName('sdk-unsent')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}predictions.v1`;
+    // predictions.v1 is missing: the topic may hold half of the 4-message buffer, 2 of the 6.
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 1,
+      maxBuffered: 4,
+      lingerMs: 0,
+      bufferWaitMs: 300,
+    });
+    const predictions = Array.from({ length: 6 }, (_, i) => ({
+      prediction_id: `p${i}`,
+      model: 'm',
+      model_version: '1',
+      entity_id: `e${i}`,
+      features: { secret_income: 1_000 + i },
+      prediction: 0.5,
+    }));
+    const failed = await sdk.publishPrediction(predictions).then(
+      () => undefined,
+      (error: unknown) => error as DriftlineError,
+    );
+    expect(failed).toBeInstanceOf(DriftlineError);
+    expect(failed).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { buffered: 2, events: 6 } });
+    // The first `buffered` events are buffered and will be delivered: unsent are the others.
+    const unsent = failed!.details.unsent as readonly PredictionEvent[];
+    expect(unsent.map((p) => p.prediction_id)).toEqual(['p2', 'p3', 'p4', 'p5']);
+
+    // Logged as the services log it: counts, no events (before, every event with its features).
+    const line = loggedErrorLine(failed);
+    expect(line).toContain('"buffered":2');
+    expect(line).not.toContain('secret_income');
+    expect(line).not.toContain('"p5"');
+
+    // Retried once the topic exists: the drift monitor counts every prediction record, so a
+    // prediction sent twice counted twice (the whole call retried: p0 and p1 twice).
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await flushOnceDelivered(sdk);
+    await sdk.publishPrediction(unsent);
+    await sdk.close();
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
+    const delivered = await Promise.all(
+      (await readTopic(kafka, topic, 6)).map((r) =>
+        codec.forTopic<PredictionEvent>(contracts.prediction, topic).decode(r.value),
+      ),
+    );
+    expect(delivered.map((p) => p.prediction_id)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
+    // The retried ones keep the event time the failed call assigned (so their drift window).
+    expect(delivered.slice(2).map((p) => p.event_time)).toEqual(unsent.map((p) => p.event_time));
+    // Nothing more behind them: a read for a seventh finds none.
+    await expect(readTopic(kafka, topic, 7, 5_000)).rejects.toThrow(`read 6/7 messages of ${topic}`);
+  }, 120_000);
+});
+
+// These three, one after the other once the others are done: they need Kafka to acknowledge soon
+// (within 5 s, or 300 ms for a buffer of one to free), which other tests' encoding and schema
+// registrations running at once could delay.
 describe('producer SDK: one topic failing holds no other topic back (found by a review)', () => {
   it('delivers predictions and features promptly while labels.v1 is missing, and flush() names the failing topic', async () => {
     const prefix = `${uniqueName('sdk-lanes')}.`;
@@ -634,63 +699,4 @@ describe('producer SDK: a safe retry with the defaults a call assigned (found by
     );
     expect(labels[1]).toMatchObject({ ...toRetry[0] });
   });
-});
-
-describe('producer SDK: a partial failure names exactly the events it did not send (found by a review)', () => {
-  it('retrying details.unsent delivers each prediction once, and a logged error carries counts, not events', async () => {
-    const prefix = `${uniqueName('sdk-unsent')}.`;
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    const topic = `${prefix}predictions.v1`;
-    // predictions.v1 is missing: the topic may hold half of the 4-message buffer, 2 of the 6.
-    const sdk = await createDriftlineProducer({
-      client: kafka,
-      registry: { url: stack.schemaRegistryUrl },
-      topicPrefix: prefix,
-      batchSize: 1,
-      maxBuffered: 4,
-      lingerMs: 0,
-      bufferWaitMs: 300,
-    });
-    const predictions = Array.from({ length: 6 }, (_, i) => ({
-      prediction_id: `p${i}`,
-      model: 'm',
-      model_version: '1',
-      entity_id: `e${i}`,
-      features: { secret_income: 1_000 + i },
-      prediction: 0.5,
-    }));
-    const failed = await sdk.publishPrediction(predictions).then(
-      () => undefined,
-      (error: unknown) => error as DriftlineError,
-    );
-    expect(failed).toBeInstanceOf(DriftlineError);
-    expect(failed).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { buffered: 2, events: 6 } });
-    // The first `buffered` events are buffered and will be delivered: unsent are the others.
-    const unsent = failed!.details.unsent as readonly PredictionEvent[];
-    expect(unsent.map((p) => p.prediction_id)).toEqual(['p2', 'p3', 'p4', 'p5']);
-
-    // Logged as the services log it: counts, no events (before, every event with its features).
-    const line = loggedErrorLine(failed);
-    expect(line).toContain('"buffered":2');
-    expect(line).not.toContain('secret_income');
-    expect(line).not.toContain('"p5"');
-
-    // Retried once the topic exists: the drift monitor counts every prediction record, so a
-    // prediction sent twice counted twice (the whole call retried: p0 and p1 twice).
-    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-    await flushOnceDelivered(sdk);
-    await sdk.publishPrediction(unsent);
-    await sdk.close();
-    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
-    const delivered = await Promise.all(
-      (await readTopic(kafka, topic, 6)).map((r) =>
-        codec.forTopic<PredictionEvent>(contracts.prediction, topic).decode(r.value),
-      ),
-    );
-    expect(delivered.map((p) => p.prediction_id)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
-    // The retried ones keep the event time the failed call assigned (so their drift window).
-    expect(delivered.slice(2).map((p) => p.event_time)).toEqual(unsent.map((p) => p.event_time));
-    // Nothing more behind them: a read for a seventh finds none.
-    await expect(readTopic(kafka, topic, 7, 5_000)).rejects.toThrow(`read 6/7 messages of ${topic}`);
-  }, 120_000);
 });

@@ -51,7 +51,9 @@ const database = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 const server = (url: string, extra: { password?: string; timeoutMs?: number } = {}): Promise<ClickHouse> =>
   createClickHouse({ mode: 'server', url, database: database(), timeoutMs: extra.timeoutMs ?? 20_000, ...extra });
 
-describe('the ClickHouse host over the embedded engine', () => {
+// Concurrent: each test starts hosts of its own (a data directory each, a port of their own); most
+// of a test's time is a host process starting (tsx, then the engine).
+describe.concurrent('the ClickHouse host over the embedded engine', () => {
   const dir = mkdtempSync(join(tmpdir(), 'driftline-chhost-'));
 
   it('serves migrations, inserts and parameterized queries; rows survive a SIGKILL of the host', async () => {

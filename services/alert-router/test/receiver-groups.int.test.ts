@@ -33,7 +33,10 @@ const RETRY_BUDGET_MS = 40_000;
 
 const ids = (r: Received) => r.body.alert_ids as string[];
 
-describe('alert-router: a consumer group per receiver', () => {
+// The three describes run at once: each has its own topics, groups, ClickHouse database and
+// receivers (the embedded engine is the process's one); most of their time is group joins, seeds
+// and retries. Within the first, the tests share the router and receivers: one after the other.
+describe.concurrent('alert-router: a consumer group per receiver', () => {
   let ch: ClickHouse;
   let runner: Runner | undefined;
   let up: Receiver;
@@ -66,7 +69,7 @@ routes:
     await down?.stop();
   });
 
-  it("starts where an older router's single group was, and a receiver that is down never holds back the others' later alerts", async () => {
+  it.sequential("starts where an older router's single group was, and a receiver that is down never holds back the others' later alerts", async () => {
     // An older router (one group for every receiver) had handled o1 and o2: committed past them.
     await publishAlerts(stack, topic, [driftAlert('o1', BASE), driftAlert('o2', BASE)]);
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -109,7 +112,7 @@ routes:
     console.log(`alert-router: up got the next batch ${took} ms after it was sent, while down retried`);
   });
 
-  it('a renamed receiver under a new group name starts at the end of the topic, not its history (found by a review)', async () => {
+  it.sequential('a renamed receiver under a new group name starts at the end of the topic, not its history (found by a review)', async () => {
     await runner?.stop();
     runner = undefined;
     const renamedFile = join(dir, 'renamed.yaml');
@@ -136,7 +139,8 @@ routes:
   });
 });
 
-describe('alert-router: a receiver whose commits were deleted with its topic', () => {
+// Its two tests share nothing but the receiver's database: at once.
+describe.concurrent('alert-router: a receiver whose commits were deleted with its topic', () => {
   const recreated = `${uniqueName('rgone')}.`;
   const goneDatabase = uniqueName('rgone').replaceAll('-', '_');
   const goneTopic = `${recreated}alerts.v1`;
@@ -216,7 +220,7 @@ describe('alert-router: a receiver whose commits were deleted with its topic', (
   });
 });
 
-describe('alert-router: a start that fails between two seeds (found by a review)', () => {
+describe.concurrent('alert-router: a start that fails between two seeds (found by a review)', () => {
   const run = `${uniqueName('rseed')}.`;
   const seedTopic = `${run}alerts.v1`;
   // 'b' has delivery records (its commits were deleted); 'a' is a receiver added now.

@@ -8,7 +8,7 @@ import { createDriftlineProducer } from '@driftline/sdk';
 import { type Runner, startRunner } from '@driftline/service';
 import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { createClickHouse } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, type TestContext } from 'vitest';
 import { featureMaterializer } from '../src/index.js';
 
 const stack = inject('stack');
@@ -24,14 +24,22 @@ interface Row {
   events: number;
 }
 
-describe('feature view freshness from the feature-materializer (real Kafka, registry, Redis, embedded ClickHouse)', () => {
-  const cleanup: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
-  });
+/** `fn` run when the test of `ctx` ends, the last registered first; a failure of it ignored. */
+function atEnd(ctx: TestContext, fn: () => Promise<void>): void {
+  ctx.onTestFinished(() => fn().catch(() => {}));
+}
 
+// Concurrent: every test has its own topics, group, feature key prefix and ClickHouse database (the
+// embedded engine is the process's one), and stops what it started when it ends; most of their time
+// is waiting for windows, group joins and rebalances.
+describe.concurrent('feature view freshness from the feature-materializer (real Kafka, registry, Redis, embedded ClickHouse)', () => {
   /** The materializer on views `viewsText` (1 s freshness windows), and an SDK on its topics. */
-  async function start(viewsText: string, env: Record<string, string>, logger: Logger = silentLogger) {
+  async function start(
+    ctx: TestContext,
+    viewsText: string,
+    env: Record<string, string>,
+    logger: Logger = silentLogger,
+  ) {
     const viewsPath = join(dir, `${uniqueName('views')}.yaml`);
     writeFileSync(viewsPath, viewsText);
     const prefix = `${uniqueName('fresh')}.`;
@@ -47,21 +55,25 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
       DRIFTLINE_FRESHNESS_WINDOW: '1s',
       ...env,
     };
-    const runner = await startMaterializer(runnerEnv, logger);
+    const runner = await startMaterializer(ctx, runnerEnv, logger);
     const sdk = await createDriftlineProducer({
       kafka: { brokers: stack.kafkaBrokers, clientId: 'test-sdk', ssl: false },
       registry: { url: stack.schemaRegistryUrl },
       topicPrefix: prefix,
       lingerMs: 2,
     });
-    cleanup.push(() => sdk.close());
+    atEnd(ctx, () => sdk.close());
     return { runner, sdk, prefix, env: runnerEnv };
   }
 
   /** One more materializer (another instance, or a restart) on `env`, stopped after the test. */
-  async function startMaterializer(env: Record<string, string>, logger: Logger = silentLogger): Promise<Runner> {
+  async function startMaterializer(
+    ctx: TestContext,
+    env: Record<string, string>,
+    logger: Logger = silentLogger,
+  ): Promise<Runner> {
     const runner = await startRunner({ services: [featureMaterializer] as never, logger, env });
-    cleanup.push(() => runner.stop());
+    atEnd(ctx, () => runner.stop());
     return runner;
   }
 
@@ -79,9 +91,10 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     features: { age: double }
 `;
 
-  it('writes the lag of the newest event per view and partition, and fails it once the view goes silent', async () => {
+  it('writes the lag of the newest event per view and partition, and fails it once the view goes silent', async (ctx) => {
     const database = uniqueName('fresh').replace('-', '_');
     const { runner, sdk, prefix } = await start(
+      ctx,
       `views:
   - name: profile
     entity: user_id
@@ -110,7 +123,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
 
     // The runner opened the same embedded engine in this process: read through it.
     const ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'ch'), database });
-    cleanup.push(() => ch.close());
+    atEnd(ctx, () => ch.close());
     const read = async () =>
       (
         await ch.select<Row>(
@@ -158,12 +171,12 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     features: { n: double }
 `;
 
-  it('after a restart, a view not seen since has no row and no gauge series: absence is what to alert on (found by a review)', async () => {
+  it('after a restart, a view not seen since has no row and no gauge series: absence is what to alert on (found by a review)', async (ctx) => {
     // Reporting every view on every assigned partition from the assignment was wrong: views share a
     // topic and need not reach every partition, so a healthy view failed max_lag for ever there.
     // What it made visible (a view whose producer died before the restart) is now an absent series.
     const database = uniqueName('fresh').replace('-', '_');
-    const { runner, sdk, env } = await start(TWO_VIEWS, {
+    const { runner, sdk, env } = await start(ctx, TWO_VIEWS, {
       DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
       DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
       DRIFTLINE_CLICKHOUSE_DATABASE: database,
@@ -175,12 +188,12 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     await eventually(async () => ((await lagGauge(runner, 'profile')) === undefined ? undefined : true), 30_000);
     await runner.stop();
     // The same group; from now on only `busy` is published: the new instance sees no `profile` event.
-    const restarted = await startMaterializer(env);
+    const restarted = await startMaterializer(ctx, env);
     const startedAt = Date.now();
     const publishing = setInterval(() => {
       void sdk.publishFeatures([{ view: 'busy', entity_id: 'a', event_time: Date.now(), features: { n: 1 } }]);
     }, 300);
-    cleanup.push(async () => clearInterval(publishing));
+    atEnd(ctx, async () => clearInterval(publishing));
     await eventually(async () => ((await lagGauge(restarted, 'busy')) === undefined ? undefined : true), 30_000);
     // Past max_lag and a few windows: `busy` is reported healthy, `profile` not at all.
     const seen = await sample(5_000, async () => [
@@ -191,7 +204,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     expect(seen.every(([busy]) => busy !== undefined && busy <= 3)).toBe(true);
     expect(seen.map(([, profile]) => profile).filter((v) => v !== undefined)).toEqual([]);
     const ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'ch'), database });
-    cleanup.push(() => ch.close());
+    atEnd(ctx, () => ch.close());
     const rows = await ch.select<{ feature: string; passed: number }>(
       `SELECT feature, passed FROM ${ch.table('data_quality_windows')} FINAL
        WHERE expectation = 'freshness' AND window_start >= fromUnixTimestamp64Milli({t:Int64})`,
@@ -201,13 +214,13 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     expect(new Set(rows.map((r) => r.feature))).toEqual(new Set(['busy']));
   });
 
-  it("after a rebalance, the old owner's gauge series is removed, not frozen; the partition assigned back, still silent, fails from that assignment (found by a review)", async () => {
+  it("after a rebalance, the old owner's gauge series is removed, not frozen; the partition assigned back, still silent, fails from that assignment (found by a review)", async (ctx) => {
     // kafkajs' round robin gives the only partition to the member whose id sorts first: `aa-…` joining later.
     const {
       runner: a,
       sdk,
       env,
-    } = await start(PROFILE_VIEWS, {
+    } = await start(ctx, PROFILE_VIEWS, {
       DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
       DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
       DRIFTLINE_CLICKHOUSE_DATABASE: uniqueName('fresh').replace('-', '_'),
@@ -216,7 +229,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     const eventTime = Date.now();
     await sdk.publishFeatures([{ view: 'profile', entity_id: 'a', event_time: eventTime, features: { age: 30 } }]);
     await eventually(async () => ((await lagGauge(a, 'profile')) === undefined ? undefined : true), 30_000);
-    const b = await startMaterializer({ ...env, DRIFTLINE_KAFKA_CLIENT_ID: 'aa-second' });
+    const b = await startMaterializer(ctx, { ...env, DRIFTLINE_KAFKA_CLIENT_ID: 'aa-second' });
     // Before: A kept its last value (under the bound) for good. B never sees an event: no series.
     await eventually(async () => ((await lagGauge(a, 'profile')) === undefined ? true : undefined), 30_000);
     const onB = await sample(2_500, () => lagGauge(b, 'profile'));
@@ -233,7 +246,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     expect(lag).toBeLessThanOrEqual((Date.now() - backAt) / 1000 + 1);
   });
 
-  it('materializes features while ClickHouse is unreachable at start-up; one warning names it', async () => {
+  it('materializes features while ClickHouse is unreachable at start-up; one warning names it', async (ctx) => {
     const viewsText = `views:
   - name: profile
     entity: user_id
@@ -249,6 +262,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     };
     // Nothing listens on this port: the connection is refused, as during an outage.
     const { runner, sdk } = await start(
+      ctx,
       viewsText,
       {
         DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
@@ -262,7 +276,7 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
       { view: 'profile', entity_id: 'a', event_time: Date.now() - 100, features: { age: 41 } },
     ]);
     const probe = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
-    cleanup.push(() => probe.close());
+    atEnd(ctx, () => probe.close());
     const row = await eventually(async () => probe.read(parseFeatureViewsText(viewsText).get('profile')!, 'a'), 30_000);
     expect(row?.features).toEqual({ age: 41 });
     await eventually(async () => (runner.ready() ? true : undefined), 10_000);

@@ -57,7 +57,10 @@ function startTrainer(opts: { prefix: string; database: string; partitions: numb
   );
 }
 
-describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINER_LABEL_WAIT)', () => {
+// The two describes run at once: each has its own topics, group, ClickHouse database and trainer
+// (the embedded engine is the process's one), and most of their time is waiting by design. Within
+// the first, the tests share the trainer's one partition: one after the other.
+describe.concurrent('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINER_LABEL_WAIT)', () => {
   let ch: ClickHouse;
   let runner: Runner;
   const kafka = kafkaFor(stack.kafkaBrokers);
@@ -86,7 +89,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     await runner?.stop();
   });
 
-  it('refuses into the DLQ, with the reason, once data_to + the wait has passed; healthy while waiting', async () => {
+  it.sequential('refuses into the DLQ, with the reason, once data_to + the wait has passed; healthy while waiting', async () => {
     // The wait of this window ends ~30 s from now: headroom for a slow start on a loaded machine
     // before the checks below that nothing was dead-lettered yet.
     const dataTo = Date.now() - LABEL_WAIT_MS + 30_000;
@@ -110,7 +113,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     expect(await published('late')).toEqual([]);
   });
 
-  it('trains once the labels arrive, nothing dead-lettered', async () => {
+  it.sequential('trains once the labels arrive, nothing dead-lettered', async () => {
     const dataTo = Date.now();
     await publish(retrainRequestOf('lagging', dataTo));
     await eventually(async () => ((await waitingGauge('lagging')) === '1' ? true : undefined), 20_000, 100);
@@ -128,7 +131,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
   });
 });
 
-describe('a request waiting for labels holds only its own partition (found by a review)', () => {
+describe.concurrent('a request waiting for labels holds only its own partition (found by a review)', () => {
   const waitPrefix = `${uniqueName('label-wait-2p')}.`;
   const waitTopic = `${waitPrefix}retrain.v1`;
   const waitDatabase = uniqueName('label_wait_2p').replace('-', '_');

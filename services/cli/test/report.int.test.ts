@@ -217,6 +217,43 @@ describe('driftline report', () => {
     expect(problems).toEqual([]);
   });
 
+  it('takes the label-joiner’s rule from its variables: with 100,000 labels required every window shows its estimate', async () => {
+    const file = join(work, 'report-min-samples.html');
+    const args = [
+      '--model',
+      scenario.model,
+      '--from',
+      String(scenario.from),
+      '--to',
+      String(scenario.to),
+      '--out',
+      file,
+    ];
+    const tags = (html: string, kind: string) =>
+      (html.split('<table class="estimates">')[1] ?? '').split(`class="tag ${kind}"`).length - 1;
+    process.env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES = '100000';
+    try {
+      expect(await reportCommand(args)).toBe(0);
+    } finally {
+      delete process.env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES;
+    }
+    const strict = readFileSync(file, 'utf8');
+    expect(tags(strict, 'realized')).toBe(0);
+    expect(tags(strict, 'estimated')).toBe(held.current.length);
+    // A value the joiner refuses is refused here too, naming the variable.
+    process.env.DRIFTLINE_JOINER_REALIZED_COVERAGE = '1.5';
+    try {
+      await expect(reportCommand(args)).rejects.toThrow(/DRIFTLINE_JOINER_REALIZED_COVERAGE/);
+    } finally {
+      delete process.env.DRIFTLINE_JOINER_REALIZED_COVERAGE;
+    }
+    // Unset, the defaults: realized wherever the seeded labels cover the window.
+    expect(await reportCommand(args)).toBe(0);
+    const plain = readFileSync(file, 'utf8');
+    expect(tags(plain, 'estimated')).toBe(PENDING_LABEL_WINDOWS);
+    expect(tags(plain, 'realized')).toBe(held.current.length - PENDING_LABEL_WINDOWS);
+  });
+
   it('leaves the estimate and business sections out, with a note, on a database migrated before 0610', async () => {
     const old = `${database}_old`;
     const ch = await createClickHouse({ mode: 'embedded', path: join(work, 'chdb'), database: old });

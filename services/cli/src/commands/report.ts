@@ -1,6 +1,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@driftline/core';
+import { labelJoinerEnvShape } from '@driftline/label-joiner';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
@@ -30,7 +31,10 @@ T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
 the database is DRIFTLINE_CLICKHOUSE_DATABASE. Nothing is created: a database, or an engine
-directory, that holds no warehouse is a configuration error (exit 78).
+directory, that holds no warehouse is a configuration error (exit 78). A window's current
+performance is its realized value once the label-joiner's alerts judge it (label coverage at least
+DRIFTLINE_JOINER_REALIZED_COVERAGE, default 0.5, with DRIFTLINE_JOINER_ALERT_MIN_SAMPLES valid
+labels, default 100), its CBPE estimate before: run it with the joiner's values of these two.
 
   --model M      the model (required)
   --from T       start of the range (default: 7d before --to)
@@ -39,6 +43,15 @@ directory, that holds no warehouse is a configuration error (exit 78).
   --debug        stack traces for errors
   --help         this help
 `;
+
+/**
+ * The label-joiner's variables of its rule for a window's current value (realized or the CBPE
+ * estimate): the page shows what the alerts judge when it runs with the joiner's environment.
+ */
+const realizedRuleEnvShape = {
+  DRIFTLINE_JOINER_REALIZED_COVERAGE: labelJoinerEnvShape.DRIFTLINE_JOINER_REALIZED_COVERAGE,
+  DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: labelJoinerEnvShape.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
+};
 
 /** The command's options (every one is in its usage: test/cli-surface.test.ts). */
 export const reportOptions = {
@@ -143,7 +156,8 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   // Reading only: a mistyped database or engine directory is an error, not a new empty one (nothing is
   // created), and a read-only user can report.
   await checkEnvNames();
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
+  const env = parseEnv({ ...clickhouseEnvShape, ...realizedRuleEnvShape });
+  const warehouse = await openWarehouse(toClickHouseConfig(env), { migrate: false });
   try {
     const data = await warehouse.report({ model: values.model, from, to }, now);
     const chosen = modelCardVersions(data);
@@ -168,7 +182,12 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
         : []),
       ...cardNotes,
     ];
-    const page = renderReport(data, { modelCards, notes: cardNotes });
+    const page = renderReport(data, {
+      modelCards,
+      notes: cardNotes,
+      realizedCoverage: env.DRIFTLINE_JOINER_REALIZED_COVERAGE,
+      alertMinSamples: env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
+    });
     // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
     // as it is under Node's child_process and many supervisors.
     if (STDOUT.has(out)) process.stdout.write(page);

@@ -300,14 +300,14 @@ const SAMPLED_LABELS = `coalesce(COLUMNS('^sampled_labels\\\\z'), 0)`;
 /**
  * Label coverage from which a window's realized metric may replace its CBPE estimate as the current
  * value: the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default (test/dashboards.test.ts
- * reads it from services/label-joiner/src/config.ts). Part of {@link REALIZED_IS_CURRENT}.
+ * reads it from libs/performance/src/realized-rule.ts). Part of {@link REALIZED_IS_CURRENT}.
  */
 export const REALIZED_COVERAGE = 0.5;
 
 /**
  * Valid labels a window's realized metric must have been computed from to replace the estimate:
  * the label-joiner's DRIFTLINE_JOINER_ALERT_MIN_SAMPLES default (test/dashboards.test.ts reads it
- * from services/label-joiner/src/config.ts). Part of {@link REALIZED_IS_CURRENT}.
+ * from libs/performance/src/realized-rule.ts). Part of {@link REALIZED_IS_CURRENT}.
  */
 export const REALIZED_MIN_SAMPLES = 100;
 

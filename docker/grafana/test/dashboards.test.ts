@@ -174,10 +174,10 @@ describe('provisioned dashboards', () => {
   });
 
   it("show the realized ROC AUC as current where the label-joiner's alerts judge it: its REALIZED_COVERAGE and ALERT_MIN_SAMPLES defaults", () => {
-    const config = readFileSync(join(REPO_ROOT, 'services/label-joiner/src/config.ts'), 'utf8');
+    const config = readFileSync(join(REPO_ROOT, 'libs/performance/src/realized-rule.ts'), 'utf8');
     const declared = (name: string) => {
       const m = new RegExp(`\\b${name}:[^\\n]*\\.default\\(([\\d_.]+)\\)`).exec(config);
-      expect(m, `${name} and its default in services/label-joiner/src/config.ts`).not.toBeNull();
+      expect(m, `${name} and its default in libs/performance/src/realized-rule.ts`).not.toBeNull();
       return Number(m![1]!.replaceAll('_', ''));
     };
     expect(REALIZED_COVERAGE).toBe(declared('DRIFTLINE_JOINER_REALIZED_COVERAGE'));

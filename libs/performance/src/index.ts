@@ -54,6 +54,7 @@ export {
   rocAuc,
   type Task,
 } from './metrics.js';
+export { realizedRuleEnvShape } from './realized-rule.js';
 export {
   ALL_SEGMENT,
   boundSegments,

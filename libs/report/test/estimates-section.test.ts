@@ -167,10 +167,10 @@ describe('the estimated-vs-realized section of the report', () => {
   });
 
   it("defaults to the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE and DRIFTLINE_JOINER_ALERT_MIN_SAMPLES defaults", () => {
-    const config = readFileSync(resolve(import.meta.dirname, '../../../services/label-joiner/src/config.ts'), 'utf8');
+    const config = readFileSync(resolve(import.meta.dirname, '../../../libs/performance/src/realized-rule.ts'), 'utf8');
     const declared = (name: string) => {
       const m = new RegExp(`\\b${name}:[^\\n]*\\.default\\(([\\d_.]+)\\)`).exec(config);
-      expect(m, `${name} and its default in services/label-joiner/src/config.ts`).not.toBeNull();
+      expect(m, `${name} and its default in libs/performance/src/realized-rule.ts`).not.toBeNull();
       return Number(m![1]!.replaceAll('_', ''));
     };
     expect(DEFAULT_REALIZED_COVERAGE).toBe(declared('DRIFTLINE_JOINER_REALIZED_COVERAGE'));

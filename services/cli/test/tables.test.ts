@@ -13,6 +13,7 @@ import {
 } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { categoricalValue } from '@driftline/drift';
+import type { ReferenceProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import { MAX_TABLE_BYTES, readBytes, readTable, readTableAndHeader } from '../src/tables.js';
 
@@ -309,6 +310,26 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
   });
 });
 
+/** Profiles without their float width (`floatBits`, not in the id): what a CSV of the same data gives. */
+function withoutWidth(profiles: Map<string, ReferenceProfile>): Map<string, ReferenceProfile> {
+  const out = new Map<string, ReferenceProfile>();
+  for (const [name, p] of profiles) {
+    if (p.kind !== 'numeric') out.set(name, p);
+    else {
+      const { floatBits: _, ...rest } = p;
+      out.set(name, rest);
+    }
+  }
+  return out;
+}
+
+/** Each numeric profile's float width, by feature. */
+function widths(profiles: Map<string, ReferenceProfile>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, p] of profiles) if (p.kind === 'numeric' && p.floatBits !== undefined) out[name] = p.floatBits;
+  return out;
+}
+
 describe('typed tables against their CSV, damaged Arrow files (found by a review)', () => {
   const noDrift = (rows: ReturnType<typeof tableDrift>) =>
     rows.map((r) => ({ column: r.column, kind: r.kind, psi: r.psi, ks: r.ks_statistic, drifted: r.drifted }));
@@ -328,8 +349,11 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
         { column: 'price', kind: 'numeric', psi: 0, ks: 0, drifted: false },
         { column: 'score', kind: 'numeric', psi: 0, ks: 0, drifted: false },
       ]);
-      // `driftline reference` reads through the same reader: the same profiles from either file.
-      expect(profilesFromColumns(typed), name).toEqual(profilesFromColumns(csv));
+      // `driftline reference` reads through the same reader: the same profiles from either file,
+      // the typed file's with its width (live values are read at it; a CSV does not say).
+      const profiles = profilesFromColumns(typed);
+      expect(withoutWidth(profiles), name).toEqual(profilesFromColumns(csv));
+      expect(widths(profiles), name).toEqual({ price: 32, score: 32 });
     }
   });
 
@@ -394,7 +418,12 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
     // is in; a float64 table the doubles it holds (read at float32 digits, a pandas upcast no
     // longer matched the same doubles sent live: PSI 6.04 on identical data; a review).
     const float32 = profilesFromColumns(tables[2]!);
-    for (const i of [0, 1, 2]) expect(profilesFromColumns(tables[i]!), names[i]).toEqual(float32);
+    for (const i of [0, 1, 2]) expect(withoutWidth(profilesFromColumns(tables[i]!)), names[i]).toEqual(float32);
+    // The typed files' profiles carry the width; the CSV's cannot.
+    for (const i of [0, 1]) {
+      expect(widths(profilesFromColumns(tables[i]!)), names[i]).toEqual({ rate: 32, price: 32, score: 32 });
+    }
+    expect(widths(float32)).toEqual({});
     const float64 = profilesFromColumns(tables[5]!);
     for (const i of [3, 4, 5]) expect(profilesFromColumns(tables[i]!), names[i]).toEqual(float64);
     expect(float64).not.toEqual(float32);
@@ -415,7 +444,8 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
           { column: 'half', kind: 'numeric', psi: 0, ks: 0, drifted: false },
         ]);
       }
-      expect(profilesFromColumns(half)).toEqual(profilesFromColumns(others[0]!));
+      expect(withoutWidth(profilesFromColumns(half))).toEqual(profilesFromColumns(others[0]!));
+      expect(widths(profilesFromColumns(half))).toEqual({ half: 16 });
     }
   });
 

@@ -8,7 +8,7 @@ import {
   toRedisConnectionConfig,
 } from '@driftline/core';
 import type { JoinConfig } from '@driftline/join';
-import { type MetricBound, parseBounds, type Task } from '@driftline/performance';
+import { type MetricBound, parseBounds, realizedRuleEnvShape, type Task } from '@driftline/performance';
 import { z } from 'zod';
 
 /** A duration in milliseconds (core's grammar), from `min` to `max`. */
@@ -81,7 +81,8 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_MAX_SEGMENTS: envField.int(1, 1_000).default(20),
   /** Alert bounds, e.g. `accuracy<0.8,roc_auc<0.7,rmse>12` (a metric once per direction). */
   DRIFTLINE_JOINER_ALERT_BOUNDS: envField.list({ min: 0, key: boundKey }).default([]),
-  DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: envField.int(1).default(100),
+  // DRIFTLINE_JOINER_ALERT_MIN_SAMPLES and DRIFTLINE_JOINER_REALIZED_COVERAGE: realizedRuleEnvShape.
+  ...realizedRuleEnvShape,
   DRIFTLINE_JOINER_ALERT_SEGMENTS: envField.bool().default(false),
   /** Partitions processed concurrently by one instance (each still strictly in order). */
   DRIFTLINE_JOINER_CONCURRENCY: envField.int(1, 64).default(3),
@@ -90,8 +91,6 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024).default(1_048_576),
   /** CBPE estimates (score histograms) and the business outcome of classification windows. */
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
-  /** Label coverage from which a window is judged on its realized metrics instead of the estimate. */
-  DRIFTLINE_JOINER_REALIZED_COVERAGE: envField.number(0, 1).default(0.5),
   /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */
   DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */

@@ -1,2 +1,2 @@
-export { type LabelJoinerConfig, labelJoinerEnvShape } from './config.js';
+export type { LabelJoinerConfig } from './config.js';
 export { labelJoinerService } from './service.js';

@@ -1,7 +1,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@driftline/core';
-import { labelJoinerEnvShape } from '@driftline/label-joiner';
+import { realizedRuleEnvShape } from '@driftline/performance';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
@@ -43,15 +43,6 @@ labels, default 100), its CBPE estimate before: run it with the joiner's values 
   --debug        stack traces for errors
   --help         this help
 `;
-
-/**
- * The label-joiner's variables of its rule for a window's current value (realized or the CBPE
- * estimate): the page shows what the alerts judge when it runs with the joiner's environment.
- */
-const realizedRuleEnvShape = {
-  DRIFTLINE_JOINER_REALIZED_COVERAGE: labelJoinerEnvShape.DRIFTLINE_JOINER_REALIZED_COVERAGE,
-  DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: labelJoinerEnvShape.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
-};
 
 /** The command's options (every one is in its usage: test/cli-surface.test.ts). */
 export const reportOptions = {

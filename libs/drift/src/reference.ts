@@ -31,8 +31,15 @@ export function referenceSet(
 ): ReferenceSet {
   const features = [...byFeature.keys()].sort();
   const profiles = features.map((f) => byFeature.get(f)!);
+  // A profile's float width is not in its id (older readers check the id against the content) but
+  // changes how live values are binned: it is in the set's id, so a reference saved again with a
+  // width is a new reference to the drift monitors' caches (they reload on a new id only), and
+  // partials binned with and without it are never merged. Sets without widths keep their ids.
+  const keys = profiles.map((p) =>
+    p.kind === 'numeric' && p.floatBits !== undefined ? `${p.id}/f${p.floatBits}` : p.id,
+  );
   const referenceId = createHash('sha256')
-    .update(JSON.stringify([model, version, features, profiles.map((p) => p.id)]))
+    .update(JSON.stringify([model, version, features, keys]))
     .digest('hex')
     .slice(0, 24);
   return { model, version, referenceId, features, profiles };

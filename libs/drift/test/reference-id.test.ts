@@ -1,36 +1,21 @@
-import { atFloatWidth, buildNumericProfile, buildReferenceProfile } from '@driftline/stats';
+import { atFloatWidth, buildNumericProfile, buildReferenceProfile, type NumericProfileOptions } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import { referenceSet } from '../src/index.js';
 
 describe('referenceSet id and float widths', () => {
   const values = [0.1, 0.2, 0.3, 0.7, 0.9].map((x) => atFloatWidth(Math.fround(x), 32));
   const color = buildReferenceProfile(['red', 'blue', 'red']);
+  /** The set of model m v1 with feature x profiled from `xs` and `color`, in either insertion order. */
+  const setOf = (xs: number[], options: NumericProfileOptions = {}, colorFirst = false) => {
+    const x = ['x', buildNumericProfile(xs, options)] as const;
+    const c = ['color', color] as const;
+    return referenceSet('m', 'v1', new Map(colorFirst ? [c, x] : [x, c]));
+  };
 
   it('a set saved again with a float width is a new reference (the monitors reload on a new id only)', () => {
-    const plain = referenceSet(
-      'm',
-      'v1',
-      new Map([
-        ['x', buildNumericProfile(values)],
-        ['color', color],
-      ]),
-    );
-    const f32 = referenceSet(
-      'm',
-      'v1',
-      new Map([
-        ['x', buildNumericProfile(values, { floatBits: 32 })],
-        ['color', color],
-      ]),
-    );
-    const f16 = referenceSet(
-      'm',
-      'v1',
-      new Map([
-        ['x', buildNumericProfile(values, { floatBits: 16 })],
-        ['color', color],
-      ]),
-    );
+    const plain = setOf(values);
+    const f32 = setOf(values, { floatBits: 32 });
+    const f16 = setOf(values, { floatBits: 16 });
     // The profiles' own ids are the same (older readers check them against the content)...
     expect(f32.profiles.map((p) => p.id)).toEqual(plain.profiles.map((p) => p.id));
     // ...the sets' are not.
@@ -38,22 +23,6 @@ describe('referenceSet id and float widths', () => {
   });
 
   it('keeps the id of a set without widths: the same content, the same id', () => {
-    const a = referenceSet(
-      'm',
-      'v1',
-      new Map([
-        ['x', buildNumericProfile(values)],
-        ['color', color],
-      ]),
-    );
-    const b = referenceSet(
-      'm',
-      'v1',
-      new Map([
-        ['color', color],
-        ['x', buildNumericProfile([...values].reverse())],
-      ]),
-    );
-    expect(b.referenceId).toBe(a.referenceId);
+    expect(setOf([...values].reverse(), {}, true).referenceId).toBe(setOf(values).referenceId);
   });
 });

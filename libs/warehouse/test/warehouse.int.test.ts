@@ -44,6 +44,12 @@ describe('the warehouse on the embedded engine', () => {
   it('applies the one migration list: every table of driftline, once', async () => {
     const ch = await createClickHouse(testClickHouse(path, database()));
     expect(await migrate(ch, migrations)).toEqual(migrations.map((m) => m.id).sort());
+    // Every id recorded (in one insert), so a second run applies nothing.
+    expect(await migrate(ch, migrations)).toEqual([]);
+    const recorded = await ch.select<{ id: string }>(
+      `SELECT id FROM ${ch.table('schema_migrations')} FINAL ORDER BY id`,
+    );
+    expect(recorded.map((r) => r.id)).toEqual(migrations.map((m) => m.id).sort());
     const tables = await ch.select<{ name: string }>('SELECT name FROM system.tables WHERE database = {db:String}', {
       db: ch.database,
     });

@@ -6,10 +6,8 @@ import { startRunner } from '@driftline/service';
 import {
   DATABASE_99_REFUSED_LINE,
   eventually,
+  expectDatabase99Refused,
   freePort,
-  proxyOn,
-  serviceEnv,
-  spawnDriftlineRun,
   uniqueName,
 } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -48,27 +46,26 @@ describe('feature-api start-up and the database of DRIFTLINE_REDIS_URL', () => {
   });
 
   it('a database the server refuses (`/99` of 16) ends the process when Redis answers: one line, exit 78', async () => {
-    const [redisPort, apiPort] = [await freePort(), await freePort()];
-    const child = spawnDriftlineRun(
-      'feature-api',
-      serviceEnv(stack, {
-        DRIFTLINE_REDIS_URL: `redis://127.0.0.1:${redisPort}/99`,
+    const apiPort = await freePort();
+    const refused = await expectDatabase99Refused({
+      service: 'feature-api',
+      stack,
+      env: (redisUrl) => ({
+        DRIFTLINE_REDIS_URL: redisUrl,
         DRIFTLINE_FEATURE_VIEWS: views,
         DRIFTLINE_TOPIC_PREFIX: `${uniqueName('rdb')}.`,
         DRIFTLINE_HTTP_PORT: '0',
         DRIFTLINE_FEATURE_API_PORT: String(apiPort),
         DRIFTLINE_STARTUP_TIMEOUT: '0',
       }),
-    );
-    cleanup.push(() => child.kill());
-    // Started while Redis is down: the API answers 503.
-    await eventually(async () => {
-      child.assertRunning();
-      return (await apiHealth(apiPort)) === 503 ? true : undefined;
-    }, 60_000);
-    const redis = await proxyOn(redisPort, stack.redisUrl);
-    cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
-    expect(await child.exited).toBe(78);
-    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
+      cleanup: (undo) => cleanup.push(undo),
+      // Started while Redis is down: the API answers 503.
+      untilStarted: (child) =>
+        eventually(async () => {
+          child.assertRunning();
+          return (await apiHealth(apiPort)) === 503 ? true : undefined;
+        }, 60_000).then(() => undefined),
+    });
+    expect(refused).toEqual({ exit: 78, lines: [expect.stringMatching(DATABASE_99_REFUSED_LINE)] });
   });
 });

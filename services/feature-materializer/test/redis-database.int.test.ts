@@ -7,9 +7,8 @@ import { startRunner } from '@driftline/service';
 import {
   DATABASE_99_REFUSED_LINE,
   eventually,
+  expectDatabase99Refused,
   freePort,
-  serviceEnv,
-  spawnDriftlineRun,
   uniqueName,
 } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -112,16 +111,12 @@ describe('feature-materializer start-up and the database of DRIFTLINE_REDIS_URL'
   });
 
   it('a database the server refuses (`/99` of 16) ends the process when Redis answers: one line, exit 78', async () => {
-    const redisPort = await freePort();
-    const child = spawnDriftlineRun(
-      'feature-materializer',
-      serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)),
-    );
-    cleanup.push(() => child.kill());
-    await child.untilOutput('"msg":"service started"'); // started while Redis is down
-    const redis = await redisProxy(redisPort);
-    cleanup.push(() => redis.close());
-    expect(await child.exited).toBe(78);
-    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
+    const refused = await expectDatabase99Refused({
+      service: 'feature-materializer',
+      stack,
+      env,
+      cleanup: (undo) => cleanup.push(undo),
+    });
+    expect(refused).toEqual({ exit: 78, lines: [expect.stringMatching(DATABASE_99_REFUSED_LINE)] });
   });
 });

@@ -3,14 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import {
-  DATABASE_99_REFUSED_LINE,
-  freePort,
-  proxyOn,
-  serviceEnv,
-  spawnDriftlineRun,
-  uniqueName,
-} from '@driftline/test-support';
+import { DATABASE_99_REFUSED_LINE, expectDatabase99Refused, freePort, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { skewMonitorService } from '../src/service.js';
 
@@ -51,13 +44,12 @@ describe('skew-monitor start-up and the database of DRIFTLINE_REDIS_URL', () => 
   });
 
   it('a database the server refuses (`/99` of 16) ends the process when Redis answers: one line, exit 78', async () => {
-    const redisPort = await freePort();
-    const child = spawnDriftlineRun('skew-monitor', serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)));
-    cleanup.push(() => child.kill());
-    await child.untilOutput('"msg":"service started"'); // started while Redis is down
-    const redis = await proxyOn(redisPort, stack.redisUrl);
-    cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
-    expect(await child.exited).toBe(78);
-    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
+    const refused = await expectDatabase99Refused({
+      service: 'skew-monitor',
+      stack,
+      env,
+      cleanup: (undo) => cleanup.push(undo),
+    });
+    expect(refused).toEqual({ exit: 78, lines: [expect.stringMatching(DATABASE_99_REFUSED_LINE)] });
   });
 });

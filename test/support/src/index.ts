@@ -15,7 +15,12 @@ export {
 } from './proxy.js';
 export { clusterNodeArgs, type PrivateRedis, privateRedis, recordingLogger } from './redis-server.js';
 export { removeTree, writeFilesFor } from './remove-tree.js';
-export { DATABASE_99_REFUSED_LINE, type DriftlineRun, spawnDriftlineRun } from './run-process.js';
+export {
+  DATABASE_99_REFUSED_LINE,
+  type DriftlineRun,
+  expectDatabase99Refused,
+  spawnDriftlineRun,
+} from './run-process.js';
 
 /** A name no other test uses: topics, groups, key prefixes and tables are isolated per test. */
 export function uniqueName(prefix: string): string {

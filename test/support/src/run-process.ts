@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { eventually } from './index.js';
+import { eventually, freePort, type StackAddresses, serviceEnv } from './index.js';
+import { proxyOn } from './proxy.js';
 
 /** The repository root (this file is test/support/src/). */
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -52,4 +53,29 @@ export function spawnDriftlineRun(service: string, env: NodeJS.ProcessEnv): Drif
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * The check every Redis-reading service shares: started with its Redis down and a URL naming
+ * database 99 (of 16), it starts (`untilStarted`, by default its "service started" line), and once
+ * Redis answers it ends: exit 78 and the one line naming DRIFTLINE_REDIS_URL. `env` gives the
+ * service's variables for a Redis URL; `cleanup` takes what the caller's afterEach undoes.
+ */
+export async function expectDatabase99Refused(options: {
+  readonly service: string;
+  readonly stack: StackAddresses;
+  readonly env: (redisUrl: string) => Record<string, string>;
+  readonly cleanup: (undo: () => unknown) => void;
+  readonly untilStarted?: (child: DriftlineRun) => Promise<void>;
+}): Promise<{ exit: number | null; lines: string[] }> {
+  const redisPort = await freePort();
+  const child = spawnDriftlineRun(
+    options.service,
+    serviceEnv(options.stack, options.env(`redis://127.0.0.1:${redisPort}/99`)),
+  );
+  options.cleanup(() => child.kill());
+  await (options.untilStarted ?? ((started) => started.untilOutput('"msg":"service started"')))(child);
+  const redis = await proxyOn(redisPort, options.stack.redisUrl);
+  options.cleanup(() => new Promise((resolve) => redis.close(resolve)));
+  return { exit: await child.exited, lines: child.linesNaming('DRIFTLINE_REDIS_URL') };
 }

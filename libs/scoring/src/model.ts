@@ -20,6 +20,8 @@ export interface XgboostModel {
   /** XGBoost's feature_types (`q` numeric, `c` categorical, `int`, `float`, `i`), when saved. */
   readonly featureTypes: readonly string[] | undefined;
   readonly numTrees: number;
+  /** Depths summed over all trees: the steps every row walks (what scoring a row costs). */
+  readonly totalDepth: number;
   /** The margin every row starts from, per group (base_score through the objective's link). */
   readonly baseMargins: readonly number[];
   /** XGBoost version that wrote the model (`version` of the file), when present. */
@@ -209,6 +211,7 @@ class CompiledModel implements XgboostModel {
   readonly featureNames: readonly string[] | undefined;
   readonly featureTypes: readonly string[] | undefined;
   readonly numTrees: number;
+  readonly totalDepth: number;
   readonly baseMargins: readonly number[];
   readonly xgboostVersion: string | undefined;
 
@@ -243,6 +246,9 @@ class CompiledModel implements XgboostModel {
     this.featureNames = c.featureNames;
     this.featureTypes = c.featureTypes;
     this.numTrees = c.roots.length;
+    let totalDepth = 0;
+    for (let t = 0; t < c.depth.length; t++) totalDepth += c.depth[t]!;
+    this.totalDepth = totalDepth;
     this.baseMargins = c.baseMargins;
     this.xgboostVersion = c.xgboostVersion;
     this.names = new Map((c.featureNames ?? []).map((n, i) => [n, i]));

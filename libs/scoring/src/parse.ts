@@ -188,7 +188,9 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
   let doc: unknown = input;
   if (typeof input === 'string') {
     try {
-      doc = JSON.parse(input);
+      // A leading byte order mark (an editor's UTF-8 with BOM) is not JSON: refused, the message
+      // named an invisible character.
+      doc = JSON.parse(input.charCodeAt(0) === 0xfeff ? input.slice(1) : input);
     } catch (error) {
       throw new ModelFormatError('(document)', `not JSON: ${(error as Error).message}`, { cause: error });
     }
@@ -276,6 +278,7 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
       `${at}.trees`,
       `the trees are ${totalDepth} levels deep in all, more than ${limits.maxTotalDepth}: every row walks them all`,
     );
+  checkMarginRange(baseMargins, trees, `${at}.trees`);
   const hasCategorical = trees.some((t) => t.categories.some((c) => c !== undefined));
   return {
     objective: name,
@@ -289,6 +292,46 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
     hasCategorical,
     xgboostVersion,
   };
+}
+
+/**
+ * Refuses a model some row could score as ±Infinity: its margins, accumulated in float32 as XGBoost
+ * does, could leave float32's range (base margin plus, tree after tree, the largest or smallest
+ * leaf of each tree of the group). Each leaf was checked alone: 5 trees of leaves 3e38 loaded, were
+ * promoted, and every request was a 500. A worst case over all leaves, reachable or not, so only a
+ * bound that is infinite is refused: a real model's margins are far from it. Not applied to
+ * exp(margin): its float32 end (a margin of 88.72) is within reach of a long model's worst case.
+ */
+function checkMarginRange(baseMargins: readonly number[], trees: readonly ParsedTree[], field: string): void {
+  const hi = [...baseMargins];
+  const lo = [...baseMargins];
+  const highest = [...baseMargins];
+  const lowest = [...baseMargins];
+  for (const t of trees) {
+    let max = Number.NEGATIVE_INFINITY;
+    let min = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < t.left.length; i++) {
+      if (t.left[i] !== i) continue; // not a leaf
+      const v = t.value[i]!;
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+    const g = t.group;
+    hi[g] = hi[g]! + max;
+    lo[g] = lo[g]! + min;
+    if (hi[g]! > highest[g]!) highest[g] = hi[g]!;
+    if (lo[g]! < lowest[g]!) lowest[g] = lo[g]!;
+  }
+  for (let g = 0; g < baseMargins.length; g++) {
+    const group = baseMargins.length > 1 ? ` of output group ${g}` : '';
+    for (const m of [highest[g]!, lowest[g]!]) {
+      if (!Number.isFinite(Math.fround(m)))
+        fail(
+          field,
+          `the margin${group} (base score plus each tree's leaf) can reach ${m}, beyond float32's range: a row could score ${m > 0 ? '' : '-'}Infinity`,
+        );
+    }
+  }
 }
 
 function parseTree(

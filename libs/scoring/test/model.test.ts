@@ -104,6 +104,35 @@ describe('tree semantics', () => {
     expect(loadXgboostModel(doc(trees), { maxTotalDepth: 3 }).predictOne([0, 0])).toBeTypeOf('number');
   });
 
+  it('refuses a model whose margin could leave float32 (found by a review)', () => {
+    // Every leaf alone is float32; 5 trees of them sum to Infinity: a 500 on every request.
+    const big = (v: number): TreeSpec => ({ ...stump(0), cond: [0, v, v] });
+    const over = doc(
+      [1, 2, 3, 4, 5].map(() => big(3e38)),
+      { baseScore: '[0E0]' },
+    );
+    expect(() => loadXgboostModel(over)).toThrow(ModelFormatError);
+    expect(() => loadXgboostModel(over)).toThrow(/trees: the margin .* can reach 1\.5\d*e\+39, beyond float32's range/);
+    // Negative as well; a large but finite worst case loads and scores it.
+    expect(() => loadXgboostModel(doc([big(-3e38), big(-3e38)], { baseScore: '[0E0]' }))).toThrow(/-Infinity/);
+    expect(loadXgboostModel(doc([big(1e38), big(1e38)], { baseScore: '[0E0]' })).predictOne([1, 0])).toBeCloseTo(
+      2e38,
+      -32,
+    );
+    // exp(margin) is not judged by the worst case: 1,000 trees of largest leaf 0.1 (a worst case of
+    // 100, beyond exp's float32 end at 88.72) load; a row taking +0.1 and -0.1 in turn scores exp(0) (base score 1 is log(1) as a margin).
+    const long = doc(
+      Array.from({ length: 1_000 }, (_, i) => ({ ...stump(0), cond: i % 2 === 0 ? [0, -0.1, 0.1] : [0, 0.1, -0.1] })),
+      { objective: 'count:poisson', baseScore: '[1E0]' },
+    );
+    expect(loadXgboostModel(long).predictOne([1, 0])).toBeCloseTo(1, 4);
+  });
+
+  it('reads a model.json that starts with a UTF-8 byte order mark', () => {
+    const text = JSON.stringify(doc([stump(0.5)]));
+    expect(loadXgboostModel(`\uFEFF${text}`).predictOne([1, 0])).toBe(loadXgboostModel(text).predictOne([1, 0]));
+  });
+
   it('a one-leaf tree adds its leaf', () => {
     const leaf: TreeSpec = { left: [-1], right: [-1], feature: [0], cond: [0.25], defaultLeft: [0] };
     expect(loadXgboostModel(doc([leaf, leaf])).predictOne([3, 4])).toBe(1);

@@ -65,7 +65,10 @@ export async function compileArtifacts(dir: string, model: string, version: stri
   let modelText: string;
   let metaText: string;
   try {
-    [modelText, metaText] = await Promise.all([read('model.json'), read('meta.json')]);
+    // One after the other: a load stuck on a hung volume holds one thread of libuv's pool, not two
+    // (see MAX_ABANDONED_LOADS in load-thread.ts).
+    modelText = await read('model.json');
+    metaText = await read('meta.json');
   } catch (error) {
     if (error instanceof DriftlineError) throw error;
     // Retriable: a PROMOTED can arrive before its files are written or their volume is mounted.
@@ -78,11 +81,16 @@ export async function compileArtifacts(dir: string, model: string, version: stri
   const compiled = compileXgboostModel(modelText, SERVED_MODEL_LIMITS);
   let meta: unknown;
   try {
-    meta = JSON.parse(metaText);
+    meta = JSON.parse(withoutBom(metaText));
   } catch (error) {
     throw new ModelFormatError('meta', `not JSON: ${(error as Error).message}`, { cause: error });
   }
   return { compiled, meta };
+}
+
+/** `text` without a leading UTF-8 byte order mark (which JSON.parse refuses, naming an invisible character). */
+function withoutBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** The version of compiled artifacts (cheap: the arrays are used as they are). */

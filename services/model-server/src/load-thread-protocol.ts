@@ -5,6 +5,8 @@ import type { CompiledVersion } from './artifacts.js';
 export interface LoadThreadData {
   /** The artifact directory. */
   readonly dir: string;
+  /** Tests: ms a load of `model/version` waits before it starts (Infinity: never, a read on a hung volume). */
+  readonly stall?: Readonly<Record<string, number>>;
 }
 
 export interface ToLoadThread {
@@ -18,6 +20,11 @@ export type LoadFailure =
   | { readonly kind: 'format'; readonly field: string; readonly message: string }
   | { readonly kind: 'driftline'; readonly code: ErrorCode; readonly message: string; readonly retriable: boolean }
   | { readonly kind: 'other'; readonly message: string };
+
+/** Posted once by the thread when it takes loads: a load's deadline counts from then (a thread's start takes seconds under tsx). */
+export interface LoadThreadReady {
+  readonly type: 'ready';
+}
 
 export type FromLoadThread =
   | { readonly type: 'loaded'; readonly id: number; readonly version: CompiledVersion }

@@ -4,14 +4,17 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DriftlineError } from '@driftline/core';
 import { compiledModelBuffers, ModelFormatError } from '@driftline/scoring';
 import { compileArtifacts, versionFromCompiled } from './artifacts.js';
-import type { FromLoadThread, LoadThreadData, ToLoadThread } from './load-thread-protocol.js';
+import type { FromLoadThread, LoadThreadData, LoadThreadReady, ToLoadThread } from './load-thread-protocol.js';
 
 const port = parentPort!;
-const { dir } = workerData as LoadThreadData;
+const { dir, stall } = workerData as LoadThreadData;
 
 port.on('message', (message: ToLoadThread) => {
   const { id, model, version } = message;
+  const wait = stall?.[`${model}/${version}`];
+  if (wait === Number.POSITIVE_INFINITY) return;
   void (async () => {
+    if (wait !== undefined) await new Promise((resolve) => setTimeout(resolve, wait));
     let reply: FromLoadThread;
     let transfer: ArrayBuffer[] = [];
     try {
@@ -35,3 +38,4 @@ port.on('message', (message: ToLoadThread) => {
     port.postMessage(reply, transfer);
   })();
 });
+port.postMessage({ type: 'ready' } satisfies LoadThreadReady);

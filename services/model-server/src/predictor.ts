@@ -64,6 +64,29 @@ interface Scoring {
   readonly outOfRange: number;
 }
 
+/**
+ * Most tree levels one request may walk: its instances × the depths, summed over all trees, of every
+ * version it scores (production, canary, shadows). A request past it is a 413 before any read. Its
+ * scoring runs on the serving thread, 20 to 50 ns a level: 200 chain trees of depth 999 (within the
+ * served model bounds) and a batch of 1,000 held every other request, /healthz included, for 4 s.
+ * 1,000 trees of depth 10 scored by production, a canary and two shadows at a batch of 1,000 is
+ * 40,000,000.
+ */
+export const MAX_REQUEST_TREE_LEVELS = 50_000_000;
+
+/** Throws the 413 of a request that would walk more than {@link MAX_REQUEST_TREE_LEVELS} tree levels with `plan`. */
+export function checkScoringWork(plan: ServingPlan, instances: number): void {
+  let levels = plan.production.loaded.scorer.totalDepth;
+  if (plan.canary !== undefined) levels += plan.canary.planned.loaded.scorer.totalDepth;
+  for (const s of plan.shadows) levels += s.loaded.scorer.totalDepth;
+  if (instances * levels <= MAX_REQUEST_TREE_LEVELS) return;
+  throw new HttpError(
+    413,
+    'BAD_REQUEST',
+    `request would walk ${instances * levels} tree levels (${instances} instances × ${levels}, the levels of every version of model "${oneLine(plan.model)}" it scores: production, canary, shadows), more than ${MAX_REQUEST_TREE_LEVELS}: send at most ${Math.max(1, Math.floor(MAX_REQUEST_TREE_LEVELS / levels))} instances per request (DRIFTLINE_MODEL_SERVER_MAX_BATCH bounds a batch)`,
+  );
+}
+
 /** Prediction ids: random UUIDs, each built in one piece (see uuidV4Source). */
 const nextPredictionId = uuidV4Source();
 
@@ -176,6 +199,7 @@ export async function scoreInstances(
   };
   let p = current();
   checkFeatures(p, instances, where);
+  checkScoringWork(p, instances.length);
   let rows = await readFor(p);
   // The reads done so far and their rows (at most two): a plan swapped away and back (A, B, A)
   // reads what an earlier read read, and is scored with its rows (a 503 to 4.3% of requests under
@@ -234,6 +258,8 @@ function scoreRows(
   where: (i: number) => string,
 ): Scored {
   const { instances } = request;
+  // Again: the plan may have been swapped during the read (a deeper version promoted).
+  checkScoringWork(plan, instances.length);
   // Phase 1, per instance in order: which versions score it, and each one's feature record, encoded
   // into that version's input matrix. Phase 2: one batch call per version (the scorer interleaves
   // rows; a call per row was 1.5× slower). Phase 3: the answers and log records, in instance order.

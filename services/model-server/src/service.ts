@@ -292,6 +292,7 @@ export const modelServer = defineService({
         unserved: (model) => table.unservedProduction(model),
         logger: ctx.logger,
         registry: ctx.registry,
+        eventTime: ctx.common.eventTime,
       });
       stopStages = () => stages.stop();
       const stageEvents = modelsFollower((model, events) => stages.apply(model, events));

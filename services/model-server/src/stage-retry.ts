@@ -1,5 +1,12 @@
-import type { Logger } from '@driftline/core';
-import { serialByKey, toDriftlineError } from '@driftline/core';
+import type { EventTimeBounds, Logger } from '@driftline/core';
+import {
+  admitLine,
+  DEFAULT_EVENT_TIME_BOUNDS,
+  eventTimeProblem,
+  lineLimit,
+  serialByKey,
+  toDriftlineError,
+} from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import type { StageEvent } from '@driftline/policy';
 import { type UnservedProduction, VersionGivenUpError, VersionsNotServedError } from './serving.js';
@@ -19,7 +26,26 @@ export interface StageApplierOptions {
   /** First retry delay; it doubles up to `maxDelayMs`. */
   readonly firstDelayMs?: number;
   readonly maxDelayMs?: number;
+  /** Events dated beyond now + `maxFutureMs` are refused (DRIFTLINE_EVENT_TIME_*; default: libs/core's). */
+  readonly eventTime?: EventTimeBounds;
+  readonly now?: () => number;
+  /** Most models followed (default {@link MAX_MODELS}): the events of any more are refused. */
+  readonly maxModels?: number;
 }
+
+/**
+ * Most models one server follows. The models of models.v1 are held for good (their stages, their
+ * retries): 20,000 names PROMOTED without files took 138 MB and logged 20,000 lines at once, then
+ * one a model a minute for ever (found by a review).
+ */
+export const MAX_MODELS = 1_000;
+
+/** Retry lines written per interval at most; the failures of the others are summed in one line at its end. */
+const RETRY_LINES_PER_INTERVAL = 10;
+/** The interval of {@link RETRY_LINES_PER_INTERVAL} and of the refused-events lines. */
+const LINE_INTERVAL_MS = 60_000;
+/** Models named in a summary line, at most. */
+const SUMMARY_NAMES = 5;
 
 export interface StageApplier {
   apply(model: string, events: readonly StageEvent[]): Promise<void>;
@@ -75,9 +101,100 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
           ['model'],
           { bounded: ['model'] },
         );
+  const refusedEvents =
+    options.registry === undefined
+      ? undefined
+      : counter(
+          options.registry,
+          'driftline_model_server_model_events_refused_total',
+          `models.v1 events not applied: dated beyond the event-time bound into the future (reason future_event_time: taken, they made every later transition of the model look stale), or of a model beyond the first ${MAX_MODELS} (too_many_models)`,
+          ['reason'],
+        );
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
   const failedModels = new Set<string>();
   let stopped = false;
+  const bounds = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
+  const now = options.now ?? Date.now;
+  const maxModels = options.maxModels ?? MAX_MODELS;
+  /** Models whose events were taken (at most `maxModels`). */
+  const known = new Set<string>();
+  const refusedLines = { future_event_time: lineLimit(), too_many_models: lineLimit() };
+
+  /** The events of `model` that may be applied: a refused one is counted, and said at most once a minute per reason. */
+  const admitted = (model: string, events: readonly StageEvent[]): readonly StageEvent[] => {
+    const refuse = (reason: keyof typeof refusedLines, n: number, fields: Record<string, unknown>, msg: string) => {
+      refusedEvents?.inc({ reason }, n);
+      const leftOut = admitLine(refusedLines[reason], Date.now(), LINE_INTERVAL_MS, n);
+      if (leftOut !== undefined) logger.error({ model, ...fields, refused_since_last_line: leftOut + n }, msg);
+    };
+    if (!known.has(model) && known.size >= maxModels) {
+      refuse(
+        'too_many_models',
+        events.length,
+        { models: known.size },
+        `models.v1 events of a model beyond the first ${maxModels} not applied: the model is not served here (see driftline_model_server_model_events_refused_total)`,
+      );
+      return [];
+    }
+    const at = now();
+    const kept = events.filter((e) => {
+      if (e.event_time === undefined || e.event_time <= at + bounds.maxFutureMs) return true;
+      refuse(
+        'future_event_time',
+        1,
+        { version: e.version, kind: e.kind, err: eventTimeProblem(e.event_time, at, bounds) },
+        'models.v1 event dated in the future not applied: taken, every later transition of the model would look stale (DRIFTLINE_EVENT_TIME_MAX_FUTURE)',
+      );
+      return false;
+    });
+    if (kept.length > 0) known.add(model);
+    return kept;
+  };
+
+  // Retry lines: at most RETRY_LINES_PER_INTERVAL per interval, the rest summed in one line at its
+  // end (20,000 models without files logged 20,000 lines at once, then each one a minute).
+  let windowStart = Number.NEGATIVE_INFINITY;
+  let linesInWindow = 0;
+  const leftOut = new Map<string, string>();
+  let failuresLeftOut = 0;
+  let summaryTimer: NodeJS.Timeout | undefined;
+  const flushSummary = () => {
+    clearTimeout(summaryTimer);
+    summaryTimer = undefined;
+    if (leftOut.size === 0) return;
+    const [first] = leftOut.values();
+    logger.error(
+      {
+        models: leftOut.size,
+        failures: failuresLeftOut,
+        sample: [...leftOut.keys()].slice(0, SUMMARY_NAMES),
+        err: first,
+      },
+      `versions the stages name still do not load for ${leftOut.size} more models (their lines left out, at most ${RETRY_LINES_PER_INTERVAL} a minute); retrying: see driftline_model_server_stage_pending`,
+    );
+    leftOut.clear();
+    failuresLeftOut = 0;
+  };
+  /** Writes a retry's line, or counts it into the interval's summary. */
+  const retryLine = (model: string, err: string, write: () => void) => {
+    const t = Date.now();
+    if (t - windowStart >= LINE_INTERVAL_MS) {
+      flushSummary();
+      windowStart = t;
+      linesInWindow = 0;
+    }
+    if (linesInWindow < RETRY_LINES_PER_INTERVAL) {
+      linesInWindow++;
+      write();
+      return;
+    }
+    leftOut.set(model, err);
+    failuresLeftOut++;
+    if (summaryTimer === undefined) {
+      summaryTimer = setTimeout(flushSummary, windowStart + LINE_INTERVAL_MS - t);
+      summaryTimer.unref();
+    }
+  };
 
   const run = async (model: string, events: readonly StageEvent[], attempt: number, replayed = 0): Promise<void> => {
     try {
@@ -112,19 +229,21 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       // previous one keeps serving" while every request of the model was refused.
       const unserved = options.unserved?.(model);
       const fields = { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay };
-      if (unserved !== undefined) {
-        logger.error(
-          { ...fields, version: unserved.version },
-          'production version could not be loaded and no version of the model serves: predict answers 503 until one does; retrying',
-        );
-      } else if (error instanceof VersionsNotServedError) {
-        logger.warn(
-          { model, versions: error.versions, attempt: attempt + 1, retry_in_ms: delay },
-          'canary or shadow versions not served; production serves, retrying them',
-        );
-      } else {
-        logger.error(fields, 'production version could not be loaded; the previous one keeps serving, retrying');
-      }
+      retryLine(model, fields.err, () => {
+        if (unserved !== undefined) {
+          logger.error(
+            { ...fields, version: unserved.version },
+            'production version could not be loaded and no version of the model serves: predict answers 503 until one does; retrying',
+          );
+        } else if (error instanceof VersionsNotServedError) {
+          logger.warn(
+            { model, versions: error.versions, attempt: attempt + 1, retry_in_ms: delay },
+            'canary or shadow versions not served; production serves, retrying them',
+          );
+        } else {
+          logger.error(fields, 'production version could not be loaded; the previous one keeps serving, retrying');
+        }
+      });
       const timer = setTimeout(() => {
         void serially(model, async () => {
           const held = take(model);
@@ -152,7 +271,9 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   const serially = serialByKey();
 
   return {
-    apply(model, events) {
+    apply(model, given) {
+      const events = admitted(model, given);
+      if (events.length === 0) return Promise.resolve();
       return serially(model, () => {
         const held = take(model);
         // Held events go first, with everything after them: the model's events stay in order.
@@ -167,6 +288,8 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       stopped = true;
       for (const { timer } of waiting.values()) clearTimeout(timer);
       waiting.clear();
+      clearTimeout(summaryTimer);
+      summaryTimer = undefined;
     },
   };
 }

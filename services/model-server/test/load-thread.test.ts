@@ -1,13 +1,17 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, silentLogger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
+import { createMetricsRegistry } from '@driftline/observability';
 import { ModelFormatError } from '@driftline/scoring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
-import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
-import { FEATURES, writeVersion } from './fixtures.js';
+import { MAX_ABANDONED_LOADS, MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
+import { ServingTable } from '../src/serving.js';
+import { createStageApplier } from '../src/stage-retry.js';
+import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ms-load-thread-'));
 writeVersion(dir, 'm', 'v1', 1);
@@ -122,6 +126,142 @@ describe('the model load thread', () => {
     } finally {
       await dying.close();
     }
+  });
+
+  it('a load that never answers fails retriably at its deadline: the stage is pending, said in one line, and other models still load (found by a review)', async () => {
+    // A read on a hung volume: before, no timeout, no line, the pending gauge at 0, and every
+    // later load of every model queued behind it (at start, the instance never became ready).
+    writeVersion(dir, 'other', 'v1', 5);
+    writeVersion(dir, 'third', 'v1', 6);
+    const started: Worker[] = [];
+    const hanging = threadedArtifactLoader(dir, {
+      loadTimeoutMs: 3_000,
+      stall: { 'm/v1': Number.POSITIVE_INFINITY, 'third/v1': Number.POSITIVE_INFINITY },
+      onWorker: (w) => started.push(w),
+    });
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const errors: Array<Record<string, unknown>> = [];
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      load: hanging.load,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      unserved: (m) => table.unservedProduction(m),
+      logger: { ...silentLogger, error: (obj: object) => void errors.push(obj as Record<string, unknown>) },
+      registry,
+      firstDelayMs: 60_000,
+    });
+    try {
+      const t0 = performance.now();
+      await applier.apply('m', [{ kind: 'PROMOTED', version: 'v1' }]);
+      const took = performance.now() - t0;
+      expect(took).toBeGreaterThanOrEqual(2_990);
+      // Its deadline counts from the thread's start (seconds under tsx on a busy machine).
+      expect(took).toBeLessThan(20_000);
+      expect(applier.pending()).toEqual(['m']);
+      expect(await registry.getSingleMetricAsString('driftline_model_server_stage_pending')).toMatch(
+        /model="m"[^}]*\} 1$/m,
+      );
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({
+        model: 'm',
+        version: 'v1',
+        err: 'model m version v1: its load did not finish within 3000 ms (a hung artifact volume?); abandoned, retried',
+      });
+      // Another model loads on a new thread.
+      await applier.apply('other', [{ kind: 'PROMOTED', version: 'v1' }]);
+      expect(table.get('other')?.production.loaded.version).toBe('v1');
+      expect(started).toHaveLength(2);
+      // The hung version is not loaded again while its load is out: each retry on a hung volume
+      // would hold one more thread of libuv's pool.
+      await expect(hanging.load('m', 'v1')).rejects.toMatchObject({
+        code: 'TIMEOUT',
+        retriable: true,
+        message: /its previous load outlived its 3000 ms deadline and has not returned/,
+      });
+      // With MAX_ABANDONED_LOADS out, no load starts (each fails at once, retriably).
+      expect(MAX_ABANDONED_LOADS).toBe(2);
+      await expect(hanging.load('third', 'v1')).rejects.toMatchObject({ code: 'TIMEOUT', retriable: true });
+      await expect(hanging.load('other', 'v1')).rejects.toMatchObject({
+        code: 'TIMEOUT',
+        retriable: true,
+        message:
+          /^model other version v1: not loaded now, 2 model loads \(m\/v1, third\/v1\) outlived their 3000 ms deadline/,
+      });
+      expect(started).toHaveLength(2); // third/v1 hung on the second thread, and nothing started since
+    } finally {
+      applier.stop();
+      await hanging.close();
+    }
+  });
+
+  it('a load that answers after its deadline ends its thread, and its version loads again', async () => {
+    writeVersion(dir, 'late', 'v1', 10);
+    const started: Worker[] = [];
+    const slow = threadedArtifactLoader(dir, {
+      loadTimeoutMs: 300,
+      stall: { 'late/v1': 1_500 },
+      onWorker: (w) => started.push(w),
+    });
+    try {
+      await expect(slow.load('late', 'v1')).rejects.toMatchObject({ code: 'TIMEOUT', retriable: true });
+      const exited = new Promise((resolve) => started[0]!.once('exit', resolve));
+      await expect(slow.load('late', 'v1')).rejects.toMatchObject({ message: /has not returned/ });
+      // Its volume comes back: the late answer ends the abandoned thread, and the version is loaded
+      // again (on a new thread, waiting as long again: the stall is per load).
+      await exited;
+      const stalled = slow.load('late', 'v1');
+      await expect(stalled).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(started).toHaveLength(2);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('refuses a model whose leaves sum beyond float32: the production before it serves on (found by a review)', async () => {
+    // Every leaf 3e38 in 5 trees: it loaded, was promoted, and every request was a 500 "scored Infinity".
+    const json = writeVersion(dir, 'ovf', 'v2', 7, 5, 3) as {
+      learner: {
+        objective: { name: string };
+        learner_model_param: { base_score: string };
+        gradient_booster: { model: { trees: Array<{ left_children: number[]; split_conditions: number[] }> } };
+      };
+    };
+    json.learner.objective.name = 'reg:squarederror';
+    json.learner.learner_model_param.base_score = '0';
+    for (const t of json.learner.gradient_booster.model.trees)
+      t.split_conditions = t.split_conditions.map((c, i) => (t.left_children[i] === -1 ? 3e38 : c));
+    writeFileSync(join(dir, 'ovf', 'v2', 'model.json'), JSON.stringify(json));
+    writeVersion(dir, 'ovf', 'v1', 8);
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      load: loader.load,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+    });
+    await table.promote('ovf', 'v1');
+    await expect(table.promote('ovf', 'v2')).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      retriable: false,
+      message: /beyond float32's range: a row could score Infinity/,
+    });
+    const plan = table.get('ovf');
+    expect(plan?.production.loaded.version).toBe('v1');
+    expect(Number.isFinite(plan?.production.loaded.scorer.predictOne([0.5, -1, 2, 0]))).toBe(true);
+  });
+
+  it('reads a model.json and a meta.json that start with a UTF-8 byte order mark', async () => {
+    writeVersion(dir, 'bom', 'v1', 9);
+    const at = join(dir, 'bom', 'v1');
+    for (const name of ['model.json', 'meta.json'])
+      writeFileSync(join(at, name), `\uFEFF${readFileSync(join(at, name), 'utf8')}`);
+    const v = await loader.load('bom', 'v1');
+    expect(v.features).toEqual(FEATURES);
   });
 
   it('after close, loads fail without starting a thread', async () => {

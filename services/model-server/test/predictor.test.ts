@@ -1,10 +1,11 @@
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { InMemoryOnlineStore } from '@driftline/online-store';
+import { compileXgboostModel, xgboostModelOf } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
 import { answering, scoreInstances } from '../src/predictor.js';
 import type { Instance } from '../src/request.js';
-import { buildVersion, planServing } from '../src/version.js';
+import { buildVersion, planServing, versionOf } from '../src/version.js';
 import { FEATURES, VIEWS_YAML } from './fixtures.js';
 
 const views = parseFeatureViewsText(VIEWS_YAML);
@@ -137,21 +138,23 @@ describe('scoreInstances (one batch call per version)', () => {
 describe('scoreInstances on hostile models and names', () => {
   const store = new InMemoryOnlineStore();
 
-  /** A regression model whose two trees each add 3e38: every leaf is a float32, their sum is not. */
+  /**
+   * A regression model whose two trees each add 3e38: every leaf is a float32, their sum is not.
+   * Loading refuses it now; compiled, its leaves raised after the check, it tests the guard at
+   * scoring.
+   */
   function overflowing(v: string) {
     const json = syntheticModelJson(5, 2, 1, FEATURES.length) as {
       learner: {
         objective: { name: string };
         learner_model_param: { base_score: string };
-        gradient_booster: { model: { trees: Array<{ split_conditions: number[] }> } };
       };
     };
     json.learner.objective = { name: 'reg:squarederror' };
     json.learner.learner_model_param.base_score = '[0E0]';
-    for (const t of json.learner.gradient_booster.model.trees) {
-      t.split_conditions = t.split_conditions.map((c, n) => (n === 0 ? c : 3e38));
-    }
-    return buildVersion('m', v, json, { features: FEATURES, categories: {} });
+    const compiled = compileXgboostModel(json);
+    for (let i = 0; i < compiled.value.length; i++) if (compiled.value[i] !== 0) compiled.value[i] = 3e38;
+    return versionOf('m', v, xgboostModelOf(compiled), { features: FEATURES, categories: {} });
   }
 
   it('a score that is not a finite number is never answered (500, one line); a shadow scoring one only counts a failure', async () => {
@@ -308,5 +311,79 @@ describe('scoreInstances on the largest batches', () => {
     expect(scored.predictions).toHaveLength(6_000);
     expect(scored.events[0]!.features).toMatchObject({ f0: null, f2: 3 });
     expect(scored.events[5_999]!.features).toMatchObject({ f0: 2, f2: null });
+  });
+});
+
+/** `trees` chain trees of `depth` levels each (a split per level, a leaf beside it) in XGBoost's JSON. */
+function chainModel(trees: number, depth: number): unknown {
+  const j = syntheticModelJson(3, 1, 1, FEATURES.length) as {
+    learner: { gradient_booster: { model: Record<string, unknown> } };
+  };
+  const tree = (id: number) => {
+    const n = 2 * depth + 1;
+    const left = Array<number>(n).fill(-1);
+    const right = Array<number>(n).fill(-1);
+    for (let k = 0; k < depth; k++) {
+      left[2 * k] = 2 * k + 2;
+      right[2 * k] = 2 * k + 1;
+    }
+    return {
+      id,
+      tree_param: { num_nodes: String(n), num_feature: String(FEATURES.length), size_leaf_vector: '1' },
+      left_children: left,
+      right_children: right,
+      split_indices: left.map((_, i) => i % FEATURES.length),
+      split_conditions: left.map((l) => (l === -1 ? 0.001 : -1e30)),
+      default_left: left.map(() => 1),
+      split_type: left.map(() => 0),
+      categories: [],
+      categories_nodes: [],
+      categories_segments: [],
+      categories_sizes: [],
+    };
+  };
+  const m = j.learner.gradient_booster.model;
+  m.trees = Array.from({ length: trees }, (_, i) => tree(i));
+  m.tree_info = Array(trees).fill(0);
+  m.gbtree_model_param = { num_parallel_tree: '1', num_trees: String(trees) };
+  return j;
+}
+
+describe('the scoring work of one request', () => {
+  const chain = (v: string, trees: number, depth: number) =>
+    buildVersion('m', v, chainModel(trees, depth), { features: FEATURES, categories: {} });
+  const batch = (n: number) => ({
+    batch: true,
+    instances: Array.from(
+      { length: n },
+      (_, i): Instance => ({
+        entityId: `e${i}`,
+        features: { f0: i, f1: 1, f2: 2, f3: 3 },
+        eventTime: undefined,
+      }),
+    ),
+  });
+
+  it('refuses at once, with a 413 naming the batch bound, a request that would hold the serving thread for seconds, never a large model at the default batch (found by a review)', async () => {
+    // 200 chain trees of depth 999 (199,800 levels, within the served model bounds) at a batch of
+    // 1,000 held the serving thread 4 s.
+    const deep = planServing(views, { production: chain('deep', 200, 999), shadows: [] });
+    const started = performance.now();
+    const refused = await scoreInstances(deep, batch(1_000), new InMemoryOnlineStore(), 0).catch((e: unknown) => e);
+    const took = performance.now() - started;
+    expect(refused).toMatchObject({ status: 413 });
+    expect((refused as Error).message).toMatch(
+      /^request would walk 199800000 tree levels .*more than 50000000: send at most 250 instances per request \(DRIFTLINE_MODEL_SERVER_MAX_BATCH bounds a batch\)$/,
+    );
+    expect(took).toBeLessThan(1_000); // refused before any read or walk (4 s of scoring before)
+    const one = await scoreInstances(deep, batch(1), new InMemoryOnlineStore(), 0);
+    expect(one.predictions).toHaveLength(1);
+    // A large model scored by production, a canary and two shadows at the default batch passes.
+    // 1,000 trees of depth 10, four versions, 1,000 instances: 40,000,000 levels.
+    const [p, c, s1, s2] = ['v1', 'v2', 'v3', 'v4'].map((v) => chain(v, 1_000, 10));
+    const big = planServing(views, { production: p!, canary: { loaded: c!, share: 0.5 }, shadows: [s1!, s2!] });
+    const scored = await scoreInstances(big, batch(1_000), new InMemoryOnlineStore(), 0);
+    expect(scored.predictions).toHaveLength(1_000);
+    expect(scored.events).toHaveLength(3_000);
   });
 });

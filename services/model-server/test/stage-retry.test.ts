@@ -7,11 +7,11 @@ import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
 import type { StageEvent } from '@driftline/policy';
 import { syntheticModelJson } from '@driftline/scoring/bench';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
 import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
 import { ServingTable, type ServingTableOptions, VersionsNotServedError } from '../src/serving.js';
-import { createStageApplier } from '../src/stage-retry.js';
+import { createStageApplier, MAX_MODELS } from '../src/stage-retry.js';
 import { buildVersion } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
@@ -602,6 +602,119 @@ describe('nothing of a promoted model serves: what its later events do (found by
     expect(await registry.getSingleMetricAsString('driftline_model_server_stage_pending')).toMatch(
       /model="fraud"[^}]*\} 1$/m,
     );
+    applier.stop();
+  });
+});
+
+describe('stage applier: bounds on what models.v1 may make it hold (found by a review)', () => {
+  it('follows at most maxModels models: the events of more are refused, counted, said once a minute', async () => {
+    const applied: string[] = [];
+    const lines: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: async (model) => void applied.push(model),
+      logger: { ...silentLogger, error: (obj: object) => void lines.push(obj as Record<string, unknown>) },
+      registry,
+      maxModels: 3,
+    });
+    for (let i = 0; i < 6; i++) await applier.apply(`model_${i}`, [promoted('v1')]);
+    // A model followed already is applied as before.
+    await applier.apply('model_1', [promoted('v2')]);
+    expect(applied).toEqual(['model_0', 'model_1', 'model_2', 'model_1']);
+    expect(lines).toEqual([expect.objectContaining({ model: 'model_3', models: 3, refused_since_last_line: 1 })]);
+    expect(await registry.getSingleMetricAsString('driftline_model_server_model_events_refused_total')).toMatch(
+      /reason="too_many_models"[^}]*\} 3$/m,
+    );
+    expect(MAX_MODELS).toBe(1_000);
+    applier.stop();
+  });
+
+  it('at most 10 retry lines a minute, the failures of the other models summed in one line at its end', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+      const applier = createStageApplier({
+        apply: async (model) => {
+          throw notThereYet(`ENOENT ${model}/v1/model.json`);
+        },
+        logger: {
+          ...silentLogger,
+          error: (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg }),
+        },
+        firstDelayMs: 600_000,
+        maxDelayMs: 600_000,
+      });
+      // Before, 30 lines at once (20,000 for 20,000 models), then one per model per retry.
+      for (let i = 0; i < 30; i++) await applier.apply(`model_${i}`, [promoted('v1')]);
+      expect(applier.pending()).toHaveLength(30);
+      expect(lines).toHaveLength(10);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(lines).toHaveLength(11);
+      expect(lines[10]).toEqual({
+        obj: {
+          models: 20,
+          failures: 20,
+          sample: ['model_10', 'model_11', 'model_12', 'model_13', 'model_14'],
+          err: 'ENOENT model_10/v1/model.json',
+        },
+        msg: 'versions the stages name still do not load for 20 more models (their lines left out, at most 10 a minute); retrying: see driftline_model_server_stage_pending',
+      });
+      applier.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('refuses events dated beyond the event-time bound: a far-future one froze the model (every later transition stale)', async () => {
+    const views = parseFeatureViewsText(VIEWS_YAML);
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const now = 1_800_000_000_000;
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      logger: { ...silentLogger, error: (obj: object) => void lines.push(obj as Record<string, unknown>) },
+      registry,
+      now: () => now,
+      eventTime: { maxFutureMs: 3_600_000, minMs: 0 },
+    });
+    const at = (kind: StageEvent['kind'], version: string, t: number, previous?: string): StageEvent => ({
+      kind,
+      version,
+      event_time: t,
+      ...(previous === undefined ? {} : { previous_version: previous }),
+    });
+    await applier.apply('fraud', [at('PROMOTED', 'v1', now - 10)]);
+    // 9e18 and microseconds: refused, v1 serves on.
+    await applier.apply('fraud', [at('PROMOTED', 'v2', 9e18, 'v1')]);
+    await applier.apply('fraud', [at('PROMOTED', 'v3', now * 1_000, 'v1')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    expect(lines).toEqual([
+      expect.objectContaining({
+        model: 'fraud',
+        version: 'v2',
+        kind: 'PROMOTED',
+        err: expect.stringMatching(/in the future/),
+      }),
+    ]);
+    expect(await registry.getSingleMetricAsString('driftline_model_server_model_events_refused_total')).toMatch(
+      /reason="future_event_time"[^}]*\} 2$/m,
+    );
+    // Later transitions of the model apply (taken, the far-future one made them all stale).
+    await applier.apply('fraud', [at('PROMOTED', 'v2', now, 'v1')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v2');
+    await applier.apply('fraud', [at('ROLLED_BACK', 'v2', now + 1, 'v1')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    // Within the bound (clock skew): applied.
+    await applier.apply('fraud', [at('PROMOTED', 'v4', now + 3_000_000, 'v1')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v4');
     applier.stop();
   });
 });

@@ -6,6 +6,7 @@ import {
   asksWaitBeyondBudget,
   type FailingDelivery,
   honouredRetryAfterMs,
+  MAX_RETRY_AFTER_MS,
   nextRetryDelay,
   type Receiver,
   type RetryPolicy,
@@ -27,6 +28,12 @@ export interface DeliverOptions {
   readonly signal: AbortSignal;
   /** Called after each failed attempt (keeps the consumer's group membership during long retries). */
   readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined) => Promise<void> | void;
+  /**
+   * Called between the slices (each at most `retry.maxDelayMs`) of a wait longer than that — a
+   * receiver's `Retry-After` within the budget — so the consumer sees progress at least every
+   * `maxDelayMs` + `timeoutMs`, the bound the config checks against the stall timeout.
+   */
+  readonly heartbeat?: () => Promise<void> | void;
   /**
    * A retry budget shared by several messages (the router: a batch's messages to one receiver):
    * it starts at the first retriable failure, runs on across messages while they keep failing,
@@ -151,7 +158,9 @@ export interface ReceiverWait {
 function whyStopped(retry: RetryPolicy, attempts: number, elapsedMs: number, askedMs: number | undefined): string {
   if (attempts >= retry.maxAttempts) return `the most attempts, ${retry.maxAttempts}`;
   if (askedMs !== undefined && elapsedMs + askedMs > retry.budgetMs) {
-    return `the receiver asked to wait ${askedMs} ms, beyond the ${retry.budgetMs} ms retry budget`;
+    // Capped as the wait is (`receiverWaitUntil`): `Retry-After: 999…9` read "asked to wait Infinity ms".
+    const shown = askedMs > MAX_RETRY_AFTER_MS ? `over an hour (${MAX_RETRY_AFTER_MS} ms honoured)` : `${askedMs} ms`;
+    return `the receiver asked to wait ${shown}, beyond the ${retry.budgetMs} ms retry budget`;
   }
   return `the ${retry.budgetMs} ms retry budget is spent`;
 }
@@ -277,15 +286,32 @@ export async function deliver(
           : undefined,
       );
     }
+    await pause(receiver, delay, options);
+  }
+  return record(receiver, message, alertIds, { verdict, attempts, status, error, started, finished: now() });
+}
+
+/**
+ * Waits `ms` before a retry, in slices of at most `retry.maxDelayMs` with a heartbeat between
+ * them. One silent sleep of a 429's `Retry-After: 15` (honoured up to the budget, beyond
+ * `maxDelayMs`) outlasted a 5 s DRIFTLINE_STALL_TIMEOUT: the partition marked stalled, /healthz
+ * failing, the pod restarted in a loop (found by a review).
+ */
+async function pause(receiver: Receiver, ms: number, options: DeliverOptions): Promise<void> {
+  const slice = Math.max(1, options.retry.maxDelayMs);
+  for (let left = ms; ; ) {
+    const part = Math.min(left, slice);
     try {
-      await sleep(delay, undefined, { signal: options.signal });
+      await sleep(part, undefined, { signal: options.signal });
     } catch {
       throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
         retriable: true,
       });
     }
+    left -= part;
+    if (left <= 0) return;
+    await options.heartbeat?.();
   }
-  return record(receiver, message, alertIds, { verdict, attempts, status, error, started, finished: now() });
 }
 
 /** The alert_deliveries row of a message's outcome. */

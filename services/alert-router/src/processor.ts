@@ -24,6 +24,7 @@ import {
   type EventTimeBounds,
   eventNameProblem,
   eventTimeProblem,
+  keyedLineLimit,
   type Logger,
   PoisonRecordError,
   windowTimeProblem,
@@ -46,13 +47,19 @@ export interface RouterDeps {
   readonly store: AlertDeliveryStore;
   readonly decode: (record: InboundRecord) => Promise<DriftAlert> | DriftAlert;
   readonly eventTime: EventTimeBounds;
-  readonly deliver: Omit<DeliverOptions, 'onAttempt'>;
+  readonly deliver: Omit<DeliverOptions, 'onAttempt' | 'heartbeat'>;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly now?: () => number;
 }
 
 const ID_LOG_LIMIT = 20;
+
+/** At most one "matched no route" warning per (model, kind) this often (wall clock). */
+export const UNROUTED_WARNING_INTERVAL_MS = 3_600_000;
+
+/** (model, kind) pairs with such a warning per interval; the others share one line. */
+const UNROUTED_WARNING_KEYS = 100;
 
 /** Characters of an alert id shown in a dead letter's reason: an id too long is cut, the problem stays in the reason's bound. */
 const ID_IN_REASON = 100;
@@ -114,6 +121,36 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   // Deliveries made but not yet recorded (the insert failed): they count for deduplication when
   // the loop retries the batch, and are written with it.
   let unrecorded: AlertDeliveryRow[] = [];
+  // Models and kinds come from alerts: at most UNROUTED_WARNING_KEYS lines an hour, one for the rest.
+  const unroutedLines = keyedLineLimit<string>({
+    intervalMs: UNROUTED_WARNING_INTERVAL_MS,
+    maxKeys: UNROUTED_WARNING_KEYS,
+    onFull: 'overflow',
+  });
+  /**
+   * The batch's unrouted alerts: one warning per (model, kind) per hour, counting the alerts left
+   * out since. One per alert wrote 6,520 lines for one backlog batch (found by a review); the
+   * count is `driftline_alerts_unrouted_total{kind}`.
+   */
+  const reportUnrouted = (unrouted: ReadonlyMap<string, { alert: DriftAlert; severity: string; count: number }>) => {
+    if (unrouted.size === 0) return;
+    const wall = now();
+    for (const { alert, severity, count } of unrouted.values()) {
+      const leftOut = unroutedLines.admit(`${alert.model}\u0000${alert.kind}`, wall, count);
+      if (leftOut === undefined) continue;
+      deps.logger.warn(
+        { model: alert.model, kind: alert.kind, alerts: leftOut + count, alertId: alert.alert_id, severity },
+        'alerts matched no route and there is no default receiver: not sent (one line per model and kind an hour; alertId is one of them)',
+      );
+    }
+    const over = unroutedLines.overflow(wall);
+    if (over !== undefined) {
+      deps.logger.warn(
+        { modelKinds: `${over.keys}${over.keysAtLeast ? '+' : ''}`, alerts: over.weight },
+        'alerts of more models and kinds matched no route and there is no default receiver: not sent',
+      );
+    }
+  };
   const m = {
     routed: counter(deps.registry, 'driftline_alerts_routed_total', 'Alerts routed to a receiver', ['receiver']),
     unrouted: counter(deps.registry, 'driftline_alerts_unrouted_total', 'Alerts no route and no default matched', [
@@ -306,6 +343,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
             answeredWith(receiver.name, status);
             if (verdict !== 'delivered') await heartbeat();
           },
+          heartbeat,
         });
         keep(row, 'alert delivery refused: recorded and given up');
         return row;
@@ -528,16 +566,17 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     },
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>, context) {
       const perReceiver = new Map<string, RoutedAlert[]>();
+      const unrouted = new Map<string, { alert: DriftAlert; severity: string; count: number }>();
       for (const { value: alert } of items) {
         const severity = severityOf(alert);
         const all = receiversFor(deps.routes, alert, severity);
         const names = deps.receiver === undefined ? all : all.filter((n) => n === deps.receiver);
         if (all.length === 0 && (deps.reportsUnrouted ?? true)) {
           m.unrouted.inc({ kind: alert.kind });
-          deps.logger.warn(
-            { alertId: alert.alert_id, model: alert.model, kind: alert.kind, severity },
-            'alert matched no route and there is no default receiver: not sent',
-          );
+          const key = `${alert.model}\u0000${alert.kind}`;
+          const seen = unrouted.get(key);
+          if (seen === undefined) unrouted.set(key, { alert, severity, count: 1 });
+          else seen.count++;
         }
         for (const name of names) {
           let list = perReceiver.get(name);
@@ -549,6 +588,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
           m.routed.inc({ receiver: name });
         }
       }
+      reportUnrouted(unrouted);
       const heartbeat = async () => {
         await context.heartbeat?.();
       };

@@ -196,6 +196,48 @@ describe('deliver', () => {
     expect(times).toHaveLength(1);
   });
 
+  it('heartbeats through a Retry-After longer than the delay cap: no gap beyond max delay + timeout (a silent wait marked the partition stalled; found by a review)', async () => {
+    const times: number[] = [];
+    const receiver = await listen((_req, res) => {
+      times.push(Date.now());
+      if (times.length === 1) res.writeHead(429, { 'retry-after': '3' }).end();
+      else res.writeHead(200).end();
+    });
+    const beats: number[] = [];
+    const started = Date.now();
+    const row = await deliver(receiver, message, {
+      retry: { maxAttempts: 3, initialMs: 50, maxDelayMs: 250, budgetMs: 60_000, jitter: 0 },
+      timeoutMs: 500,
+      signal: new AbortController().signal,
+      onAttempt: () => {
+        beats.push(Date.now());
+      },
+      heartbeat: () => {
+        beats.push(Date.now());
+      },
+    });
+    expect(row).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(2_950); // the wait asked, still honoured
+    const marks = [started, ...beats, Date.now()];
+    const gaps = marks.slice(1).map((t, i) => t - marks[i]!);
+    // 250 ms slices; the bound the config checks against the stall timeout is max delay + timeout.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(250 + 500);
+  });
+
+  it('names a Retry-After beyond the hour by the wait honoured, not "Infinity ms" (found by a review)', async () => {
+    const patient = await listen((_req, res) => res.writeHead(503, { 'retry-after': '9'.repeat(400) }).end());
+    const error = await deliver(patient, message, {
+      retry,
+      timeoutMs: 2_000,
+      signal: new AbortController().signal,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReceiverFailingError);
+    expect((error as ReceiverFailingError).message).toContain(
+      'the receiver asked to wait over an hour (3600000 ms honoured), beyond the 10000 ms retry budget',
+    );
+    expect((error as ReceiverFailingError).message).not.toContain('Infinity');
+  });
+
   it('keeps a bounded head of an error body', async () => {
     const receiver = await listen((_req, res) => res.writeHead(400).end('x'.repeat(100_000)));
     const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });

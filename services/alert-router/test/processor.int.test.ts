@@ -97,6 +97,42 @@ describe('router processor', () => {
     };
   }
 
+  it('unrouted alerts: one warning per model and kind an hour, not one per alert (6,520 lines for one batch; found by a review)', async () => {
+    const seen: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj, msg) => {
+        seen.push({ obj: obj as Record<string, unknown>, msg });
+      },
+      child: () => logger,
+    };
+    const { processor: p, registry } = processor(
+      warehouseOn(ch).alertDeliveries,
+      undefined,
+      undefined,
+      undefined,
+      logger,
+    );
+    // A backlog of one model's per-feature alerts, plus another kind of it: no route matches `other`.
+    const backlog = [
+      ...Array.from({ length: 6_520 }, (_, i) => alert(`u${i}`, { model: 'other', feature: `f${i % 40}` })),
+      alert('u-perf', { model: 'other', kind: 'PERFORMANCE' }),
+    ];
+    await p.process(items(backlog), context);
+    expect(seen.map((l) => [l.obj.model, l.obj.kind, l.obj.alerts])).toEqual([
+      ['other', 'FEATURE_DRIFT', 6_520],
+      ['other', 'PERFORMANCE', 1],
+    ]);
+    expect(seen[0]!.msg).toMatch(/matched no route/);
+    expect(await registry.getSingleMetricAsString('driftline_alerts_unrouted_total')).toMatch(
+      /kind="FEATURE_DRIFT"[^}]*\} 6520$/m, // the count stays exact
+    );
+    // The next batch within the hour: counted, no line.
+    await p.process(items([alert('u-next', { model: 'other' })]), context);
+    expect(seen).toHaveLength(2);
+    expect(bodies.filter((b) => b.alert_ids.some((id) => id.startsWith('u')))).toEqual([]);
+  });
+
   it('does not deliver again when the record failed and the batch is retried; records it with the retry', async () => {
     const real = warehouseOn(ch).alertDeliveries;
     let writes = 0;

@@ -181,11 +181,20 @@ export interface TriggerDeps {
   readonly maxModelStates?: number;
 }
 
+/** Request ids remembered as sent but not recorded, at most (the oldest forgotten first). */
+const MAX_SENT_UNRECORDED = 10_000;
+
 /** Default of `maxModelStates`: models come from alerts, so the in-memory states are bounded. */
 export const MAX_MODEL_STATES = 10_000;
 
 /** At most one "held by the data-quality veto" warning per model this often (wall clock). */
 export const DATA_QUALITY_HOLD_WARNING_INTERVAL_MS = 3_600_000;
+
+/** At most one "no policy applies to this model" warning per model this often (wall clock). */
+export const UNKNOWN_MODEL_WARNING_INTERVAL_MS = 3_600_000;
+
+/** Models with such a warning per interval; the others share one line. */
+const UNKNOWN_MODEL_WARNING_KEYS = 100;
 
 /**
  * How long (wall clock) a model's new `driftline_retrain_data_quality_overdue_total` series stays
@@ -237,10 +246,15 @@ function validStates(loaded: ReadonlyMap<string, ModelState>, logger: Logger): M
  *
  * Publishing before recording is deliberate: a crash in between replays the alerts against the old
  * state, fires again with the same request_id (the trainer trains once per request_id); recording
- * first could lose a request (the replay would see the alert as a duplicate and hold).
+ * first could lose a request (the replay would see the alert as a duplicate and hold). A failed
+ * record does not publish again: the ids sent are remembered until their decisions are recorded
+ * (or the partitions revoked), so only a crash or a rebalance in between sends a request twice.
  */
 export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> {
   const states = new Map<string, ModelState>();
+  // Request ids published whose decisions are not recorded yet (the insert failed): skipped when
+  // the loop's retry of the batch fires them again; dropped once recorded, or on revocation.
+  const sentUnrecorded = new Set<string>();
   const now = deps.now ?? Date.now;
   // `model` comes from alerts: bounded (MAX_LABEL_VALUES, then `__other__`).
   const decisions = counter(
@@ -271,6 +285,41 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     intervalMs: DATA_QUALITY_HOLD_WARNING_INTERVAL_MS,
     maxKeys: deps.maxModelStates ?? MAX_MODEL_STATES,
   });
+  // Models no policy lists, as the alerts name them: at most UNKNOWN_MODEL_WARNING_KEYS lines an
+  // hour, and one line for the others.
+  const unknownWarnings = keyedLineLimit<string>({
+    intervalMs: UNKNOWN_MODEL_WARNING_INTERVAL_MS,
+    maxKeys: UNKNOWN_MODEL_WARNING_KEYS,
+    onFull: 'overflow',
+  });
+  /**
+   * A warning per model no policy lists (one per model per hour, with the holds left out since):
+   * a typo in the policy file held every alert of the model as `unknown_model` and nothing said
+   * so — its retraining silently off (found by a review).
+   */
+  const reportUnknown = (rows: readonly DecisionRow[]) => {
+    const held = new Map<string, number>();
+    for (const r of rows) if (r.reason === 'unknown_model') held.set(r.model, (held.get(r.model) ?? 0) + 1);
+    if (held.size === 0) return;
+    const wall = now();
+    const listed = Object.keys(deps.policy.models);
+    const policyModels = listed.slice(0, 20).concat(listed.length > 20 ? [`… ${listed.length - 20} more`] : []);
+    for (const [model, n] of held) {
+      const leftOut = unknownWarnings.admit(model, wall, n);
+      if (leftOut === undefined) continue;
+      deps.logger.warn(
+        { model, policyModels, heldAlerts: leftOut + n },
+        "no retrain policy applies to this model (not in the policy's models, no '*'): its alerts are held as unknown_model and it never retrains — a typo in the policy file, or add the model",
+      );
+    }
+    const over = unknownWarnings.overflow(wall);
+    if (over !== undefined) {
+      deps.logger.warn(
+        { models: `${over.keys}${over.keysAtLeast ? '+' : ''}`, heldAlerts: over.weight, policyModels },
+        'more models no retrain policy applies to: their alerts are held as unknown_model (see retrain_decisions)',
+      );
+    }
+  };
   /** Models whose overdue series is new: when it was created at 0, and the counts held back since. */
   const settling = new Map<string, { since: number; pending: number }>();
   /**
@@ -389,7 +438,16 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
           });
         }
       }
-      await deps.send(requests);
+      // A request already published by an earlier try of this batch is not published again: the
+      // retry decides the same request id, and sent it on every retry of a failing insert (14
+      // copies in 75 s of a full disk, each a fresh worker run in the trainer; found by a review).
+      const unsent = requests.filter((r) => !sentUnrecorded.has(r.request_id));
+      await deps.send(unsent);
+      for (const r of unsent) sentUnrecorded.add(r.request_id);
+      for (const id of sentUnrecorded) {
+        if (sentUnrecorded.size <= MAX_SENT_UNRECORDED) break;
+        sentUnrecorded.delete(id); // the oldest first: at worst sent once more
+      }
       try {
         await deps.store.write(withModelStates(rows, work));
       } catch (error) {
@@ -400,6 +458,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         for (const m of work.keys()) states.delete(m);
         throw error;
       }
+      for (const r of requests) sentUnrecorded.delete(r.request_id);
       for (const [m, s] of work) {
         if (s === undefined) continue;
         states.delete(m); // re-inserted: Map order is least recently used first
@@ -412,6 +471,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         states.delete(m);
       }
       for (const r of rows) decisions.inc({ model: r.model, decision: r.decision, reason: r.reason });
+      reportUnknown(rows);
       await reportVetoes(vetoed);
       for (const r of requests) {
         deps.logger.info(
@@ -423,6 +483,8 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     revoked() {
       // Another instance may own these models now: reload their state from the store when they come back.
       states.clear();
+      // Their unrecorded batches are that instance's to decide (and publish) again.
+      sentUnrecorded.clear();
     },
   };
 }

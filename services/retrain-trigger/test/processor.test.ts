@@ -214,16 +214,45 @@ describe('trigger processor', () => {
     expect(sent).toHaveLength(0);
   });
 
-  it('a failed record after publishing replays to the same request id, and the state is not adopted', async () => {
+  it('a failed record after publishing decides the retry to the same request id, and the state is not adopted', async () => {
     const store = new MemoryStore();
     const sent: RetrainRequest[] = [];
     const p = processor(store, sent);
     store.failWrites = 1;
     await expect(p.process(items([0, 1]), ctx)).rejects.toThrow(/ClickHouse down/);
     await p.process(items([0, 1]), ctx); // the loop retries the batch
-    expect(sent).toHaveLength(2);
-    expect(sent[1]!.request_id).toBe(sent[0]!.request_id); // the trainer trains once per request_id
     expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+    expect(store.rows[1]!.request_id).toBe(sent[0]!.request_id);
+    expect(sent).toHaveLength(1); // published once, not again by the retry
+    // Another instance retrying the batch (after a crash or a rebalance) publishes it once more: the same id.
+    store.failWrites = 1;
+    const batch = items([70, 71]);
+    await expect(p.process(batch, ctx)).rejects.toThrow(/ClickHouse down/);
+    await processor(store, sent).process(batch, ctx);
+    expect(sent).toHaveLength(3);
+    expect(sent[2]!.request_id).toBe(sent[1]!.request_id);
+  });
+
+  it('an insert outage publishes a fired request once, however many times the batch is retried (found by a review)', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = processor(store, sent);
+    store.failWrites = 5;
+    const batch = items([0, 1]);
+    for (let i = 0; i < 5; i++) await expect(p.process(batch, ctx)).rejects.toThrow(/ClickHouse down/);
+    await p.process(batch, ctx); // the insert works again
+    expect(sent).toHaveLength(1);
+    expect(store.final().map((r) => [r.reason, r.request_id])).toEqual([
+      ['sustaining', null],
+      ['fire', sent[0]!.request_id],
+    ]);
+    // Recorded, the id is forgotten: a later fire is published as usual; a revocation forgets too.
+    store.failWrites = 1;
+    await expect(p.process(items([70, 71]), ctx)).rejects.toThrow(/ClickHouse down/);
+    p.revoked?.([{ topic: 't', partition: 0 }]);
+    await p.process(items([70, 71]), ctx);
+    expect(sent.map((r) => r.data_to)).toEqual([T0 + 2 * W, T0 + 72 * W, T0 + 72 * W]);
+    expect(sent[2]!.request_id).toBe(sent[1]!.request_id);
   });
 
   it('a write that landed but reported failure: the retry reloads the state, so the fire is kept and its cooldown holds (found by a review)', async () => {
@@ -958,6 +987,42 @@ describe('the data-quality veto (found by a review)', () => {
     expect(sent).toHaveLength(1);
     expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(0);
     expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(10);
+    expect(seen).toHaveLength(2);
+  });
+
+  it("a model no policy lists (a typo in the policy file): one warning per hour naming it and the policy's models, not one per alert (found by a review)", async () => {
+    const store = new MemoryStore();
+    const { seen, logger } = warnings();
+    let wall = 0;
+    const trigger = triggerProcessor({
+      policy, // lists `fraud` only, no '*'
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async () => {},
+      logger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => wall,
+    });
+    const typo = (w: number) => batch([{ ...alert(w), alert_id: `t${w}`, model: 'fraud-v2' }]);
+    // A day of 5-minute windows, one batch each, within an hour of wall clock.
+    for (let w = 0; w < 288; w++) {
+      await trigger.process(typo(w), ctx);
+      wall += 10_000;
+    }
+    expect(store.rows.filter((r) => r.reason === 'unknown_model')).toHaveLength(288);
+    expect(seen).toEqual([
+      {
+        obj: { model: 'fraud-v2', policyModels: ['fraud'], heldAlerts: 1 },
+        msg: expect.stringMatching(/unknown_model/),
+      },
+    ]);
+    // An hour after that line: the next one, counting the holds left out since.
+    wall = 3_600_000;
+    await trigger.process(typo(288), ctx);
+    expect(seen.map((l) => l.obj.heldAlerts)).toEqual([1, 288]);
+    // The listed model says nothing.
+    await trigger.process(batch([alert(0), alert(1)]), ctx);
     expect(seen).toHaveLength(2);
   });
 

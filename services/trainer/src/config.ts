@@ -11,8 +11,12 @@ import type { Device } from './worker.js';
 // Both durations drive timers (the worker's kill, the session): bounded by what a timer keeps.
 const duration = (min: number) => envField.duration(min, MAX_TIMER_MS);
 
-/** Floor of DRIFTLINE_TRAINER_TIMEOUT. */
-export const MIN_TRAINING_TIMEOUT_MS = 1_000;
+/**
+ * Floor of DRIFTLINE_TRAINER_TIMEOUT: the worker's start alone (Python, its imports) takes ~1.6 s,
+ * so 1 s, the floor before, was accepted and timed out every run, each retried and given up (found
+ * by a review). 10 s leaves the start and a small training room on a loaded machine.
+ */
+export const MIN_TRAINING_TIMEOUT_MS = 10_000;
 
 export const trainerEnvShape = {
   DRIFTLINE_TRAINER_GROUP: envField.name().default('driftline-trainer'),
@@ -65,8 +69,8 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_ROUNDS: envField.int(1, 100_000).default(200),
   DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
   /**
-   * Longest training run (the worker is killed past it), at least 1 s: the worker's Python start
-   * alone takes longer, so a smaller value (a bare `5` is 5 ms) failed every run as a timeout.
+   * Longest training run (the worker is killed past it), at least 10 s: the worker's Python start
+   * alone takes ~1.6 s, so a smaller value (a bare `5` is 5 ms, `1s`) failed every run as a timeout.
    */
   DRIFTLINE_TRAINER_TIMEOUT: duration(MIN_TRAINING_TIMEOUT_MS).default(20 * 60_000),
   /**

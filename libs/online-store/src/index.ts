@@ -12,7 +12,14 @@ export {
   windowKey,
 } from './keys.js';
 export { InMemoryOnlineStore, type InMemoryOnlineStoreOptions } from './memory-store.js';
-export { type FeatureRow, MAX_READ_BATCH, type OnlineStore, type RowRequest, type WriteStats } from './port.js';
+export {
+  type FeatureRow,
+  MAX_READ_BATCH,
+  type OnlineStore,
+  type ReadBatchOptions,
+  type RowRequest,
+  type WriteStats,
+} from './port.js';
 export {
   checkedProjection,
   DAMAGED_ROW,

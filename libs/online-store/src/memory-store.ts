@@ -9,8 +9,17 @@ import {
 } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
 import { encodeEntity } from './keys.js';
-import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from './port.js';
-import { checkBatchSize, checkedProjection, type RowProjection, withinTtl } from './rows.js';
+import type { FeatureRow, OnlineStore, ReadBatchOptions, RowRequest, WriteStats } from './port.js';
+import {
+  checkBatchSize,
+  checkedProjection,
+  checkRowBytes,
+  ROW_COPY,
+  ROW_EVENT_ID,
+  ROW_TIME,
+  type RowProjection,
+  withinTtl,
+} from './rows.js';
 
 interface WindowEvent {
   readonly eventTime: number;
@@ -153,7 +162,10 @@ export class InMemoryOnlineStore implements OnlineStore {
     return withinTtl(view, this.project(projection, this.live(keyOf(view, entity), at)), at);
   }
 
-  async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
+  async readBatch(
+    requests: readonly RowRequest[],
+    options: ReadBatchOptions = {},
+  ): Promise<Array<Array<FeatureRow | undefined>>> {
     this.checkOpen();
     checkBatchSize(requests);
     const at = this.now();
@@ -162,6 +174,11 @@ export class InMemoryOnlineStore implements OnlineStore {
       view: r.view,
       keys: r.entities.map((e) => keyOf(r.view, e)),
     }));
+    if (options.maxRowBytes !== undefined) {
+      let total = 0;
+      for (const key of new Set(resolved.flatMap((r) => r.keys))) total += storedBytes(this.live(key, at));
+      checkRowBytes(total, options.maxRowBytes);
+    }
     return resolved.map((r) =>
       r.keys.map((key) => withinTtl(r.view, this.project(r.projection, this.live(key, at)), at)),
     );
@@ -190,6 +207,22 @@ export class InMemoryOnlineStore implements OnlineStore {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/**
+ * Bytes of a row as the Redis adapter stores it (a JSON object of strings: its time, event id,
+ * copy digest and values; cjson also escapes `/`, counted here as one byte), 0 when absent.
+ */
+function storedBytes(entry: Entry | undefined): number {
+  if (entry === undefined) return 0;
+  const row: Record<string, string> = {
+    [ROW_TIME]: String(entry.eventTime),
+    [ROW_EVENT_ID]: entry.eventId,
+    [ROW_COPY]: entry.copy,
+  };
+  for (const [name, value] of entry.values) row[name] = value;
+  for (const [name, value] of entry.aggregates) row[name] = String(value);
+  return Buffer.byteLength(JSON.stringify(row));
 }
 
 /** Validates the entity id exactly as the Redis key layout does. */

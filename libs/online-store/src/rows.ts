@@ -132,3 +132,17 @@ export function checkBatchSize(requests: readonly RowRequest[]): void {
     throw new DriftlineError('BAD_REQUEST', `at most ${MAX_READ_BATCH} entities per batch read, got ${total}`);
   }
 }
+
+/**
+ * Refuses a batch read whose distinct rows hold more than `limit` bytes as stored
+ * (`ReadBatchOptions.maxRowBytes`), before any row is read.
+ */
+export function checkRowBytes(total: number, limit: number | undefined): void {
+  if (limit !== undefined && total > limit) {
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `the rows asked for hold ${total} bytes in the online store, more than the ${limit} a batch may read: ask for fewer entities per request`,
+      { details: { rowBytes: total, maxRowBytes: limit } },
+    );
+  }
+}

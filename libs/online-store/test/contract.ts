@@ -401,6 +401,38 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       ]);
     });
 
+    // A batch's rows are refused before any is read when they hold more than `maxRowBytes` as
+    // stored (the feature API's answer bound): 1,000 rows of 512 KB were read whole first (a review).
+    it('refuses a batch whose distinct rows hold more than maxRowBytes, before reading; within it, reads as without', async () => {
+      const store = await open();
+      const t = Date.now();
+      const long = 'x'.repeat(10_000);
+      await store.write(
+        planWrites([
+          event('profile', 'a', 'e1', t, { country: long }),
+          event('profile', 'b', 'e2', t, { country: long }),
+          event('spend', 'a', 'e3', t, { amount: 2 }),
+        ]),
+      );
+      const requests = [
+        { view: profile, entities: ['a', 'b', 'a', 'nobody'], features: ['age'] },
+        { view: spend, entities: ['a'], features: ['amount'] },
+      ];
+      const error = await store.readBatch(requests, { maxRowBytes: 15_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(DriftlineError);
+      expect((error as DriftlineError).code).toBe('BAD_REQUEST');
+      // Each distinct row counted once, whole (not only the feature asked for): two of ~10 KB.
+      expect((error as DriftlineError).message).toMatch(
+        /^the rows asked for hold 2\d{4} bytes in the online store, more than the 15000 a batch may read: ask for fewer entities per request$/,
+      );
+      const rows = await store.readBatch(requests, { maxRowBytes: 30_000 });
+      expect(rows).toEqual(await store.readBatch(requests));
+      expect(rows[0]![1]).toEqual({ eventTime: t, eventId: 'e2', features: { age: null } });
+    });
+
     it('expires a row its view TTL after its newest event time; an old event after that is not served', async () => {
       const store = await open();
       const t = Date.now();

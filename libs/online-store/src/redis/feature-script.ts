@@ -439,3 +439,39 @@ for i = 1, #KEYS do
 end
 return out
 `;
+
+/**
+ * A sized batch read of layout-v2 rows in one round trip (`readBatch` of up to
+ * READ_SCRIPT_MAX_KEYS rows that might weigh more than its bound). KEYS: the rows' keys (distinct);
+ * ARGV[1]: the bytes the values read may total (the first row always read, however large);
+ * ARGV[2]: the bytes all the rows may hold (-1: no bound). Sizes every row first (STRLEN; a key of
+ * another type counts 0, as MGET answers it nil); over ARGV[2] it reads nothing and answers
+ * `{total}`. Otherwise it reads the leading rows within ARGV[1] (one MGET) and answers
+ * `{total, read, lengths of the rows not read, values read}`: the reader reads the rest in further
+ * MGETs planned from those lengths. A call costs Redis ~4–11 µs a key on this VM under load (each
+ * STRLEN is a call from Lua: ~20 times an MGET's cost per key), so longer batches are sized with a
+ * pipeline instead; at most 1,000 keys (`unpack` of more can overflow Lua's stack).
+ */
+export const FEATURE_READ_SCRIPT = `
+local n = #KEYS
+local budget = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local lengths = {}
+local total = 0
+for i = 1, n do
+  local len = redis.pcall('STRLEN', KEYS[i])
+  if type(len) ~= 'number' then len = 0 end
+  lengths[i] = len
+  total = total + len
+end
+if limit >= 0 and total > limit then return {total} end
+local read = 1
+local bytes = lengths[1]
+while read < n and bytes + lengths[read + 1] <= budget do
+  read = read + 1
+  bytes = bytes + lengths[read]
+end
+local rest = {}
+for i = read + 1, n do rest[#rest + 1] = lengths[i] end
+return {total, read, rest, redis.call('MGET', unpack(KEYS, 1, read))}
+`;

@@ -1,12 +1,19 @@
 import { createHash } from 'node:crypto';
 import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type Logger, type RedisConnectionConfig } from '@driftline/core';
-import { copyDigest, type EntityWrite, type FeatureView } from '@driftline/features';
+import {
+  copyDigest,
+  type EntityWrite,
+  type FeatureView,
+  MAX_EVENT_ID_LENGTH,
+  MAX_STRING_FEATURE_LENGTH,
+} from '@driftline/features';
 import { Command } from 'ioredis';
 import { rowKey, v1RowKey, WINDOW_SUFFIX, windowKey } from '../keys.js';
-import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
+import type { FeatureRow, OnlineStore, ReadBatchOptions, RowRequest, WriteStats } from '../port.js';
 import {
   checkBatchSize,
   checkedProjection,
+  checkRowBytes,
   DAMAGED_ROW,
   type DecodedRow,
   decodeProjectedRow,
@@ -18,7 +25,12 @@ import {
 import { bulkBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
-import { FEATURE_V1_READ_SCRIPT, FEATURE_V1_SIZE_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+import {
+  FEATURE_READ_SCRIPT,
+  FEATURE_V1_READ_SCRIPT,
+  FEATURE_V1_SIZE_SCRIPT,
+  FEATURE_WRITE_SCRIPT,
+} from './feature-script.js';
 
 type ScriptArg = string | number;
 type ScriptCall = (...args: ScriptArg[]) => unknown;
@@ -109,6 +121,7 @@ class WriteScriptCommand extends Command {
   }
 }
 
+const READ_COMMAND = 'driftlineReadRows';
 const V1_READ_COMMAND = 'driftlineReadV1Rows';
 const V1_SIZE_COMMAND = 'driftlineSizeV1Rows';
 
@@ -149,6 +162,47 @@ function requestRuns(requests: readonly number[], from: number, to: number): Arr
     i = j;
   }
   return runs;
+}
+
+/**
+ * Row bytes one read command of `readBatch` answers at most by default (`readBytesPerCall`): a
+ * reply Redis builds in about a millisecond, other clients' commands running between two.
+ */
+export const DEFAULT_READ_BYTES_PER_CALL = 1 << 20;
+
+/**
+ * Rows a sized batch read sizes and reads in one script call (FEATURE_READ_SCRIPT: one round trip,
+ * ~4–11 µs of Redis a key on this loaded VM, ~20 times an MGET's, during which it serves no one
+ * else; its `unpack` of the keys needs them few); more are sized with a pipeline of
+ * STRLEN (one more round trip, Redis serving others between its commands).
+ */
+const READ_SCRIPT_MAX_KEYS = 1_000;
+
+/** FEATURE_READ_SCRIPT's reply: `[total]` over the bound, else `[total, read, lengths of the rest, values read]`. */
+type ReadScriptReply = [number] | [number, number, number[], Array<string | null>];
+
+/**
+ * Bytes a stored row of `view` (cjson of strings: time, event id, copy digest, each feature and
+ * aggregate) can take at most as written by this release: every character of a string or event id
+ * escaped (`\u0000`: 6 bytes), numbers (times, doubles, aggregates: `String(double)` is at most 24
+ * characters), booleans and the hex digest at most 32 characters, never escaped. ~2 KB for ten
+ * doubles (the event id's bound is most of it); ~400 KB more a string feature.
+ */
+const WORST_ROW_BYTES = new WeakMap<FeatureView, number>();
+function worstRowBytes(view: FeatureView): number {
+  let bytes = WORST_ROW_BYTES.get(view);
+  if (bytes === undefined) {
+    const escaped = (chars: number) => 6 * chars + 2;
+    const plain = 32 + 2;
+    // {"_t":…,"_id":…,"_c":…}: braces, names, colons and commas in the 64.
+    bytes = 64 + plain + escaped(MAX_EVENT_ID_LENGTH) + plain;
+    for (const f of view.features) {
+      bytes += f.name.length + 4 + (f.type === 'string' ? escaped(MAX_STRING_FEATURE_LENGTH) : plain);
+    }
+    for (const a of view.aggregates) bytes += a.name.length + 4 + plain;
+    WORST_ROW_BYTES.set(view, bytes);
+  }
+  return bytes;
 }
 
 /**
@@ -193,17 +247,21 @@ export interface RedisOnlineStoreOptions {
    */
   readonly onCorruptRow?: (key: string) => void;
   /**
-   * Opt-in bound on the row bytes one read command of `readBatch` answers (the skew monitor: a
-   * background reader). Given, a batch first asks every row's length (one pipeline of `STRLEN`),
-   * then reads the rows in sequential `MGET`s (pipelines of `GET`s when `entitiesPerCall` is 1) of
-   * at most this many bytes, a row larger than it alone: one more round trip, and one more per
-   * bound's worth of rows, for a reply Redis builds in ~1 ms and other clients' commands run
-   * between. Without it (the feature API, the model server: a request's latency) one pipeline of
-   * one `MGET` per request, whatever the rows weigh: 1,000 rows of 512 KB were one 512 MB reply,
-   * past the 2 s read timeout on every retry, Redis serving no one else for ~1 s each time (a review).
-   * The layout-v1 fallback (`readV1`) is bounded too: the absent entities' hashes are sized first
-   * (the bytes of their projected fields), then read in sequential calls of at most this many
-   * bytes, their rows read again after them in the same round trips (see readV1Bounded).
+   * Most row bytes one read command of `readBatch` answers, a row larger than it alone (default
+   * {@link DEFAULT_READ_BYTES_PER_CALL}, 1 MiB; the skew monitor sets the same). A batch whose rows
+   * fit it even at their largest (worstRowBytes: views of numbers and booleans, up to ~500 rows of
+   * ten doubles: ~2 KB a row) is one pipeline of one MGET per request, as before. Any other batch (a view with a
+   * string feature, more rows) is sized first: up to READ_SCRIPT_MAX_KEYS rows by one script call
+   * that reads the leading rows within the bound in the same round trip, more (or with
+   * `entitiesPerCall` 1) by a pipeline of STRLEN; the rest in sequential MGETs (pipelines of GETs
+   * when `entitiesPerCall` is 1) of at most this many bytes. Before, a batch was one MGET per request whatever the rows
+   * weighed, and only the skew monitor bounded its reads: 1,000 rows of 512 KB were one 512 MB
+   * reply, Redis serving no one else for ~1–2 s (reviews: the skew monitor's partition wedged; one
+   * 7 KB feature-API request made the API answer 503 to everyone).
+   * The layout-v1 fallback (`readV1`) is bounded only when this is given: the absent entities'
+   * hashes are sized first (the bytes of their projected fields), then read in sequential calls of
+   * at most this many bytes, their rows read again after them in the same round trips (see
+   * readV1Bounded): one more round trip for a batch with absent entities.
    */
   readonly readBytesPerCall?: number;
   /** Disconnect the client on close (true when the store created it). */
@@ -247,9 +305,10 @@ export function createRedisOnlineStore(
  * sequential chunks sized to what Redis answers within the command timeout (ChunkedPipeline);
  * a windowed view's call stops at the refold budget and goes alone in its round trip, the rest
  * following in the next call; resolves only when Redis acknowledged every command.
- * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
- * one read on the socket and one command per request (with `readBytesPerCall`, the rows' lengths
- * first, then sequential reads of at most that many bytes each). Entities found absent are looked up once
+ * Reads: GET of the row's JSON; a batch whose rows fit `readBytesPerCall` (and `maxRowBytes`) at
+ * their largest is one pipeline of one MGET per request; any other is sized first (STRLEN, by
+ * FEATURE_READ_SCRIPT for up to READ_SCRIPT_MAX_KEYS rows, reading in the same call), refused
+ * over `maxRowBytes`, then read in sequential MGETs of at most `readBytesPerCall` bytes. Entities found absent are looked up once
  * more in layout v1 (rows not written since an upgrade), in one more round trip (with
  * `readBytesPerCall`, their hashes sized first, then read within the bound), unless `readV1` is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
@@ -270,6 +329,9 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly entitiesPerCall: number;
   private readonly windowedEntitiesPerCall: number;
   private readonly refoldBudget: number;
+  private readonly readBytesPerCall: number;
+  /** Views a read found a row of larger than worstRowBytes: always sized first. */
+  private readonly oversized = new WeakSet<FeatureView>();
   private readonly keyPrefix: string;
   private readonly stall: StallWatch;
   private readonly chunks: ChunkedPipeline;
@@ -283,6 +345,8 @@ export class RedisOnlineStore implements OnlineStore {
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
     this.windowedEntitiesPerCall = Math.max(1, options.entitiesPerCall ?? 500);
     this.refoldBudget = Math.max(1, options.refoldBudget ?? WRITE_REFOLD_BUDGET);
+    this.readBytesPerCall = Math.max(1, options.readBytesPerCall ?? DEFAULT_READ_BYTES_PER_CALL);
+    client.defineCommand(READ_COMMAND, { lua: FEATURE_READ_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
     client.defineCommand(V1_SIZE_COMMAND, { lua: FEATURE_V1_SIZE_SCRIPT });
     this.stall = new StallWatch(client);
@@ -577,7 +641,10 @@ export class RedisOnlineStore implements OnlineStore {
     return rows[0]![0];
   }
 
-  async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
+  async readBatch(
+    requests: readonly RowRequest[],
+    options: ReadBatchOptions = {},
+  ): Promise<Array<Array<FeatureRow | undefined>>> {
     checkBatchSize(requests);
     const resolved = requests.map((r) => ({
       view: r.view,
@@ -596,10 +663,20 @@ export class RedisOnlineStore implements OnlineStore {
       }
       return keys;
     });
-    const stored =
-      this.options.readBytesPerCall === undefined
-        ? await this.readStored(fresh)
-        : await this.readStoredBounded(fresh.flat(), this.options.readBytesPerCall);
+    // Rows of views whose rows cannot weigh much (numbers, booleans) are read at once, as before,
+    // when even at their largest they fit the bounds; any other batch is sized first.
+    let worst = 0;
+    resolved.forEach((r, i) => {
+      const n = fresh[i]!.length;
+      if (n > 0) worst += this.oversized.has(r.view) ? Number.POSITIVE_INFINITY : n * worstRowBytes(r.view);
+    });
+    const sized = worst > Math.min(this.readBytesPerCall, options.maxRowBytes ?? Number.POSITIVE_INFINITY);
+    const keys = sized ? fresh.flat() : [];
+    const stored = !sized
+      ? await this.readStored(fresh)
+      : this.entitiesPerCall === 1 || keys.length > READ_SCRIPT_MAX_KEYS
+        ? await this.readStoredBounded(keys, options.maxRowBytes)
+        : await this.readStoredScripted(keys, options.maxRowBytes);
     const now = Date.now();
     const rows: Array<Array<FeatureRow | undefined>> = [];
     const absent: Array<{ request: number; entity: number }> = [];
@@ -607,6 +684,7 @@ export class RedisOnlineStore implements OnlineStore {
     const repeats: Array<{ request: number; entity: number; first: number }> = [];
     resolved.forEach((r, i) => {
       const firstOf = new Map<string, number>();
+      const largest = sized ? Number.POSITIVE_INFINITY : worstRowBytes(r.view);
       rows.push(
         r.keys.map((key, j) => {
           const first = firstOf.get(key);
@@ -616,6 +694,9 @@ export class RedisOnlineStore implements OnlineStore {
           }
           firstOf.set(key, j);
           const value = stored.get(key) ?? null;
+          // A row larger than its view allows (fields of an older definition of the view, another
+          // writer): this view's batches are sized from now on.
+          if (value !== null && value.length > largest) this.oversized.add(r.view);
           if (value !== null) return this.served(r.view, key, this.decodeStored(r.projection, value), now);
           absent.push({ request: i, entity: j });
           return undefined;
@@ -634,9 +715,11 @@ export class RedisOnlineStore implements OnlineStore {
     return rows;
   }
 
-  /** The stored values of `fresh` (distinct keys per request): one pipeline of one MGET per request. */
+  /**
+   * The stored values of `fresh` (distinct keys per request): one pipeline of one MGET per request
+   * (GETs when `entitiesPerCall` is 1), for batches whose rows fit the bounds at their largest.
+   */
   private async readStored(fresh: ReadonlyArray<readonly string[]>): Promise<Map<string, string | null>> {
-    // One MGET per request; GETs on a cluster, where the keys of one request live in different slots.
     const perKey = this.entitiesPerCall === 1;
     const pipeline = this.client.pipeline();
     for (const keys of fresh) {
@@ -656,12 +739,43 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   /**
-   * The stored values of `keys` (distinct), each read command answering at most `maxBytes` of
-   * values (`readBytesPerCall`): their lengths first (STRLEN; a key of another type, which MGET
-   * answers nil, counts 0), then sequential reads of consecutive keys within the bound, a longer
-   * row alone. A row written larger in between only makes its read larger than planned.
+   * The stored values of `keys` (distinct, at most READ_SCRIPT_MAX_KEYS): one call of
+   * FEATURE_READ_SCRIPT, which sizes them all, refuses them over `maxRowBytes` and reads the leading
+   * ones within `readBytesPerCall`; the rest, if any, in sequential MGETs within it (readSized).
    */
-  private async readStoredBounded(keys: readonly string[], maxBytes: number): Promise<Map<string, string | null>> {
+  private async readStoredScripted(
+    keys: readonly string[],
+    maxRowBytes: number | undefined,
+  ): Promise<Map<string, string | null>> {
+    const stored = new Map<string, string | null>();
+    if (keys.length === 0) return stored;
+    const limit = maxRowBytes === undefined || !Number.isFinite(maxRowBytes) ? -1 : Math.max(0, maxRowBytes);
+    const script = (this.client as unknown as Record<string, ScriptCall>)[READ_COMMAND]!.bind(this.client);
+    let reply: ReadScriptReply;
+    try {
+      reply = await this.command(
+        script(keys.length, ...keys, this.readBytesPerCall, limit) as Promise<ReadScriptReply>,
+      );
+    } catch (error) {
+      throw classifyRedisError(error, 'batch read');
+    }
+    checkRowBytes(reply[0], limit < 0 ? undefined : limit);
+    const [, read, rest, values] = reply as [number, number, number[], Array<string | null>];
+    for (let j = 0; j < read; j++) stored.set(keys[j]!, values[j] ?? null);
+    await this.readSized(keys, read, rest, stored);
+    return stored;
+  }
+
+  /**
+   * The stored values of `keys` (distinct), each read command answering at most `readBytesPerCall`
+   * bytes: their lengths first (a pipeline of STRLEN; a key of another type, which MGET answers
+   * nil, counts 0), the batch refused when they total more than `maxRowBytes`, then sequential
+   * reads within the bound (readSized).
+   */
+  private async readStoredBounded(
+    keys: readonly string[],
+    maxRowBytes: number | undefined,
+  ): Promise<Map<string, string | null>> {
     const stored = new Map<string, string | null>();
     if (keys.length === 0) return stored;
     const sizing = this.client.pipeline();
@@ -672,12 +786,33 @@ export class RedisOnlineStore implements OnlineStore {
       if (!classified.retriable && /WRONGTYPE/.test(classified.message)) return 0;
       throw classified;
     });
+    checkRowBytes(
+      lengths.reduce((a, b) => a + b, 0),
+      maxRowBytes,
+    );
+    await this.readSized(keys, 0, lengths, stored);
+    return stored;
+  }
+
+  /**
+   * Reads keys[from…] (of `lengths`, in order) into `stored` in sequential reads of consecutive
+   * keys answering at most `readBytesPerCall` bytes, a longer row alone: MGETs, or pipelines of GETs
+   * when `entitiesPerCall` is 1. A row written larger since it was sized only makes its read larger
+   * than planned.
+   */
+  private async readSized(
+    keys: readonly string[],
+    from: number,
+    lengths: readonly number[],
+    stored: Map<string, string | null>,
+  ): Promise<void> {
     const perKey = this.entitiesPerCall === 1;
-    for (let from = 0; from < keys.length; ) {
-      let to = from + 1;
-      let bytes = lengths[from]!;
-      while (to < keys.length && bytes + lengths[to]! <= maxBytes) bytes += lengths[to++]!;
-      const group = keys.slice(from, to);
+    const maxBytes = this.readBytesPerCall;
+    for (let i = 0; i < lengths.length; ) {
+      let to = i + 1;
+      let bytes = lengths[i]!;
+      while (to < lengths.length && bytes + lengths[to]! <= maxBytes) bytes += lengths[to++]!;
+      const group = keys.slice(from + i, from + to);
       let values: Array<string | null>;
       if (perKey) {
         const pipeline = this.client.pipeline();
@@ -691,9 +826,8 @@ export class RedisOnlineStore implements OnlineStore {
         }
       }
       for (let j = 0; j < group.length; j++) stored.set(group[j]!, values[j] ?? null);
-      from = to;
+      i = to;
     }
-    return stored;
   }
 
   /**

@@ -49,6 +49,30 @@ describe('PartitionWindows: re-sent predictions (recentIds)', () => {
     expect(p.commitOffset(5)).toBe(4);
   });
 
+  it('predictions merely sharing an id (a producer reusing "0") are all summarized, an exact re-send still once (found by a review)', () => {
+    const p = new PartitionWindows(spec, resolve, undefined, undefined, undefined, 100);
+    // 60 predictions of one window under id "0", each of its own entity and score. Before: the
+    // first summarized, the other 59 taken for re-sends.
+    const events = Array.from({ length: 60 }, (_, i) =>
+      event('0', 100 + i, { entity_id: `e${i}`, features: { x: i }, prediction: i / 7 }),
+    );
+    expect(events.map((e, i) => p.add(e, i)).filter((o) => o !== 'added')).toEqual([]);
+    // A call retried whole (the same record), or with its input (a new event time in the window).
+    expect(p.add(events[7]!, 60)).toBe('duplicate');
+    expect(p.add({ ...events[8]!, event_time: 900 }, 61)).toBe('duplicate');
+    // The same id and entity with another output is another prediction: its score (its sign
+    // alone too), or its class.
+    expect(p.add({ ...events[9]!, features: { x: 1 }, prediction: 0.5 }, 62)).toBe('added');
+    expect(p.add({ ...events[10]!, prediction: -events[10]!.prediction }, 63)).toBe('added');
+    expect(p.add({ ...events[11]!, predicted_class: 'fraud' }, 64)).toBe('added');
+    // One entity with distinct scores under one id: each summarized.
+    expect(
+      [0.25, 0.5, 0.75].map((s, i) => p.add(event('0', 200, { entity_id: 'same', prediction: s }), 65 + i)),
+    ).toEqual(['added', 'added', 'added']);
+    p.add(event('c', 1100), 68);
+    expect(counts(p.closeReady().windows)).toEqual([[0, '66/0']]);
+  });
+
   it('off at 0 (the default): every copy is summarized, as before', () => {
     const p = new PartitionWindows(spec, resolve);
     expect(p.add(event('a', 100), 0)).toBe('added');

@@ -104,6 +104,18 @@ export function windowStartOf(t: number, windowMs: number): number {
 }
 
 /**
+ * Rows of one view dated ahead of the read: their event time after both the prediction's and
+ * `readAt` (the monitor's clock as it read them). No row can honestly be dated after the moment it
+ * is read: its producer's clock runs ahead (by at least `aheadMs`, the largest lead seen).
+ */
+export interface FutureRows {
+  /** (prediction, feature) values compared with no such row: counted `newerRow`, not compared. */
+  values: number;
+  /** The largest row event time − `readAt` among them (ms). */
+  aheadMs: number;
+}
+
+/**
  * Folds sampled predictions into per-(group, feature) counts: each feature a prediction carries
  * that a view declares is compared with that view's row of the entity (`rowOf`). `countsOf` returns
  * the (mutable) counts to add to — the caller decides where they live (a copy of the stored state,
@@ -112,6 +124,13 @@ export function windowStartOf(t: number, windowMs: number): number {
  * `expired`, not `missingInStore` — any row served to it had expired by the read (the store reads
  * a row at or before now − ttl as absent), so a monitor lagging more than the TTL behind does not
  * take real skew for missing rows. Without `readAt`, every absent row is `missingInStore`.
+ *
+ * Returns, by view name, the values whose row is dated after both the prediction and `readAt`
+ * ({@link FutureRows}; none without `readAt`): counted `newerRow` like any row dated after the
+ * prediction, but no row can be dated after its read — a feature producer whose clock runs
+ * ahead by more than its entities' update interval made every prediction `newerRow` and hid all
+ * skew, with no sign (a review). The caller says so. Not compared: the store keeps no write time,
+ * so whether such a row was the one served or one written after the prediction is unknown.
  */
 export function foldPredictions(
   predictions: readonly SampledPrediction[],
@@ -121,7 +140,8 @@ export function foldPredictions(
   tolerance: Tolerance,
   countsOf: (key: SkewGroupKey, feature: string) => SkewCounts,
   readAt?: number,
-): void {
+): Map<string, FutureRows> {
+  const future = new Map<string, FutureRows>();
   for (const p of predictions) {
     const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, windowMs) };
     for (const [name, served] of Object.entries(p.features)) {
@@ -135,8 +155,17 @@ export function foldPredictions(
             ? 'expired'
             : undefined;
       observe(countsOf(key, name), served, stored, p.eventTime, tolerance);
+      if (row !== undefined && readAt !== undefined && row.eventTime > readAt && row.eventTime > p.eventTime) {
+        const f = future.get(view.name);
+        if (f === undefined) future.set(view.name, { values: 1, aheadMs: row.eventTime - readAt });
+        else {
+          f.values++;
+          f.aheadMs = Math.max(f.aheadMs, row.eventTime - readAt);
+        }
+      }
     }
   }
+  return future;
 }
 
 /** Per-feature counts of one group (convenience for callers keeping plain maps). */

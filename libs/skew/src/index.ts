@@ -16,6 +16,7 @@ export {
 export {
   countsIn,
   type FeatureSources,
+  type FutureRows,
   featureSources,
   foldPredictions,
   groupId,
@@ -40,4 +41,4 @@ export {
   stalenessQuantile,
   summarize,
 } from './counts.js';
-export { isSampled, samplingKey } from './sample.js';
+export { isSampled, resendKey, samplingKey } from './sample.js';

@@ -19,6 +19,7 @@ import {
   releaseCatchUpMs,
   releaseMarginMs,
   releaseRange,
+  resendKey,
   type SampledPrediction,
   type SkewCounts,
   STALENESS_BOUNDS_MS,
@@ -228,6 +229,26 @@ describe('sampling', () => {
     // Distinct ids of the same entity and time are sampled apart.
     expect(samplingKey('a', 'fraud', 'u1', 1)).not.toBe(samplingKey('b', 'fraud', 'u1', 1));
   });
+
+  it('knows a re-send by its id, entity and features: predictions merely sharing an id are apart (found by a review)', () => {
+    const g = groupId({ model: 'fraud', version: 'v1', windowStart: 0 });
+    const key = (id: string, entity: string, features: Record<string, string | number | boolean | null>) =>
+      resendKey(g, id, entity, features);
+    expect(key('0', 'u1', { a: 1, b: 'x' })).toBe(key('0', 'u1', { a: 1, b: 'x' }));
+    const apart = [
+      key('0', 'u1', { a: 1, b: 'x' }),
+      key('0', 'u2', { a: 1, b: 'x' }),
+      key('0', 'u1', { a: 2, b: 'x' }),
+      key('0', 'u1', { a: '1', b: 'x' }), // types apart
+      key('0', 'u1', { a: null, b: 'x' }),
+      key('0', 'u1', { a: Number.NaN, b: 'x' }), // NaN is not null here (JSON would write both null)
+      key('0', 'u1', { a: 1 }),
+      key('1', 'u1', { a: 1, b: 'x' }),
+      key('0u', '1', { a: 1, b: 'x' }), // id and entity cannot run together
+      resendKey(groupId({ model: 'fraud', version: 'v2', windowStart: 0 }), '0', 'u1', { a: 1, b: 'x' }),
+    ];
+    expect(new Set(apart).size).toBe(apart.length);
+  });
 });
 
 describe('a batch', () => {
@@ -252,6 +273,38 @@ describe('a batch', () => {
       ['profile', ['u1', 'u2'], ['age', 'country']],
       ['spend', ['u1'], ['amount']],
     ]);
+  });
+
+  it("returns, per view, the values whose row is dated after both the prediction and the read (a producer's clock ahead; found by a review)", () => {
+    const rows = new Map<string, StoredRow>([
+      ['profile/u1', { eventTime: 1_300, features: { age: 30, country: 'fr' } }], // after the read (1_000)
+      ['profile/u2', { eventTime: 900, features: { age: 30, country: 'fr' } }], // after the prediction only
+      ['spend/u1', { eventTime: 1_100, features: { amount: 5 } }],
+    ]);
+    const preds: SampledPrediction[] = [
+      { model: 'm', version: 'v', entity: 'u1', eventTime: 500, features: { age: 30, country: 'fr', amount: 5 } },
+      { model: 'm', version: 'v', entity: 'u2', eventTime: 500, features: { age: 30 } },
+    ];
+    const reads = planReads(preds, sources);
+    const rowOf = indexRows(
+      reads,
+      reads.map((r) => r.entities.map((e) => rows.get(`${r.view.name}/${e}`))),
+    );
+    const counts = new Map<string, SkewCounts>();
+    const countsOf = (_k: unknown, f: string) => {
+      const c = counts.get(f) ?? emptyCounts();
+      counts.set(f, c);
+      return c;
+    };
+    const future = foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf, 1_000);
+    expect([...future]).toEqual([
+      ['profile', { values: 2, aheadMs: 300 }],
+      ['spend', { values: 1, aheadMs: 100 }],
+    ]);
+    // Counted newer_row as any row dated after the prediction: not compared.
+    expect(counts.get('age')).toMatchObject({ sampled: 2, newerRow: 2, compared: 0 });
+    // Without the read time, none is told apart.
+    expect(foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf).size).toBe(0);
   });
 
   /** The reference: every (prediction, feature) counted directly, without the library's fold. */

@@ -61,8 +61,8 @@ describe('id lookups stay within a bounded URL, whatever the number of ids', () 
       version: `v-${model}`,
       windowStart: 1_700_000_000_000 + i,
     }));
-    await skew.partials('topic', 0, 0, keys);
-    await skew.totals('topic', keys);
+    await skew.partials('topic', 0, 0, keys, 60_000);
+    await skew.totals('topic', keys, 60_000);
     await ch.close();
 
     const longest = Math.max(...urls.map((u) => u.length));

@@ -2,6 +2,7 @@ import {
   alertNameProblem,
   checkEventTime,
   type EventTimeBounds,
+  keyedLineLimit,
   type Logger,
   PoisonRecordError,
   RecentIds,
@@ -24,12 +25,14 @@ import {
   copyCounts,
   countsIn,
   type FeatureSources,
+  type FutureRows,
   foldPredictions,
   groupId,
   indexRows,
   isSampled,
   planReads,
   releaseRange,
+  resendKey,
   type SampledPrediction,
   type SkewAlertRule,
   type SkewCounts,
@@ -121,6 +124,13 @@ interface PartitionState {
   readonly counted: RecentIds | undefined;
 }
 
+/** At most one warning of batches mostly re-sends per partition this often, for batches with at least this many. */
+const DUPLICATE_WARNING_INTERVAL_MS = 5 * 60_000;
+const DUPLICATE_WARNING_MIN = 10;
+
+/** At most one warning of rows dated ahead of the read per view this often. */
+const FUTURE_WARNING_INTERVAL_MS = 5 * 60_000;
+
 /** Alert ids remembered as published (per process): bounded; a forgotten one is at worst re-published with the same id. */
 const ALERTED_MEMORY = 10_000;
 /** Windows per release sweep query (the store's key-list bound), and queries per sweep (the rest: next sweep). */
@@ -182,7 +192,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           comparisons: counter(
             registry,
             'driftline_skew_values_total',
-            'Feature values of sampled predictions, by outcome (compared, mismatched, newer_row, missing_in_store, expired: no row, the prediction older than the view TTL at the read)',
+            'Feature values of sampled predictions, by outcome (compared, mismatched, newer_row, future_row: of newer_row, the row dated after the read itself (its producer clock ahead), missing_in_store, expired: no row, the prediction older than the view TTL at the read)',
             ['outcome'],
           ),
           withoutId: counter(
@@ -200,6 +210,59 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
             [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
           ),
         };
+
+  /** The warning of batches mostly taken for re-sends: one line per partition per interval. */
+  const duplicateLines = keyedLineLimit<string>({ intervalMs: DUPLICATE_WARNING_INTERVAL_MS, maxKeys: 1_000 });
+
+  /**
+   * Warns when most of a batch's new sampled predictions were taken for re-sends (at least
+   * {@link DUPLICATE_WARNING_MIN}): a producer re-sending that much, or one reusing an id with the
+   * same entity and features, is worth a look — its predictions are mostly not compared.
+   */
+  function warnDuplicates(
+    topic: string,
+    partition: number,
+    fresh: ReadonlyArray<{ readonly p: SampledPrediction; readonly predictionId: string }>,
+    counting: ReadonlyArray<unknown>,
+  ): void {
+    const duplicates = fresh.length - counting.length;
+    if (duplicates < DUPLICATE_WARNING_MIN || duplicates * 2 <= fresh.length) return;
+    const leftOut = duplicateLines.admit(partitionId(topic, partition), now(), duplicates);
+    if (leftOut === undefined) return;
+    const example = fresh.find((s) => s.predictionId !== '') ?? fresh[0]!;
+    logger.warn(
+      {
+        topic,
+        partition,
+        duplicates,
+        sampled: fresh.length,
+        duplicatesUnlogged: leftOut,
+        model: example.p.model,
+        predictionId: example.predictionId.slice(0, 64),
+      },
+      `${duplicates} of ${fresh.length} sampled predictions of the batch were taken for re-sends (the same model, version, window, prediction_id, entity and features as one counted lately) and not compared: does the producer send its predictions again, or reuse prediction_id?`,
+    );
+  }
+
+  /** The warning of rows dated ahead of the monitor's clock: one line per view per interval. */
+  const futureLines = keyedLineLimit<string>({ intervalMs: FUTURE_WARNING_INTERVAL_MS, maxKeys: 1_000 });
+
+  /**
+   * Counts and warns of values whose row is dated after the read itself (`foldPredictions`' future
+   * rows, per view): no row can honestly be; its producer's clock runs ahead, and with entities
+   * updated more often than that lead every prediction is `newer_row` and no skew is measured.
+   */
+  function warnFutureRows(future: ReadonlyMap<string, FutureRows>, readAt: number): void {
+    for (const [view, f] of future) {
+      metrics?.comparisons.inc({ outcome: 'future_row' }, f.values);
+      const leftOut = futureLines.admit(view, now(), f.values);
+      if (leftOut === undefined) continue;
+      logger.warn(
+        { view, values: f.values, valuesUnlogged: leftOut, aheadMs: f.aheadMs, readAt: new Date(readAt).toISOString() },
+        `feature view ${view}: ${f.values} values of sampled predictions met a row dated after the skew-monitor read it (up to ${f.aheadMs} ms ahead of its clock): counted newer_row, not compared — is the clock of the producer of ${view}'s feature events ahead? While its lead exceeds how often its entities are updated, no skew of ${view} is measured`,
+      );
+    }
+  }
 
   const partitionId = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -292,7 +355,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       else out.set(id, known);
     }
     if (missing.length > 0) {
-      const rows = await deps.skew.partials(topic, partition, state.logEpoch, missing);
+      const rows = await deps.skew.partials(topic, partition, state.logEpoch, missing, deps.windowMs);
       const loaded = new Map<string, { throughOffset: number; features: Map<string, SkewCounts> }>();
       for (const r of rows) {
         const id = groupId(r);
@@ -393,7 +456,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   /** Publishes the alerts of the windows' breaching features not yet raised here; returns how many. */
   async function raiseBreaches(topic: string, keys: readonly SkewGroupKey[], at: number): Promise<number> {
     if (keys.length === 0) return 0;
-    const totals = await deps.skew.totals(topic, keys);
+    const totals = await deps.skew.totals(topic, keys, deps.windowMs);
     const alerts: DriftAlert[] = [];
     for (const t of totals) {
       const key = { model: t.model, version: t.version, windowStart: t.windowStart };
@@ -582,7 +645,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         // foldPredictions passes one key object per prediction: look its group up once, not per feature.
         let lastKey: SkewGroupKey | undefined;
         let lastFeatures: Map<string, SkewCounts> | undefined;
-        foldPredictions(
+        const future = foldPredictions(
           predictions,
           deps.sources,
           rowOf,
@@ -617,6 +680,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           }
         }
         await deps.skew.write(rows);
+        warnFutureRows(future, readAt);
         for (const s of counting) if (s.predictionId !== '') state.counted?.add(sentKey(s));
         remember(state, next);
         for (const [id, g] of next) current.set(id, g);
@@ -632,6 +696,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
       metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
       metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
+      warnDuplicates(topic, partition, fresh, counting);
       metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);
       metrics?.withoutId.inc(withoutId);
       await checkAlerts(topic, current);
@@ -723,11 +788,16 @@ function add(
 }
 
 /**
- * What a re-send is known by: its (model, version, window) and prediction id. Ids are unique per
- * model only (two models may score one request under one id), and a copy re-sent with a later
- * event time (an SDK call retried with its input, drawing `now` again) in another window is
- * counted there. An empty id is no id: never taken for a re-send.
+ * What a re-send is known by: its (model, version, window), prediction id, entity and features
+ * (`resendKey` of `@driftline/skew`: predictions merely sharing an id are not re-sends). Ids are
+ * unique per model only (two models may score one request under one id), and a copy re-sent with
+ * a later event time (an SDK call retried with its input, drawing `now` again) in another window
+ * is counted there. An empty id is no id: never taken for a re-send.
  */
-function sentKey(s: { readonly id: string; readonly predictionId: string }): string {
-  return `${s.id}\u0000${s.predictionId}`;
+function sentKey(s: {
+  readonly id: string;
+  readonly predictionId: string;
+  readonly p: Pick<SampledPrediction, 'entity' | 'features'>;
+}): string {
+  return resendKey(s.id, s.predictionId, s.p.entity, s.p.features);
 }

@@ -44,8 +44,9 @@ const WINDOW = 60_000;
 const TOPIC = 'predictions.v1';
 
 /**
- * skew_windows' semantics in memory: ReplacingMergeTree(through_offset) keyed by window, feature,
- * source partition and log epoch; totals summed over partitions and epochs. (The real tables: the
+ * skew_windows' semantics in memory: ReplacingMergeTree(through_offset) keyed by window start,
+ * feature, source partition and log epoch (not window_end); partials and totals of windows of one
+ * length only; totals summed over partitions and epochs. (The real tables: the
  * integration test.)
  */
 class MemorySkewStore implements SkewWindowStore {
@@ -80,15 +81,21 @@ class MemorySkewStore implements SkewWindowStore {
     partition: number,
     logEpoch: number,
     keys: readonly SkewWindowKey[],
+    windowMs: number,
   ): Promise<SkewPartialRow[]> {
     return [...this.rows.values()].filter(
-      (r) => r.topic === topic && r.partition === partition && r.logEpoch === logEpoch && keys.some((k) => same(k, r)),
+      (r) =>
+        r.topic === topic &&
+        r.partition === partition &&
+        r.logEpoch === logEpoch &&
+        r.windowEnd - r.windowStart === windowMs &&
+        keys.some((k) => same(k, r)),
     );
   }
-  async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
+  async totals(topic: string, keys: readonly SkewWindowKey[], windowMs: number): Promise<SkewTotalsRow[]> {
     const out = new Map<string, SkewTotalsRow & { counts: SkewCounts }>();
     for (const r of this.rows.values()) {
-      if (r.topic !== topic || !keys.some((k) => same(k, r))) continue;
+      if (r.topic !== topic || r.windowEnd - r.windowStart !== windowMs || !keys.some((k) => same(k, r))) continue;
       const id = JSON.stringify([r.model, r.version, r.windowStart, r.feature]);
       const t = out.get(id) ?? { ...r, counts: emptyCounts() };
       mergeInto(t.counts, { ...r.counts, stalenessHist: [...r.counts.stalenessHist] });
@@ -337,6 +344,74 @@ describe('skew processor', () => {
       expect(skew.counts('amount')).toMatchObject({ sampled: 11, compared: 11, mismatched: 11 });
       expect(skew.counts('age')).toMatchObject({ sampled: 11, compared: 11, mismatched: 0 });
       expect(await duplicates(registry)).toBe(2);
+    });
+
+    it('predictions merely sharing an id (a producer reusing "0") are all counted, an exact re-send of one still once (found by a review)', async () => {
+      const store = await onlineStore();
+      // 60 entities, amount in euros in the store; every prediction sends it in cents under id "0".
+      await store.write(
+        planWrites(
+          Array.from({ length: 60 }, (_, u) =>
+            validateFeatureEvent(views, {
+              event_id: `reuse-${u}`,
+              view: 'spend',
+              entity_id: `r${u}`,
+              event_time: T0 - 5_000,
+              features: { amount: 10 + u },
+            }),
+          ),
+        ),
+      );
+      const events = Array.from(
+        { length: 60 },
+        (_, u): PredictionEvent => ({
+          ...predictions(1, u)[0]!,
+          prediction_id: '0',
+          entity_id: `r${u}`,
+          features: { amount: (10 + u) * 100 },
+        }),
+      );
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const { logger, lines } = recordingLogger();
+      const { processor, published } = setup(skew, store, 1, { registry, logger });
+      // One window (T0 … T0 + 60 s). Before: the first counted, the other 59 taken for re-sends.
+      await processor.process(await batch(processor, events.slice(0, 30), 0), context());
+      // The second half, then an exact re-send of the 10th (a call retried whole): counted once.
+      await processor.process(await batch(processor, [...events.slice(30), events[9]!], 30), context());
+      expect(skew.counts('amount')).toMatchObject({ sampled: 60, compared: 60, mismatched: 60 });
+      expect(await duplicates(registry)).toBe(1);
+      expect(published.map((a) => [a.feature, a.window_start])).toEqual([['amount', T0]]);
+      // A re-send with another event time in the same window (a call retried with its input) too.
+      await processor.process(await batch(processor, [{ ...events[5]!, event_time: T0 + 59_000 }], 61), context());
+      expect(skew.counts('amount').sampled).toBe(60);
+      expect(lines.filter((l) => l.level === 'warn' && l.msg?.includes('re-send'))).toEqual([]);
+    });
+
+    it('warns, once per partition and interval, when most of a batch was taken for re-sends', async () => {
+      const skew = new MemorySkewStore();
+      const { logger, lines } = recordingLogger();
+      let clock = T0 + 3_600_000;
+      const { processor } = setup(skew, await onlineStore(), 1, { logger, now: () => clock });
+      const events = predictions(20);
+      await processor.process(await batch(processor, events, 0), context());
+      const warned = () => lines.filter((l) => l.level === 'warn' && l.msg?.includes('taken for re-sends'));
+      // 20 re-sends and 2 new predictions: most of the batch.
+      await processor.process(await batch(processor, [...events, ...predictions(2, 20)], 20), context());
+      expect(warned()).toHaveLength(1);
+      expect(warned()[0]!.fields).toMatchObject({ partition: 0, duplicates: 20, sampled: 22, model: 'fraud' });
+      expect(warned()[0]!.msg).toContain('reuse prediction_id');
+      // Again within the interval: left out; 5 minutes on, written with the count left out.
+      await processor.process(await batch(processor, events, 42), context());
+      expect(warned()).toHaveLength(1);
+      clock += 5 * 60_000;
+      await processor.process(await batch(processor, events, 62), context());
+      expect(warned()).toHaveLength(2);
+      expect(warned()[1]!.fields).toMatchObject({ duplicates: 20, duplicatesUnlogged: 20 });
+      // A few re-sends among new predictions: no line.
+      clock += 5 * 60_000;
+      await processor.process(await batch(processor, [...events.slice(0, 5), ...predictions(10, 22)], 82), context());
+      expect(warned()).toHaveLength(2);
     });
 
     it('is known by model, version and window with its id; an empty id is never a re-send (found by a review)', async () => {
@@ -647,6 +722,36 @@ describe('skew processor', () => {
     });
   });
 
+  it('after a change of DRIFTLINE_SKEW_WINDOW, a window starting where an old one did is counted afresh (found by a review)', async () => {
+    const skew = new MemorySkewStore();
+    const store = await onlineStore();
+    // One prediction every 6 s over T0 … T0 + 10 min: offsets 0 … 99 counted in 10-minute windows,
+    // then, restarted with 5-minute windows, offsets 100 … 199 over the same 10 minutes.
+    const events = (from: number) => predictions(100, from).map((e, i) => ({ ...e, event_time: T0 + i * 6_000 }));
+    const tenMinutes = setup(skew, store, 1, { windowMs: 10 * WINDOW });
+    await tenMinutes.processor.process(await decodeAll(tenMinutes.processor, events(0), 0), context());
+    const fiveMinutes = setup(skew, store, 1, { windowMs: 5 * WINDOW });
+    await fiveMinutes.processor.process(await decodeAll(fiveMinutes.processor, events(100), 100), context());
+    // Before: the 5-minute window at T0 read the 10-minute row back as its state (window_end is in
+    // neither the table's key nor the filter) and counted 150 predictions of 10 minutes.
+    const amount = [...skew.rows.values()]
+      .filter((r) => r.feature === 'amount')
+      .map((r) => [r.windowStart - T0, r.windowEnd - T0, r.counts.sampled, r.throughOffset]);
+    expect(amount).toEqual([
+      [0, 5 * WINDOW, 50, 149],
+      [5 * WINDOW, 10 * WINDOW, 50, 199],
+    ]);
+    // Its alert (share 1 of 50) rests on the 5-minute window's own counts.
+    expect(
+      fiveMinutes.published
+        .filter((a) => a.feature === 'amount')
+        .map((a) => [a.window_start, a.window_end, (JSON.parse(a.evidence!) as { compared: number }).compared]),
+    ).toEqual([
+      [T0, T0 + 5 * WINDOW, 50],
+      [T0 + 5 * WINDOW, T0 + 10 * WINDOW, 50],
+    ]);
+  });
+
   it('an online store outage is retriable and writes nothing', async () => {
     const skew = new MemorySkewStore();
     const { store, redis } = await storeGoingDown();
@@ -705,6 +810,67 @@ describe('skew processor', () => {
     // profile rows (T0 − 1 s) are newer than a prediction at T0 − 3 s; spend rows (T0 − 5 s) are not.
     expect(skew.counts('age')).toMatchObject({ sampled: 5, newerRow: 3, missingInStore: 2, compared: 0 });
     expect(skew.counts('amount')).toMatchObject({ sampled: 5, compared: 3, missingInStore: 2 });
+  });
+
+  it("tells rows dated after the read (a feature producer's clock ahead) apart, with a warning naming the view (found by a review)", async () => {
+    // The review's scenario: 50 entities, a feature event every 2 min stamped 5 min ahead, a
+    // prediction every minute serving `amount` in cents (a real unit skew), read at once.
+    let clock = T0;
+    const store = new InMemoryOnlineStore({ now: () => clock });
+    const skew = new MemorySkewStore();
+    const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+    const { logger, lines } = recordingLogger();
+    const { processor } = setup(skew, store, 1, { registry, logger, now: () => clock, recentIds: 0 });
+    let offset = 0;
+    for (let minute = 0; minute < 30; minute++) {
+      clock += 60_000;
+      if (minute % 2 === 0) {
+        await store.write(
+          planWrites(
+            Array.from({ length: 50 }, (_, u) =>
+              validateFeatureEvent(views, {
+                event_id: `f${minute}-${u}`,
+                view: 'spend',
+                entity_id: `a${u}`,
+                event_time: clock + 5 * 60_000,
+                features: { amount: 12.5 },
+              }),
+            ),
+          ),
+        );
+      }
+      const events = Array.from(
+        { length: 50 },
+        (_, u): PredictionEvent => ({
+          ...predictions(1)[0]!,
+          prediction_id: `m${minute}-${u}`,
+          entity_id: `a${u}`,
+          event_time: clock,
+          features: { amount: 1250 },
+        }),
+      );
+      await processor.process(await decodeAll(processor, events, offset), context());
+      offset += 50;
+    }
+    // Still not compared (the store keeps no write time: such a row may have been written after
+    // the prediction), but no longer silent: 1,500 future rows counted, one line per view per 5 min.
+    expect(skew.counts('amount')).toMatchObject({ sampled: 1_500, compared: 0, newerRow: 1_500 });
+    const values = (await registry.getMetricsAsJSON()).find((m) => m.name === 'driftline_skew_values_total')!;
+    expect(values.values.find((v) => v.labels.outcome === 'future_row')?.value).toBe(1_500);
+    const warned = lines.filter((l) => l.level === 'warn' && l.msg?.includes('dated after the skew-monitor read it'));
+    expect(warned).toHaveLength(6); // minutes 1, 6, 11, 16, 21, 26
+    expect(warned[0]!.fields).toMatchObject({ view: 'spend', values: 50, aheadMs: 5 * 60_000 });
+    expect(warned[0]!.msg).toContain('feature view spend');
+    expect(warned[1]!.fields).toMatchObject({ values: 50, valuesUnlogged: 200 });
+    // A row dated after the prediction but not after the read (written since, honest clock): newer_row only.
+    const later = new MemorySkewStore();
+    const registry2 = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+    const honest = setup(later, await onlineStore(), 1, { registry: registry2 });
+    const early = predictions(3).map((e) => ({ ...e, event_time: T0 - 3_000 }));
+    await honest.processor.process(await decodeAll(honest.processor, early), context());
+    expect(later.counts('age')).toMatchObject({ newerRow: 3 });
+    const values2 = (await registry2.getMetricsAsJSON()).find((m) => m.name === 'driftline_skew_values_total')!;
+    expect(values2.values.find((v) => v.labels.outcome === 'future_row')?.value ?? 0).toBe(0);
   });
 
   it('samples by prediction id, skips shadows, and dead-letters only sampled records it cannot compare', async () => {

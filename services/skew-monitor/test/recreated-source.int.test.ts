@@ -98,9 +98,11 @@ describe('skew-monitor over a source topic recreated (real Kafka, registry, Redi
     };
     /** The window's `amount` predictions counted, over every partition (and log). */
     const sampled = async () => {
-      const [total] = await warehouseOn(ch).skewWindows.totals(topic, [
-        { model: 'fraud', version: 'v1', windowStart: T0 },
-      ]);
+      const [total] = await warehouseOn(ch).skewWindows.totals(
+        topic,
+        [{ model: 'fraud', version: 'v1', windowStart: T0 }],
+        WINDOW,
+      );
       return total?.counts.sampled ?? 0;
     };
     /** The count once it reaches `expected`, else (after the wait) what it is. */

@@ -291,9 +291,9 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await store.write([row(0, 25, 9, 2)]);
     await store.write([row(0, 10, 5, 1)]); // a late replay of an older state loses
     const key = { model: 'm', version: 'v', windowStart: T0 };
-    const p0 = await store.partials('t', 0, 0, [key]);
+    const p0 = await store.partials('t', 0, 0, [key], WINDOW);
     expect(p0.map((r) => [r.throughOffset, r.counts.compared, r.counts.expired])).toEqual([[25, 9, 1]]);
-    const [total] = await store.totals('t', [key]);
+    const [total] = await store.totals('t', [key], WINDOW);
     expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 15, expired: 2 });
     expect(total!.counts.stalenessHist[3]).toBe(13);
 
@@ -310,18 +310,33 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       { epoch: 0 },
     ]);
     expect(
-      (await store.partials('t', 0, 1, [key])).map((r) => [r.logEpoch, r.throughOffset, r.counts.compared]),
+      (await store.partials('t', 0, 1, [key], WINDOW)).map((r) => [r.logEpoch, r.throughOffset, r.counts.compared]),
     ).toEqual([[1, 6, 4]]);
-    expect((await store.partials('t', 0, 0, [key])).map((r) => [r.throughOffset, r.counts.compared])).toEqual([
+    expect((await store.partials('t', 0, 0, [key], WINDOW)).map((r) => [r.throughOffset, r.counts.compared])).toEqual([
       [25, 9],
     ]);
-    const [both] = await store.totals('t', [key]);
+    const [both] = await store.totals('t', [key], WINDOW);
     expect(both!.counts).toMatchObject({ compared: 17, mismatched: 9, sampled: 20, expired: 3 });
     expect(both!.counts.stalenessHist[3]).toBe(17);
     // The report reads both tables too.
     const [point] = (await warehouseOn(ch).report({ model: 'm', from: T0, to: T0 + WINDOW })).skew ?? [];
     expect(point).toMatchObject({ compared: 17, mismatched: 9 });
-    expect(await store.totals('t', [{ ...key, windowStart: T0 + WINDOW }])).toEqual([]);
+    expect(await store.totals('t', [{ ...key, windowStart: T0 + WINDOW }], WINDOW)).toEqual([]);
+    // DRIFTLINE_SKEW_WINDOW doubled (topic t2): a window of the new length starting at T0 is
+    // another window; neither length's partials nor totals take up the other's rows (window_end is
+    // not in the table's key: before, the new length's state and totals were the old window's).
+    await store.write([
+      { ...row(0, 10, 5, 1), topic: 't2' },
+      { ...row(1, 40, 30, 30), topic: 't2', windowEnd: T0 + 2 * WINDOW },
+    ]);
+    expect((await store.partials('t2', 1, 0, [key], WINDOW)).map((r) => r.throughOffset)).toEqual([]);
+    expect((await store.partials('t2', 1, 0, [key], 2 * WINDOW)).map((r) => r.throughOffset)).toEqual([40]);
+    expect((await store.totals('t2', [key], WINDOW)).map((t) => [t.counts.compared, t.counts.mismatched])).toEqual([
+      [5, 1],
+    ]);
+    expect((await store.totals('t2', [key], 2 * WINDOW)).map((t) => [t.counts.compared, t.counts.mismatched])).toEqual([
+      [30, 30],
+    ]);
 
     // The release sweep's read: windows by end, their latest write over partitions and features,
     // paged in (window_end, model, version, window_start) order, bounded by the end given.

@@ -219,16 +219,24 @@ export interface SkewWindowStore {
   latestLog(topic: string, partition: number): Promise<SkewLog>;
   /**
    * The current rows of one source partition for these windows, of one of its logs (its state
-   * after a restart or rebalance).
+   * after a restart or rebalance). Only windows `windowMs` long: after a change of the window
+   * length (DRIFTLINE_SKEW_WINDOW), a row of an old window starting where a new one does is not
+   * the new one's state (window_end is in neither the table's key nor, before, this filter: a
+   * 5-minute window took up a 10-minute one's counts; a review).
    */
   partials(
     topic: string,
     partition: number,
     logEpoch: number,
     keys: readonly SkewWindowKey[],
+    windowMs: number,
   ): Promise<SkewPartialRow[]>;
-  /** Window counts summed over every partition and log epoch of `topic`, for these windows and features. */
-  totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]>;
+  /**
+   * Window counts summed over every partition and log epoch of `topic`, for these windows and
+   * features, of windows `windowMs` long only (as `partials`: rows of another window length are
+   * another window).
+   */
+  totals(topic: string, keys: readonly SkewWindowKey[], windowMs: number): Promise<SkewTotalsRow[]>;
   /**
    * Windows of `topic` after `after` whose end is at most `upTo`, in (window_end, model, version,
    * window_start) order, at most `limit` (at most 500). `windowMs` bounds their start for the table's
@@ -266,6 +274,12 @@ const SUM_COLUMNS = `sum(sampled) AS sampled, sum(compared) AS compared, sum(mis
   sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
   sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
   sum(newer_row) AS newer_row, sum(expired) AS expired, sumForEach(staleness_hist) AS staleness_hist`;
+
+/**
+ * A row's window is `{windowMs}` long: windows of another length (DRIFTLINE_SKEW_WINDOW changed)
+ * may start at the same time and share the table's key, which has no window_end.
+ */
+const WINDOW_LENGTH_IS = `toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start) = {windowMs:Int64}`;
 
 /** Bytes a window key adds to the three arrays in the URL (its start: digits and a comma). */
 const keyUrlBytes = (k: SkewWindowKey) =>
@@ -337,6 +351,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     partition: number,
     logEpoch: number,
     keys: readonly SkewWindowKey[],
+    windowMs: number,
   ): Promise<SkewPartialRow[]> {
     const out: SkewPartialRow[] = [];
     const from =
@@ -363,8 +378,9 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
            AND source_topic = {topic:String} AND source_partition = {partition:UInt32}
            AND model IN {models:Array(String)}
            AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
-                   (model, model_version, toUnixTimestamp64Milli(window_start)))`,
-        { topic, partition, logEpoch, ...keyParams(chunk) },
+                   (model, model_version, toUnixTimestamp64Milli(window_start)))
+           AND ${WINDOW_LENGTH_IS}`,
+        { topic, partition, logEpoch, windowMs, ...keyParams(chunk) },
       );
       for (const r of rows) {
         out.push({
@@ -435,7 +451,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     }));
   }
 
-  async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
+  async totals(topic: string, keys: readonly SkewWindowKey[], windowMs: number): Promise<SkewTotalsRow[]> {
     const out: SkewTotalsRow[] = [];
     // The keys travel in the URL: chunks by their encoded bytes.
     for (const chunk of chunksByUrlBytes(keys, keyUrlBytes)) {
@@ -448,12 +464,13 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
            `source_topic = {topic:String}
              AND model IN {models:Array(String)}
              AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
-                     (model, model_version, toUnixTimestamp64Milli(window_start)))`,
+                     (model, model_version, toUnixTimestamp64Milli(window_start)))
+             AND ${WINDOW_LENGTH_IS}`,
            SKEW_WINDOW_TABLES,
            ROW_COLUMNS_0690,
          )})
          GROUP BY model, model_version, window_start, feature`,
-        { topic, ...keyParams(chunk) },
+        { topic, windowMs, ...keyParams(chunk) },
       );
       for (const r of rows) {
         out.push({

@@ -152,6 +152,17 @@ function compareColumns(referenceRead: Column, currentRead: Column, options: Dri
         `column ${quotedName(reference.name)}: ${TIME_KINDS[kind].what} in the ${numeric} but text in the ${text} that is not ISO-8601${bad === undefined ? '' : ` (such as ${JSON.stringify(bad.slice(0, 40))})`} — write those values as ISO-8601 (${TIME_KINDS[kind].example}, as pandas writes them), or leave the column out with ${suggestedOption('--ignore', reference.name)}`,
       );
     }
+    if (
+      textColumn.kind === 'categorical' &&
+      numericColumn.kind === 'numeric' &&
+      booleansAgainstBits(textColumn, numericColumn)
+    ) {
+      // Not --categorical: `1` and `0` against `true` and `false` share no category (PSI 17.7 on identical data).
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `column ${quotedName(reference.name)}: true/false in the ${text} but 1/0 in the ${numeric} — convert one side (the booleans to 1/0, or the 1/0 to true/false), or leave the column out with ${suggestedOption('--ignore', reference.name)}`,
+      );
+    }
     const sample = textColumn.kind === 'categorical' ? textSample(textColumn.values) : undefined;
     // --numeric would only move the error to the first text cell; --categorical always compares.
     throw new DriftlineError(
@@ -299,6 +310,13 @@ export function missingAsKindOf(like: Column, column: Column): Column {
 function textSample(values: ReadonlyArray<string | null>): string | undefined {
   for (const v of values) if (v !== null && isTextNumber(parseNumberText(v), v)) return v.slice(0, 40);
   return undefined;
+}
+
+/** A boolean column (`true` / `false`, as every reader keys bools) against one of only 0 and 1. */
+function booleansAgainstBits(text: Column & { kind: 'categorical' }, numbers: Column & { kind: 'numeric' }): boolean {
+  for (const v of text.values) if (v !== null && v !== 'true' && v !== 'false') return false;
+  for (const x of numbers.values) if (x !== 0 && x !== 1 && !Number.isNaN(x)) return false;
+  return true;
 }
 
 function hasNumber(column: Column): boolean {

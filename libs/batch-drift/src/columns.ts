@@ -43,6 +43,29 @@ export interface TableOptions {
   readonly categorical?: readonly string[];
   /** These columns must be numbers: a present value that is not one is an error naming its line. */
   readonly numeric?: readonly string[];
+  /** Most rows a text column may have (default `MAX_TEXT_ROWS`; a lower one for tests). */
+  readonly maxTextRows?: number;
+}
+
+/**
+ * Most rows a text (categorical) column may have: its cells are one JavaScript array, and V8 ends
+ * the process ("Fatal JavaScript invalid size error", exit 133) on one of about 134 million
+ * entries; a CSV column of 140 million `a`/`b` cells did. Numeric columns are typed arrays (no
+ * such bound).
+ */
+export const MAX_TEXT_ROWS = 100_000_000;
+
+/** Refuses a text column of more than `limit` rows (`MAX_TEXT_ROWS`): one line naming it. */
+export function checkTextRows(source: string, name: string, rows: number, limit = MAX_TEXT_ROWS): void {
+  if (rows > limit) throw tooManyTextRows(source, name, limit);
+}
+
+/** The error of `checkTextRows`. */
+export function tooManyTextRows(source: string, name: string, limit = MAX_TEXT_ROWS): DriftlineError {
+  return new DriftlineError(
+    'BAD_REQUEST',
+    `${source}: more than ${limit.toLocaleString('en-US')} rows in text column ${quotedName(name)} — sample it`,
+  );
 }
 
 /** Characters of a column name an error line shows: a 200,000-character header made a 200 KB line. */
@@ -123,7 +146,28 @@ export function shellWord(word: string): string {
  * (`shortName`) cannot be copied from it, so the line says to give its full name instead.
  */
 export function suggestedOption(option: string, name: string): string {
-  return name.length > NAME_CHARS ? `${option} and the column's full name` : `${option} ${shellWord(listItem(name))}`;
+  if (name.length > NAME_CHARS) return `${option} and the column's full name`;
+  // An error line shows a control character escaped (`\u001b`, `printable` of @driftline/core):
+  // copied from it, a quoted word would be another name.
+  if (hasControl(name)) return `${option} and the column's name (it holds control characters)`;
+  return `${option} ${shellWord(listItem(name))}`;
+}
+
+/** Whether `text` holds a character `printable` (@driftline/core) escapes: C0, DEL, C1, bidi controls. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (
+      c < 0x20 ||
+      (c >= 0x7f && c <= 0x9f) ||
+      c === 0x200e ||
+      c === 0x200f ||
+      (c >= 0x202a && c <= 0x202e) ||
+      (c >= 0x2066 && c <= 0x2069)
+    )
+      return true;
+  }
+  return false;
 }
 
 /** pandas' default `na_values` (read_csv's STR_NA_VALUES, pandas 2.3), exactly as written. */
@@ -350,6 +394,7 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
   return resolveSelection(header, options, source).map((i) => {
     const column = columns[i]!;
     if (column.kind === 'numeric' && options.categorical?.includes(column.name)) {
+      checkTextRows(source, column.name, column.values.length, options.maxTextRows);
       const text = (x: number) => (Number.isNaN(x) ? null : column.integerText ? integerText(x) : floatText(x));
       return { name: column.name, kind: 'categorical', values: Array.from(column.values, text) };
     }

@@ -7,11 +7,13 @@ import {
   decodeCell,
   isMissingCell,
   isNegativeInfinityText,
+  MAX_TEXT_ROWS,
   NOT_A_NUMBER,
   parseNumberCell,
   quotedName,
   resolveSelection,
   type TableOptions,
+  tooManyTextRows,
 } from './columns.js';
 
 /** How `csvColumns` reads a CSV file. */
@@ -158,6 +160,8 @@ class CsvReader {
     let rowStarts = new Float64Array(capacity);
     let rows = 0;
     const dataStart = this.pos;
+    // A text column holds one JS array entry per row: refused past this, before V8 aborts (~134M).
+    const maxTextRows = options.maxTextRows ?? MAX_TEXT_ROWS;
     const bytes = this.bytes;
     const n = bytes.length;
     const delimiter = this.delimiter;
@@ -200,6 +204,7 @@ class CsvReader {
                 `${this.source}: line ${this.recordLine}: column ${quotedName(header[selection[slot]!]!)} is forced numeric but holds ${JSON.stringify(cell.slice(0, 40))} — fix the value or drop the column from --numeric`,
               );
             }
+            if (rows >= maxTextRows) throw tooManyTextRows(this.source, header[selection[slot]!]!, maxTextRows);
             const values = new Array<string | null>(rows);
             values[rows] = cell;
             texts[slot] = values;
@@ -211,6 +216,8 @@ class CsvReader {
           }
         } else {
           atEnd = this.readField();
+          if (slot >= 0 && rows >= maxTextRows)
+            throw tooManyTextRows(this.source, header[selection[slot]!]!, maxTextRows);
           if (slot >= 0) texts[slot]!.push(this.escaped ? this.missingOrText(this.text) : this.interned());
         }
         field++;

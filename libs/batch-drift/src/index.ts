@@ -10,7 +10,9 @@ export {
 export {
   applyTableOptions,
   type Column,
+  checkTextRows,
   listItem,
+  MAX_TEXT_ROWS,
   parseNameList,
   quotedName,
   shellWord,

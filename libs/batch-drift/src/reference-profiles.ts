@@ -1,7 +1,7 @@
 import { DriftlineError } from '@driftline/core';
 import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
-import { type Column, quotedName } from './columns.js';
+import { type Column, quotedName, suggestedOption } from './columns.js';
 import { csvColumns } from './csv.js';
 import { atMarkedWidth, markedWidth } from './narrow-float.js';
 
@@ -67,6 +67,14 @@ export function profilesFromColumns(
       );
     }
     profiledFrom.set(feature, column.name);
+    const present =
+      column.kind === 'numeric' ? column.values.some((x) => !Number.isNaN(x)) : column.values.some((v) => v !== null);
+    if (!present) {
+      throw new DriftlineError(
+        'VALIDATION_FAILED',
+        `${source} column ${quotedName(column.name)}: every cell is missing — nothing to profile; leave it out with ${suggestedOption('--exclude', column.name)}`,
+      );
+    }
     try {
       // A float32/16 column at its shortest digits: the Parquet and its CSV give one profile. A
       // float64 column as it is: read at float32 digits, its widened float32 values (a pandas

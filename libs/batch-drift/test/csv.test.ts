@@ -8,6 +8,7 @@ import {
   applyTableOptions,
   type Column,
   csvColumns,
+  MAX_TEXT_ROWS,
   profilesFromColumns,
   profilesFromCsv,
   typeColumns,
@@ -325,6 +326,42 @@ describe('csvColumns', () => {
         /^column "x" is given to both --categorical and --numeric/,
       );
     });
+  });
+});
+
+describe('a text column of more rows than MAX_TEXT_ROWS (found by a review)', () => {
+  // 140M rows of `a`/`b` killed Node (V8: "Fatal JavaScript invalid size error", exit 133). The bound
+  // is 100,000,000 (MAX_TEXT_ROWS); a lower one here, so the file is small.
+  const rows = (n: number, cell: (r: number) => string) => Array.from({ length: n }, (_, r) => cell(r)).join('\n');
+
+  it('refuses it in one line naming the file and column, one row over the bound', () => {
+    const text = `x,c\n${rows(4, (r) => `${r},${r % 2 === 0 ? 'a' : 'b'}`)}\n`;
+    expect(csvColumns(text, 'f.csv', { maxTextRows: 4 }).map((c) => c.kind)).toEqual(['numeric', 'categorical']);
+    const e = error(() => csvColumns(text, 'f.csv', { maxTextRows: 3 }));
+    expect(e).toBeInstanceOf(DriftlineError);
+    expect(e.code).toBe('BAD_REQUEST');
+    expect(e.message).toBe('f.csv: more than 3 rows in text column "c" — sample it');
+    // Numbers have no such bound; a column that turns to text past the bound, or forced categorical, has.
+    expect(csvColumns(text, 'f.csv', { maxTextRows: 3, columns: ['x'] })[0]!.values).toHaveLength(4);
+    expect(error(() => csvColumns(text, 'f.csv', { maxTextRows: 3, categorical: ['x'] })).message).toBe(
+      'f.csv: more than 3 rows in text column "x" — sample it',
+    );
+    const late = `x\n${rows(4, (r) => (r === 3 ? 'z' : String(r)))}\n`;
+    expect(error(() => csvColumns(late, 'f.csv', { maxTextRows: 3 })).message).toBe(
+      'f.csv: more than 3 rows in text column "x" — sample it',
+    );
+    expect(csvColumns(late, 'f.csv', { maxTextRows: 4 })[0]!.kind).toBe('categorical');
+  });
+
+  it('applyTableOptions refuses a long number column forced categorical', () => {
+    const columns: Column[] = [{ name: 't', kind: 'numeric', values: new Float64Array(4) }];
+    expect(error(() => applyTableOptions(columns, { categorical: ['t'], maxTextRows: 3 }, 'f.parquet')).message).toBe(
+      'f.parquet: more than 3 rows in text column "t" — sample it',
+    );
+  });
+
+  it('the default bound is 100,000,000', () => {
+    expect(MAX_TEXT_ROWS).toBe(100_000_000);
   });
 });
 

@@ -42,6 +42,11 @@ describe('listItem and suggestedOption', () => {
     expect(suggestedOption('--ignore', name)).toBe(suggestion);
   });
 
+  it('a name holding control characters is not offered as a word (the error line shows them escaped; a review)', () => {
+    for (const name of ['a\tb', 'x\u001b[2J', 'new\nline', 'rtl\u202e'])
+      expect(suggestedOption('--ignore', name)).toBe("--ignore and the column's name (it holds control characters)");
+  });
+
   it('a name longer than an error line shows is not offered as a cut word', () => {
     expect(suggestedOption('--ignore', 'n'.repeat(81))).toBe("--ignore and the column's full name");
   });

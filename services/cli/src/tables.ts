@@ -4,10 +4,12 @@ import { gunzipSync } from 'node:zlib';
 import {
   applyTableOptions,
   type Column,
+  checkTextRows,
   csvColumns,
   type FloatBits,
   floatText,
   integerText,
+  MAX_TEXT_ROWS,
   quotedName,
   suggestedOption,
   type TimeKind,
@@ -85,6 +87,7 @@ function fileProblem(error: unknown): string {
  * bytes, and at most `maxBytes` once unzipped.
  */
 export function readBytes(path: string, maxBytes = MAX_TABLE_BYTES): Buffer {
+  if (path === '-') throw badInput(path, 'a table is read from a file, not from standard input', 'name a file');
   let bytes: Buffer;
   try {
     const stat = statSync(path);
@@ -150,7 +153,7 @@ export async function readTableAndHeader(path: string, options: ReadOptions = {}
   if (format === 'csv') {
     const delimiter = options.delimiter ?? (/\.tsv(\.gz)?$/i.test(path) ? '\t' : undefined);
     const csvOptions = delimiter === undefined ? {} : { delimiter };
-    const columns = csvColumns(bytes, path, { ...options, ...csvOptions });
+    const columns = csvTable(bytes, path, { ...options, ...csvOptions });
     // The header record alone, read by the same reader: the file has just been read whole, so it is valid.
     const header = csvColumns(bytes.subarray(0, csvHeaderEnd(bytes, delimiter)), path, csvOptions).map((c) => c.name);
     return { columns, header };
@@ -166,11 +169,35 @@ export async function readTableAndHeader(path: string, options: ReadOptions = {}
     return (options.columns === undefined || options.columns.includes(name)) && !(options.ignore ?? []).includes(name);
   };
   const asText = (name: string) => options.categorical?.includes(name) ?? false;
+  const maxTextRows = options.maxTextRows ?? MAX_TEXT_ROWS;
   const columns =
     format === 'arrow'
-      ? await arrowColumns(bytes, path, wanted, asText)
-      : await parquetColumns(bytes, path, wanted, asText);
+      ? await arrowColumns(bytes, path, wanted, asText, maxTextRows)
+      : await parquetColumns(bytes, path, wanted, asText, maxTextRows);
   return { columns: applyTableOptions(columns, options, path), header };
+}
+
+/**
+ * `csvColumns`, and when the file is not CSV but a Parquet or Arrow file under a CSV name (its magic
+ * bytes at both ends), an error that says so: it was "line 1: bytes that are not UTF-8".
+ */
+function csvTable(bytes: Buffer, path: string, options: ReadOptions): Column[] {
+  try {
+    return csvColumns(bytes, path, options);
+  } catch (error) {
+    const ends = (magic: Buffer) =>
+      bytes.length >= 2 * magic.length &&
+      bytes.subarray(0, magic.length).equals(magic) &&
+      bytes.subarray(bytes.length - magic.length).equals(magic);
+    const format = ends(PARQUET_MAGIC) ? 'Parquet' : ends(ARROW_FILE_MAGIC) ? 'Arrow' : undefined;
+    if (format === undefined) throw error;
+    throw badInput(
+      path,
+      `a ${format} file (it starts and ends with ${format === 'Parquet' ? 'PAR1' : 'ARROW1'}), not CSV`,
+      `name it ${format === 'Parquet' ? '.parquet' : '.arrow'} (the name decides the format)`,
+      error,
+    );
+  }
 }
 
 const QUOTE = 0x22;
@@ -237,7 +264,13 @@ const epochMsOf = {
  */
 type Wanted = (name: string) => boolean;
 
-async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText: Wanted): Promise<Column[]> {
+async function arrowColumns(
+  bytes: Buffer,
+  path: string,
+  wanted: Wanted,
+  asText: Wanted,
+  maxTextRows: number,
+): Promise<Column[]> {
   // Loaded on demand: apache-arrow alone takes longer to load than a CSV of a few MB to read.
   const arrow = await import('apache-arrow');
   const table = arrowTable(arrow, bytes, path);
@@ -260,7 +293,7 @@ async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText:
     ) {
       throw nestedColumn(path, field.name, String(arrow.Type[type.typeId]).toLowerCase());
     }
-    columns.push(arrowColumn(arrow, path, field.name, type, table.getChildAt(i)!, asText(field.name)));
+    columns.push(arrowColumn(arrow, path, field.name, type, table.getChildAt(i)!, asText(field.name), maxTextRows));
   });
   return columns;
 }
@@ -300,6 +333,17 @@ function arrowTable(arrow: Arrow, bytes: Buffer, path: string): InstanceType<Arr
     return schema === null || schema === undefined ? new arrow.Table() : new arrow.Table(schema, []);
   } catch (error) {
     const message = (error as Error).message;
+    // A type apache-arrow's reader does not know (RunEndEncoded, views) fails the schema itself: no
+    // column is known yet, so neither its name nor --ignore can help; not the file's fault either.
+    const unknownType = /Unrecognized type: "(\w+)"/.exec(message)?.[1];
+    if (unknownType !== undefined) {
+      throw badInput(
+        path,
+        `holds a column of Arrow type ${unknownType}, which the Arrow reader cannot read`,
+        `write that column decoded to a plain type (pyarrow: ${unknownType === 'RunEndEncoded' ? 'pyarrow.compute.run_end_decode' : 'cast it'}), or write the table as Parquet`,
+        error,
+      );
+    }
     // apache-arrow's JS reader has no lz4/zstd: only then is rewriting it uncompressed the answer.
     const compressed = /codec|compress/i.test(message);
     throw badInput(
@@ -346,6 +390,7 @@ function arrowColumn(
   type: ArrowVector['type'],
   vector: ArrowVector,
   asText: boolean,
+  maxTextRows: number,
 ): Column {
   const cell = numericCell(arrow, type, vector);
   const { DataType, Precision } = arrow;
@@ -359,6 +404,7 @@ function arrowColumn(
           ? 32
           : 64
       : undefined;
+    checkTextRows(path, name, vector.length, maxTextRows);
     const values: Array<string | null> = [];
     for (let r = 0; r < vector.length; r++) {
       if (!vector.isValid(r)) values.push(null);
@@ -388,6 +434,7 @@ function arrowColumn(
       ...(float === undefined ? {} : { float }),
     };
   }
+  checkTextRows(path, name, vector.length, maxTextRows);
   const values: Array<string | null> = [];
   for (let r = 0; r < vector.length; r++) values.push(cellText(vector.get(r), path, name, r));
   return { name, kind: 'categorical', values };
@@ -466,12 +513,33 @@ function storedValues(vector: ArrowVector): Array<bigint | number> {
 /**
  * An Arrow decimal (its unscaled two's-complement integer, little-endian 32-bit words) as the number
  * nearest to its decimal text: apache-arrow's `bigNumToNumber` threw for an integer part beyond 2^53
- * (a decimal128(38, 0) id was an "internal error"); the Parquet reader rounds such values the same way.
+ * (a decimal128(38, 0) id was an "internal error").
  */
 function decimalValue(words: Uint32Array, bitWidth: number, scale: number): number {
   let unscaled = 0n;
   for (let i = words.length - 1; i >= 0; i--) unscaled = (unscaled << 32n) | BigInt(words[i]!);
-  unscaled = BigInt.asIntN(bitWidth, unscaled);
+  return decimalNumber(BigInt.asIntN(bitWidth, unscaled), scale);
+}
+
+/**
+ * A Parquet decimal's stored unscaled integer (INT32, INT64, or big-endian two's-complement bytes)
+ * as the number nearest to its decimal text, as `decimalValue` makes an Arrow one.
+ */
+function parquetDecimalValue(stored: unknown, scale: number): number {
+  if (typeof stored === 'number' || typeof stored === 'bigint') return decimalNumber(BigInt(stored), scale);
+  const bytes = stored as Uint8Array;
+  if (bytes.length === 0) return 0;
+  let unscaled = 0n;
+  for (const b of bytes) unscaled = (unscaled << 8n) | BigInt(b);
+  return decimalNumber(BigInt.asIntN(bytes.length * 8, unscaled), scale);
+}
+
+/**
+ * `unscaled × 10^-scale` rounded once, to the double nearest the exact decimal (through its text):
+ * `Number(unscaled) / 10 ** scale` rounds twice (hyparquet's way), off by one ulp for 41 of 300
+ * decimal128(38, 30) values, which drifted against the same column read from Arrow.
+ */
+function decimalNumber(unscaled: bigint, scale: number): number {
   if (scale <= 0) return Number(`${unscaled}e${-scale}`);
   const negative = unscaled < 0n;
   const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
@@ -520,7 +588,13 @@ function cellText(v: unknown, path: string, name: string, row: number): string |
   return String(v);
 }
 
-async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asText: Wanted): Promise<Column[]> {
+async function parquetColumns(
+  bytes: Buffer,
+  path: string,
+  wanted: Wanted,
+  asText: Wanted,
+  maxTextRows: number,
+): Promise<Column[]> {
   const [{ parquetMetadata, parquetRead, parquetSchema }, { compressors }] = await Promise.all([
     import('hyparquet'),
     import('hyparquet-compressors'),
@@ -542,6 +616,39 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
     }
     const elements = top.filter((c) => c.children.length === 0 && wanted(c.element.name)).map((c) => c.element);
     const names = elements.map((e) => e.name);
+    const isDecimal = (e: (typeof elements)[number]) =>
+      e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL';
+    // A text column of too many rows, refused from the metadata before a minute of reading (a 1.3 MB
+    // file of 150M dictionary-encoded strings then failed as "not a readable Parquet file").
+    for (const e of elements) {
+      const number =
+        ['INT32', 'INT64', 'INT96', 'FLOAT', 'DOUBLE'].includes(e.type ?? '') ||
+        isDecimal(e) ||
+        e.logical_type?.type === 'FLOAT16';
+      if (!number || asText(e.name)) checkTextRows(path, e.name, rows, maxTextRows);
+    }
+    // Decimals of more than 15 digits read as their stored unscaled integers and made numbers here
+    // (`parquetDecimalValue`, rounded once, as the Arrow reader does): hyparquet's
+    // `Number(unscaled) / 10 ** scale` rounds twice. Up to 15 digits (and scale 0 to 22) that is
+    // exact-rounded already. A BYTE_ARRAY decimal stays hyparquet's (its raw bytes would be read as text).
+    const rawDecimals = new Map<string, number>();
+    for (const e of elements) {
+      const scale = e.scale ?? 0;
+      if (isDecimal(e) && e.type !== 'BYTE_ARRAY' && ((e.precision ?? 38) > 15 || scale < 0 || scale > 22))
+        rawDecimals.set(e.name, scale);
+    }
+    const raw = new Set(elements.filter((e) => rawDecimals.has(e.name)));
+    const readMetadata =
+      raw.size === 0
+        ? metadata
+        : {
+            ...metadata,
+            schema: metadata.schema.map((e) => {
+              if (!raw.has(e)) return e;
+              const { converted_type: _converted, logical_type: _logical, ...plain } = e;
+              return plain;
+            }),
+          };
     const isTime = (e: (typeof elements)[number]) =>
       e.type === 'INT96' ||
       ['TIMESTAMP', 'DATE', 'TIME'].includes(e.logical_type?.type ?? '') ||
@@ -576,8 +683,7 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
         );
     }
     // A decimal stored as INT32/INT64 holds its unscaled integer: an integer only with scale 0.
-    const isFraction = (e: (typeof elements)[number]) =>
-      (e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL') && (e.scale ?? 0) !== 0;
+    const isFraction = (e: (typeof elements)[number]) => isDecimal(e) && (e.scale ?? 0) !== 0;
     const integerTyped = new Set(
       elements
         .filter((e) => (e.type === 'INT32' || e.type === 'INT64') && !isTime(e) && !isFraction(e))
@@ -592,7 +698,7 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
     const chunks = new Map<string, Array<{ data: ArrayLike<unknown>; rowStart: number; rowEnd: number }>>();
     await parquetRead({
       file,
-      metadata,
+      metadata: readMetadata,
       compressors,
       columns: names,
       parsers: {
@@ -604,18 +710,45 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
       },
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
-        list.push({ data: chunk.columnData as ArrayLike<unknown>, rowStart: chunk.rowStart, rowEnd: chunk.rowEnd });
+        const scale = rawDecimals.get(chunk.columnName);
+        const stored = chunk.columnData as ArrayLike<unknown>;
+        let data: ArrayLike<unknown> = stored;
+        if (scale !== undefined) {
+          const numbers = new Float64Array(stored.length);
+          for (let i = 0; i < stored.length; i++) {
+            const v = stored[i];
+            numbers[i] = v === null || v === undefined ? Number.NaN : parquetDecimalValue(v, scale);
+          }
+          data = numbers;
+        }
+        list.push({ data, rowStart: chunk.rowStart, rowEnd: chunk.rowEnd });
         chunks.set(chunk.columnName, list);
       },
     });
     return names.map((name) => {
-      const cells: unknown[] = new Array(rows).fill(null);
-      for (const c of chunks.get(name) ?? []) {
-        for (let r = c.rowStart; r < Math.min(c.rowEnd, rows); r++) cells[r] = c.data[r - c.rowStart];
-      }
-      const numeric = cells.every(
-        (v) => v === null || v === undefined || typeof v === 'number' || typeof v === 'bigint',
-      );
+      // Each row's cell from its chunk, in row order; a row no chunk holds is missing. No array of
+      // every cell first: a numeric column of more than ~134M rows was one (V8's bound on an array).
+      const parts = (chunks.get(name) ?? []).sort((a, b) => a.rowStart - b.rowStart);
+      const each = (visit: (v: unknown, r: number) => void) => {
+        for (const c of parts) {
+          for (let r = c.rowStart; r < Math.min(c.rowEnd, rows); r++) visit(c.data[r - c.rowStart], r);
+        }
+      };
+      const numeric = parts.every((c) => {
+        for (let i = 0; i < c.data.length; i++) {
+          const v = c.data[i];
+          if (!(v === null || v === undefined || typeof v === 'number' || typeof v === 'bigint')) return false;
+        }
+        return true;
+      });
+      const texts = (text: (v: unknown, r: number) => string | null) => {
+        checkTextRows(path, name, rows, maxTextRows);
+        const values = new Array<string | null>(rows).fill(null);
+        each((v, r) => {
+          values[r] = text(v, r);
+        });
+        return values;
+      };
       const bits = floatBits.get(name);
       if (numeric && asText(name) && (bits !== undefined || integerTyped.has(name))) {
         const text = (v: unknown) =>
@@ -624,13 +757,14 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
             : bits === undefined
               ? integerText(v as bigint | number)
               : floatText(Number(v), bits);
-        return { name, kind: 'categorical' as const, values: cells.map(text) };
+        return { name, kind: 'categorical' as const, values: texts(text) };
       }
       if (numeric) {
         const toNumber = timeOfDay.get(name) ?? Number;
-        const values = new Float64Array(rows);
-        for (let r = 0; r < rows; r++)
-          values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : toNumber(cells[r] as bigint | number);
+        const values = new Float64Array(rows).fill(Number.NaN);
+        each((v, r) => {
+          values[r] = v === null || v === undefined ? Number.NaN : toNumber(v as bigint | number);
+        });
         const time = timeKinds.get(name);
         return {
           name,
@@ -642,7 +776,7 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
           ...(bits === 16 || bits === 32 ? { float: bits } : {}),
         };
       }
-      return { name, kind: 'categorical' as const, values: cells.map((v, r) => cellText(v, path, name, r)) };
+      return { name, kind: 'categorical' as const, values: texts((v, r) => cellText(v, path, name, r)) };
     });
   } catch (error) {
     if (error instanceof DriftlineError) throw error;

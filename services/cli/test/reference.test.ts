@@ -2,11 +2,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DriftlineError } from '@driftline/core';
+import { ConfigError, DriftlineError } from '@driftline/core';
 import { PREDICTION_FEATURE, type ReferenceSet } from '@driftline/drift';
 import { createSummary, ksFromSummary, type NumericReferenceProfile, psiFromSummary } from '@driftline/stats';
 import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
+import { referenceCommand } from '../src/commands/reference.js';
+import { describeError } from '../src/describe-error.js';
 import { buildAndStoreReference } from '../src/index.js';
 
 /** The port's smallest honest implementation: keeps what was saved. */
@@ -81,6 +83,37 @@ describe('buildAndStoreReference (`driftline reference`)', () => {
         e instanceof DriftlineError &&
         e.code === 'BAD_REQUEST' &&
         e.message === `${file}: no such file — check the path`,
+    );
+    expect(references.saved).toEqual([]);
+  });
+
+  it('options leaving no column are a usage error naming the option, as in drift (it blamed a 500-row file)', async () => {
+    const file = join(dir, 'one-column.csv');
+    writeFileSync(file, `x\n${Array.from({ length: 500 }, (_, i) => i).join('\n')}\n`);
+    for (const option of ['--exclude', '--ignore']) {
+      const error = await referenceCommand(['--model', 'm', '--version', 'v1', '--file', file, option, 'x']).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, option).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).field).toBe(option);
+      expect(describeError(error, 'driftline reference --help')).toEqual({
+        line: `${option}: leaves no column to profile — check --columns, --ignore and --exclude`,
+        code: 2,
+      });
+    }
+  });
+
+  it('a column with every cell missing says to leave it out with --exclude, as drift says --ignore', async () => {
+    const file = join(dir, 'all-null.csv');
+    writeFileSync(file, 'x,y\n1,\n2,NA\n3,\n');
+    const references = memoryReferences();
+    const error = await buildAndStoreReference({ references, model: 'm', version: 'v1', file }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(describeError(error, 'driftline reference --help').line).toBe(
+      `${file} column "y": every cell is missing — nothing to profile; leave it out with --exclude y`,
     );
     expect(references.saved).toEqual([]);
   });

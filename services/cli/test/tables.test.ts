@@ -583,6 +583,72 @@ describe('typed tables against their CSV, damaged Arrow files (found by a review
   });
 });
 
+describe('text columns of too many rows, Parquet decimals (found by a review)', () => {
+  it.each(['table.csv', 'table-none.parquet', 'table.arrow'])(
+    '%s: a text column over the row bound is one line naming it (V8 aborted past ~134M entries)',
+    async (name) => {
+      // The bound is MAX_TEXT_ROWS (100,000,000); 5 here, one row under the fixture's 6.
+      await expect(readTable(fixture(name), { maxTextRows: 5 })).rejects.toThrow(
+        new DriftlineError('BAD_REQUEST', `${fixture(name)}: more than 5 rows in text column "color" — sample it`),
+      );
+      // A number column forced categorical is text too; numeric columns have no such bound.
+      await expect(readTable(fixture(name), { maxTextRows: 5, columns: ['n'], categorical: ['n'] })).rejects.toThrow(
+        'more than 5 rows in text column "n"',
+      );
+      expect(await readTable(fixture(name), { maxTextRows: 5, columns: ['x', 'n'] })).toHaveLength(2);
+      expect(await readTable(fixture(name), { maxTextRows: 6 })).toHaveLength(6);
+    },
+  );
+
+  it('`-` (standard input) is refused in one line, and a Parquet or Arrow file named .csv is named as such', async () => {
+    await expect(readTable('-')).rejects.toThrow(
+      new DriftlineError('BAD_REQUEST', '-: a table is read from a file, not from standard input — name a file'),
+    );
+    for (const [from, format, magic, rename] of [
+      ['table-none.parquet', 'Parquet', 'PAR1', '.parquet'],
+      ['table.arrow', 'Arrow', 'ARROW1', '.arrow'],
+    ] as const) {
+      const path = join(dir, `${format}-named.csv`);
+      writeFileSync(path, readFileSync(fixture(from)));
+      await expect(readTable(path)).rejects.toThrow(
+        new DriftlineError(
+          'BAD_REQUEST',
+          `${path}: a ${format} file (it starts and ends with ${magic}), not CSV — name it ${rename} (the name decides the format)`,
+        ),
+      );
+    }
+  });
+
+  it('an Arrow column of a type the reader does not know is named by its type, not blamed on the file', async () => {
+    // fixtures/make-run-end.py: a run-end encoded column (apache-arrow JS cannot decode its schema).
+    await expect(readTable(fixture('run-end.arrow'))).rejects.toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        `${fixture('run-end.arrow')}: holds a column of Arrow type RunEndEncoded, which the Arrow reader cannot read — write that column decoded to a plain type (pyarrow: pyarrow.compute.run_end_decode), or write the table as Parquet`,
+      ),
+    );
+  });
+
+  it('Parquet decimals read bit for bit as their Arrow twins, decimal128(38, 30) too (41 of 300 were one ulp off)', async () => {
+    // fixtures/make-decimals.py: decimal128(38, 30) as FIXED_LEN_BYTE_ARRAY, (18, 4) as INT64, (9, 2) as INT32.
+    const parquet = await readTable(fixture('decimals.parquet'));
+    const arrow = await readTable(fixture('decimals.arrow'));
+    expect(parquet.map((c) => c.name)).toEqual(['d38s30', 'd18s4', 'd9s2']);
+    for (const [i, column] of parquet.entries()) {
+      const other = arrow[i]!;
+      expect(column.kind, column.name).toBe('numeric');
+      const a = Array.from(column.values as Float64Array);
+      const b = Array.from(other.values as Float64Array);
+      expect(a.filter((x, r) => !Object.is(x, b[r])).length, column.name).toBe(0);
+      expect(a.length).toBe(300);
+    }
+    // identical data: no drift, even compared as categories
+    const [d38] = await readTable(fixture('decimals.parquet'), { columns: ['d38s30'], categorical: ['d38s30'] });
+    const [a38] = await readTable(fixture('decimals.arrow'), { columns: ['d38s30'], categorical: ['d38s30'] });
+    expect(tableDrift([a38!], [d38!])[0]!.drifted).toBe(false);
+  });
+});
+
 describe('readTableAndHeader: every column name of the file, the ones left out included', () => {
   const names = ['x', 'n', 'small', 'color', 'flag', 'code'];
 

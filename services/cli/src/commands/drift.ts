@@ -71,10 +71,13 @@ output:
   --help                 this help
 `;
 
+/** A decimal number (`10`, `0.05`, `5e-2`): `Number` also reads `0x10`, `0b1` and `0o7` (16, 1, 7). */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+
 function number(name: string, value: string | undefined, fallback: number | undefined): number | undefined {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) {
+  if (!DECIMAL.test(value) || !Number.isFinite(n)) {
     throw new ConfigError(`--${name}`, `must be a number (got ${JSON.stringify(value)})`);
   }
   return n;

@@ -87,6 +87,11 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   for (const option of ['ignore', 'exclude'] as const) {
     checkIgnoredNames(`--${option}`, values[option]?.flatMap(parseNameList), [{ path: file, header }]);
   }
+  if (table.length === 0) {
+    // The options left every column out: a usage error (2) naming the option, as `drift` says it.
+    const option = values.exclude !== undefined ? '--exclude' : values.ignore !== undefined ? '--ignore' : '--columns';
+    throw new ConfigError(option, 'leaves no column to profile — check --columns, --ignore and --exclude');
+  }
   const profiles = profilesFromColumns(table, predictionColumn === undefined ? {} : { predictionColumn }, file);
   await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));

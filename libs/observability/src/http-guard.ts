@@ -62,15 +62,20 @@ export function errorJson(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
 }
 
-/** The raw 408 of a body that stopped arriving (a guard without `onBodyStalled`): JSON error, connection closed. */
-function bodyStalledAnswer(timeoutMs: number): string {
-  const body = errorJson('BAD_REQUEST', bodyStalledMessage(timeoutMs));
+/** The raw 408 of a body that stopped arriving or came too slowly (a guard without `onBodyStalled`): JSON error, connection closed. */
+function bodyStalledAnswer(message: string): string {
+  const body = errorJson('BAD_REQUEST', message);
   return `HTTP/1.1 408 ${STATUS_CODES[408]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
 /** Why a request is answered 408 when its body stopped arriving. */
 function bodyStalledMessage(timeoutMs: number): string {
   return `the request body stopped arriving (no byte for ${timeoutMs / 1000} s)`;
+}
+
+/** Why a request is answered 408 when it did not arrive whole within node's request timeout. */
+function requestTimeoutMessage(timeoutMs: number): string {
+  return `the request did not arrive whole within the request timeout (${timeoutMs / 1000} s)`;
 }
 
 /** What node's parser refused, as a status and message. */
@@ -180,7 +185,9 @@ interface Connection {
  * `onBodyStalled`, else with the guard's own JSON 408. The clock stops while the server is the one
  * waited for: body bytes received and not yet read by the handler (node then stops reading the
  * socket), or an `Expect: 100-continue` not yet answered. Checked every eighth of the timeout (at
- * least 50 ms, at most 500 ms), only while such a body is being received.
+ * least 50 ms, at most 500 ms), only while such a body is being received. A body that keeps coming
+ * but is not whole at node's request timeout is answered the same way (408, through
+ * `onBodyStalled` or the guard's own), not closed with nothing.
  *
  * A request node's parser refuses (malformed, headers too large, too slow) is answered with the
  * JSON error and its connection closed, unless answers of that connection are pending: a 400
@@ -220,8 +227,8 @@ export function guardHttpServer(
     readonly bodyProgressTimeoutMs?: number;
     /**
      * Called once when the body of the one request in flight on its connection stopped arriving
-     * for `bodyProgressTimeoutMs`, nothing of its answer written: the handler reading that body is
-     * to answer it (a 408 with `message`). The answer says `connection: close` and the connection
+     * for `bodyProgressTimeoutMs`, or was not whole at the server's request timeout, nothing of its
+     * answer written: the handler reading that body is to answer it (a 408 with `message`). The answer says `connection: close` and the connection
      * closes after it. Without it, the guard writes a 408 itself and closes the connection.
      */
     readonly onBodyStalled?: (req: IncomingMessage, message: string) => void;
@@ -321,15 +328,16 @@ export function guardHttpServer(
     (/100-continue/i.test(res.req.headers.expect ?? '') &&
       (res as ServerResponse & { _sent100?: boolean })._sent100 !== true);
   /** A body that stopped arriving: its handler answers a 408 (or the guard does), and the connection closes. */
-  const bodyStalled = (socket: Socket, connection: Connection, res: ServerResponse) => {
+  const bodyStalled = (socket: Socket, connection: Connection, res: ServerResponse, message: string) => {
+    receiving.delete(socket);
     if (onBodyStalled === undefined) {
-      if (socket.writable) socket.write(bodyStalledAnswer(bodyTimeout));
+      if (socket.writable) socket.write(bodyStalledAnswer(message));
       socket.destroy();
       return;
     }
     connection.closeWhenAnswered = true;
     res.setHeader('connection', 'close');
-    onBodyStalled(res.req, bodyStalledMessage(bodyTimeout));
+    onBodyStalled(res.req, message);
   };
   /**
    * Walks the bodies still arriving in `receiving`'s order: drops those no longer receiving, marks
@@ -359,10 +367,8 @@ export function guardHttpServer(
       if (at - connection.bodyMovedAt >= bodyTimeout) stalled.push([socket, connection, res]);
       return false;
     });
-    for (const [socket, connection, res] of stalled) {
-      receiving.delete(socket);
-      bodyStalled(socket, connection, res);
-    }
+    for (const [socket, connection, res] of stalled)
+      bodyStalled(socket, connection, res, bodyStalledMessage(bodyTimeout));
     if (receiving.size === 0) {
       clearInterval(bodyCheck);
       bodyCheck = undefined;
@@ -477,6 +483,15 @@ export function guardHttpServer(
       // The parser stays in its error state and refuses every later chunk again.
       if (connection.bodyRefused && parseError) return;
       const [only] = connection.answers;
+      // The request timeout with the body of the one request in flight still arriving (a body that
+      // keeps coming too slowly): answered 408 as a stalled body is, not closed with nothing (a 499).
+      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && only !== undefined) {
+        const res = receivingAnswer(socket as Socket, connection);
+        if (res !== undefined) {
+          bodyStalled(socket as Socket, connection, res, requestTimeoutMessage(server.requestTimeout));
+          return;
+        }
+      }
       if (
         onBodyError !== undefined &&
         parseError &&

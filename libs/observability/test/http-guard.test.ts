@@ -83,9 +83,19 @@ describe('guardHttpServer', () => {
       onBodyError?: (req: IncomingMessage, error: NodeJS.ErrnoException) => void;
       bodyProgressTimeoutMs?: number;
       onBodyStalled?: (req: IncomingMessage, message: string) => void;
+      /** node's request timeout (and headers timeout), checked every 100 ms; default node's. */
+      requestTimeoutMs?: number;
     } = {},
   ) => {
-    const server = createServer({ requireHostHeader: false }, (req, res) => {
+    const timeouts =
+      options.requestTimeoutMs === undefined
+        ? {}
+        : {
+            requestTimeout: options.requestTimeoutMs,
+            headersTimeout: options.requestTimeoutMs,
+            connectionsCheckingInterval: 100,
+          };
+    const server = createServer({ requireHostHeader: false, ...timeouts }, (req, res) => {
       if (guard.admit(req, res) > 0) handle(req, res);
     });
     const guard = guardHttpServer(server, {
@@ -547,5 +557,53 @@ describe('guardHttpServer', () => {
     expect(slowReader.size).toBe(1);
     expect(statuses(uploadText)).toEqual([200]);
     expect(uploadText).toMatch(new RegExp(`\\{"length":${big}\\}$`));
+  });
+
+  it('a body that keeps coming but is not whole at the request timeout is answered 408 and closed, by its handler or the guard (it was closed with nothing: a 499)', async () => {
+    const requestTimeoutMs = 1_000;
+    const handedOver: string[] = [];
+    const refusals = new Map<IncomingMessage, (message: string) => void>();
+    // Reads the body, answers at its end: it never ends in time.
+    const reading = (req: IncomingMessage, res: ServerResponse) => {
+      req.on('end', () => answer(res));
+      req.resume();
+    };
+    const { port: rawPort } = await guarded(reading, { requestTimeoutMs });
+    const { port: handingPort } = await guarded(
+      (req, res) => {
+        // What listenHttp's readBody does: the reader answers the body the guard gave up on.
+        refusals.set(req, (message) => {
+          const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+          res.writeHead(408, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
+        });
+        reading(req, res);
+      },
+      {
+        requestTimeoutMs,
+        onBodyStalled: (req, message) => {
+          handedOver.push(message);
+          refusals.get(req)?.(message);
+        },
+      },
+    );
+    const message = 'the request did not arrive whole within the request timeout (1 s)';
+    for (const port of [rawPort, handingPort]) {
+      const socket = open(port);
+      const seen = received(socket, 10_000);
+      const started = Date.now();
+      socket.write(slowBodyHead(1_000));
+      // A byte every 100 ms: never a pause of the progress timeout, never whole within 1 s.
+      const trickle = setInterval(() => {
+        if (!socket.destroyed) socket.write(' ');
+      }, 100);
+      const { text, closedByServer } = await seen;
+      clearInterval(trickle);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(requestTimeoutMs);
+      expect(statuses(text)).toEqual([408]);
+      expect(text).toMatch(/connection: close\r\n/i);
+      expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'BAD_REQUEST', message } });
+      expect(closedByServer).toBe(true);
+    }
+    expect(handedOver).toEqual([message]);
   });
 });

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { ConfigError, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { eventually } from '@driftline/test-support';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AnswersPastBound,
   checkBearer,
@@ -12,8 +12,10 @@ import {
   HttpError,
   type HttpServer,
   heldAnswerBytes,
+  type JsonBodyBounds,
   listenHttp,
   MAX_BUFFERED_BODY_BYTES,
+  MAX_JSON_OBJECT_MEMBERS,
   MAX_PIPELINED_PER_CONNECTION,
   maxConnectionsField,
   parseJsonBody,
@@ -99,6 +101,81 @@ describe('request bodies', () => {
     }
     expect(message).toMatch(/^body is not JSON: /);
     expect(message.length).toBeLessThan(300);
+  });
+
+  /** What parseJsonBody throws for `text` (undefined: parsed), and whether JSON.parse ran. */
+  const refusal = (text: string, maxDepth: number, bounds?: JsonBodyBounds) => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      parseJsonBody(text, maxDepth, bounds);
+      return { error: undefined, parsed: parse.mock.calls.length > 0 };
+    } catch (error) {
+      return { error: error as HttpError, parsed: parse.mock.calls.length > 0 };
+    } finally {
+      parse.mockRestore();
+    }
+  };
+  const object = (n: number, key = (i: number) => `k${i}`) =>
+    `{${Array.from({ length: n }, (_, i) => `"${key(i)}":1`).join(',')}}`;
+
+  it(`an object wider than ${MAX_JSON_OBJECT_MEMBERS} members is a 400 before JSON.parse (60,000 keys, 634 KiB, took 75-190 ms to parse); the widest bodies the services take pass`, () => {
+    const wide = refusal(object(60_000), 8);
+    expect(wide.error).toMatchObject({
+      status: 400,
+      message: `body: an object of more than ${MAX_JSON_OBJECT_MEMBERS} members`,
+    });
+    expect(wide.parsed).toBe(false);
+    // Inside a batch request, and one member past the bound.
+    expect(refusal(`{"requests":[${object(60_000)}]}`, 8).error?.message).toBe(
+      `body: an object of more than ${MAX_JSON_OBJECT_MEMBERS} members`,
+    );
+    expect(refusal(object(MAX_JSON_OBJECT_MEMBERS + 1), 8).parsed).toBe(false);
+    // At the bound: 10,000 feature values of one instance (DRIFTLINE_MODEL_SERVER_MAX_FEATURES at its most).
+    const features = `{"instances":[{"entity_id":"u1","features":${object(MAX_JSON_OBJECT_MEMBERS)}}]}`;
+    expect(refusal(features, 6)).toEqual({ error: undefined, parsed: true });
+    // Arrays are not bounded: 10,000 entity ids, 170,000 numbers.
+    const ids = JSON.stringify({
+      requests: [{ view: 'v', entities: Array.from({ length: 10_000 }, (_, i) => `e${i}`) }],
+    });
+    expect(refusal(ids, 8).error).toBeUndefined();
+    expect(refusal(`[${Array(170_000).fill('1e5').join(',')}]`, 8).error).toBeUndefined();
+    // A batch of 1,000 instances x 256 features (the defaults), 1,000 requests of 3 members.
+    const batch = JSON.stringify({
+      instances: Array.from({ length: 1_000 }, (_, i) => ({
+        entity_id: `e${i}`,
+        features: Object.fromEntries(Array.from({ length: 256 }, (_, j) => [`f${j}`, j])),
+      })),
+    });
+    expect(refusal(batch, 6).error).toBeUndefined();
+    const requests = JSON.stringify({
+      requests: Array.from({ length: 1_000 }, () => ({ view: 'v', entities: ['e'], features: ['a'] })),
+    });
+    expect(refusal(requests, 8, { maxMembers: 3 }).error).toBeUndefined();
+  });
+
+  it('a caller bounds the members of an object and the distinct keys; commas in strings and arrays are no members', () => {
+    expect(refusal('{"a":1,"b":2,"c":3}', 4, { maxMembers: 3 }).error).toBeUndefined();
+    expect(refusal('{"a":1,"b":2,"c":3,"d":4}', 4, { maxMembers: 3 }).error?.message).toBe(
+      'body: an object of more than 3 members',
+    );
+    expect(
+      refusal(`{"a":"${','.repeat(1_000)}","b\\",":[${Array(1_000).fill(1).join(',')}]}`, 4, { maxMembers: 2 }).error,
+    ).toBeUndefined();
+    expect(refusal('[{}, {}, {"a":[1,2],"b":{"c":1,"d":2}}]', 4, { maxMembers: 2 }).error).toBeUndefined();
+    // 6,000 objects of 10 keys each new (704 KiB took 110-300 ms to parse): refused with maxKeys, not without.
+    const distinct = `[${Array.from({ length: 6_000 }, (_, o) => object(10, (i) => `k${o}_${i}`)).join(',')}]`;
+    const many = refusal(distinct, 4, { maxKeys: 100 });
+    expect(many.error).toMatchObject({ status: 400, message: 'body: more than 100 distinct object keys' });
+    expect(many.parsed).toBe(false);
+    expect(refusal(distinct, 4).error).toBeUndefined();
+    // The same 60 names in 1,000 objects, values that are strings, keys with escaped quotes: 61 keys.
+    const same = `[${Array.from({ length: 1_000 }, (_, o) => object(60, (i) => `f\\"${i}`).replace('}', `,"s":"v${o}"}`)).join(',')}]`;
+    expect(refusal(same, 4, { maxKeys: 61 }).error).toBeUndefined();
+    expect(refusal(same, 4, { maxKeys: 60 }).error?.message).toBe('body: more than 60 distinct object keys');
+    // Depth is still refused first.
+    expect(refusal('[[[[[1]]]]]', 4, { maxMembers: 1, maxKeys: 1 }).error?.message).toBe(
+      'body: nesting deeper than 4 levels',
+    );
   });
 });
 
@@ -682,7 +759,7 @@ describe('bodies refused at the shared HTTP boundary are answered, and counted a
    * A server whose handler reads the body as the services do (readBody, then sendError of what it
    * threw); `counted` holds the status of each request as its metrics would see it.
    */
-  const service = async (limit = 1_024) => {
+  const service = async (limit = 1_024, timeouts: Partial<ServerTimeouts> = {}) => {
     const counted: number[] = [];
     const server = await listenHttp(async (req, res) => {
       try {
@@ -693,7 +770,7 @@ describe('bodies refused at the shared HTTP boundary are answered, and counted a
         counted.push((error as HttpError).status);
         sendError(res, error as HttpError, 'r');
       }
-    }, {});
+    }, timeouts);
     servers.push(server);
     return { port: server.port, counted };
   };
@@ -723,6 +800,30 @@ describe('bodies refused at the shared HTTP boundary are answered, and counted a
       expect(closedByServer).toBe(true);
     }
     expect(counted).toEqual([400, 400, 400]);
+  });
+
+  it('a body that keeps coming but is not whole at the request timeout is a 408, connection closed, counted 408 (it closed with nothing, counted 499)', async () => {
+    const { port, counted } = await service(100_000, { headersTimeoutMs: 1_000, requestTimeoutMs: 1_500 });
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    socket.on('error', () => {});
+    const started = Date.now();
+    const seen = received(socket);
+    socket.write(head('Content-Length: 1000\r\n'));
+    // A byte every 200 ms: never the longest pause allowed (the headers timeout), never whole in 1.5 s.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(' ');
+    }, 200);
+    const { text, closedByServer } = await seen;
+    clearInterval(trickle);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    expect(statuses(text)).toEqual([408]);
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(errorBody(text)).toEqual({
+      error: { code: 'BAD_REQUEST', message: 'the request did not arrive whole within the request timeout (1.5 s)' },
+    });
+    expect(closedByServer).toBe(true);
+    expect(counted).toEqual([408]);
   });
 
   it('a client that closes mid-body, chunked or not, is still a 499 (its end is no malformed body)', async () => {

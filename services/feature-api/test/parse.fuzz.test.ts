@@ -177,6 +177,24 @@ describe('feature API request parsing under fuzzing (fast-check, seeded)', { tim
     expect(accepted).toBeGreaterThan(0);
   });
 
+  it('refuses a wide object before parsing it (60,000 keys cost up to 190 ms): at most 16 members, 64 key names', () => {
+    const keys = (n: number, prefix = 'k') =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, 1]));
+    const read = { view: 'profile', entities: ['u1'] };
+    expect(() =>
+      parseBatch(views, JSON.stringify({ requests: [{ ...read, ...keys(60_000) }] }), DEFAULT_LIMITS),
+    ).toThrow(expect.objectContaining({ status: 400, message: 'body: an object of more than 16 members' }));
+    // Narrow objects of ever new key names: the distinct names are bounded too.
+    const many = { requests: Array.from({ length: 20 }, (_, i) => ({ ...read, ...keys(5, `r${i}k`) })) };
+    expect(() => parseBatch(views, JSON.stringify(many), DEFAULT_LIMITS)).toThrow(
+      expect.objectContaining({
+        status: 400,
+        message: expect.stringMatching(/^body: more than 64 distinct object keys/),
+      }),
+    );
+    expect(parseBatch(views, JSON.stringify({ requests: [read, read] }), DEFAULT_LIMITS)).toHaveLength(2);
+  });
+
   it('the whole handler, any method, URL, body and token: 2xx/4xx with a JSON body, never 500', async () => {
     const store = new InMemoryOnlineStore();
     const handle = createFeatureHandler({

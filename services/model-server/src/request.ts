@@ -88,7 +88,9 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
  * malformed part is a 400 that names the field.
  */
 export function parsePredictBody(text: string, limits: PredictLimits): PredictRequest {
-  const json = parseJsonBody(text, MAX_BODY_DEPTH);
+  // An object wider than an instance can be (its features, entity_id, event_time) is refused before
+  // JSON.parse: 60,000 keys cost up to 190 ms of the serving thread to parse.
+  const json = parseJsonBody(text, MAX_BODY_DEPTH, { maxMembers: limits.maxFeatures + 3 });
   if (!isObject(json)) throw badRequest('body: expected {"entity_id": …} or {"instances": […]}');
   if (!('instances' in json)) return { batch: false, instances: [instance(json, 'body', limits.maxFeatures)] };
   for (const key of Object.keys(json)) {

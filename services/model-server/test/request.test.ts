@@ -18,4 +18,19 @@ describe('predict request bodies', () => {
     const pair = parsePredictBody('{"entity_id":"u1","features":{"f":"a\\ud83d\\ude00b"}}', DEFAULT_PREDICT_LIMITS);
     expect(pair.instances[0]?.features).toEqual({ f: 'a😀b' });
   });
+
+  it('refuses an object wider than an instance can be before parsing it (60,000 keys cost up to 190 ms)', () => {
+    const limits = { ...DEFAULT_PREDICT_LIMITS, maxFeatures: 4 };
+    const features = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, i]));
+    const wide = JSON.stringify({ entity_id: 'u1', features: features(60_000) });
+    expect(() => parsePredictBody(wide, limits)).toThrow(
+      expect.objectContaining({ status: 400, message: 'body: an object of more than 7 members' }),
+    );
+    // Within the scan's bound, the feature count is still judged by its own rule.
+    const five = JSON.stringify({ entity_id: 'u1', features: features(5) });
+    expect(() => parsePredictBody(five, limits)).toThrow(/^body\.features: at most 4 feature values$/);
+    expect(parsePredictBody(JSON.stringify({ entity_id: 'u1', features: features(4) }), limits).instances).toHaveLength(
+      1,
+    );
+  });
 });

@@ -221,7 +221,10 @@ describe('deliver', () => {
     const marks = [started, ...beats, Date.now()];
     const gaps = marks.slice(1).map((t, i) => t - marks[i]!);
     // 250 ms slices; the bound the config checks against the stall timeout is max delay + timeout.
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(250 + 500);
+    // Said in full when it fails: once, in a fresh-clone run, one gap was the whole wait (3,080 ms),
+    // not reproduced in 8 runs since.
+    const seen = JSON.stringify({ gaps, requests: times.map((t) => t - started) });
+    expect(Math.max(...gaps), seen).toBeLessThanOrEqual(250 + 500);
   });
 
   it('names a Retry-After beyond the hour by the wait honoured, not "Infinity ms" (found by a review)', async () => {

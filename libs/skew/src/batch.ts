@@ -103,15 +103,19 @@ export function windowStartOf(t: number, windowMs: number): number {
   return Math.floor(t / windowMs) * windowMs;
 }
 
+/** How far past the read's end a row must be dated to count as ahead: hosts' clocks differ a little. */
+export const FUTURE_SLACK_MS = 1_000;
+
 /**
- * Rows of one view dated ahead of the read: their event time after both the prediction's and
- * `readAt` (the monitor's clock as it read them). No row can honestly be dated after the moment it
- * is read: its producer's clock runs ahead (by at least `aheadMs`, the largest lead seen).
+ * Rows of one view dated ahead of the read: their event time after the prediction's and more than
+ * {@link FUTURE_SLACK_MS} after `readEndedAt` (the monitor's clock once the rows were read). No row
+ * can honestly be dated after the moment it is read: its producer's clock runs ahead (by at least
+ * `aheadMs`, the largest lead seen past the read's end).
  */
 export interface FutureRows {
   /** (prediction, feature) values compared with no such row: counted `newerRow`, not compared. */
   values: number;
-  /** The largest row event time − `readAt` among them (ms). */
+  /** The largest row event time − `readEndedAt` among them (ms). */
   aheadMs: number;
 }
 
@@ -125,8 +129,8 @@ export interface FutureRows {
  * a row at or before now − ttl as absent), so a monitor lagging more than the TTL behind does not
  * take real skew for missing rows. Without `readAt`, every absent row is `missingInStore`.
  *
- * Returns, by view name, the values whose row is dated after both the prediction and `readAt`
- * ({@link FutureRows}; none without `readAt`): counted `newerRow` like any row dated after the
+ * Returns, by view name, the values whose row is dated after the prediction and after the read's
+ * end, `readEndedAt` (by default `readAt`) ({@link FutureRows}; none without it): counted `newerRow` like any row dated after the
  * prediction, but no row can be dated after its read — a feature producer whose clock runs
  * ahead by more than its entities' update interval made every prediction `newerRow` and hid all
  * skew, with no sign (a review). The caller says so. Not compared: the store keeps no write time,
@@ -140,8 +144,12 @@ export function foldPredictions(
   tolerance: Tolerance,
   countsOf: (key: SkewGroupKey, feature: string) => SkewCounts,
   readAt?: number,
+  readEndedAt: number | undefined = readAt,
 ): Map<string, FutureRows> {
   const future = new Map<string, FutureRows>();
+  // Ahead of the read's end (a row written during the read is honest), by more than hosts' clocks
+  // commonly differ: a row written 80 ms into a read was "ahead" of its start (a review).
+  const futureAfter = readEndedAt === undefined ? undefined : readEndedAt + FUTURE_SLACK_MS;
   for (const p of predictions) {
     const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, windowMs) };
     for (const [name, served] of Object.entries(p.features)) {
@@ -155,12 +163,18 @@ export function foldPredictions(
             ? 'expired'
             : undefined;
       observe(countsOf(key, name), served, stored, p.eventTime, tolerance);
-      if (row !== undefined && readAt !== undefined && row.eventTime > readAt && row.eventTime > p.eventTime) {
+      if (
+        row !== undefined &&
+        futureAfter !== undefined &&
+        row.eventTime > futureAfter &&
+        row.eventTime > p.eventTime
+      ) {
+        const aheadMs = row.eventTime - readEndedAt!;
         const f = future.get(view.name);
-        if (f === undefined) future.set(view.name, { values: 1, aheadMs: row.eventTime - readAt });
+        if (f === undefined) future.set(view.name, { values: 1, aheadMs });
         else {
           f.values++;
-          f.aheadMs = Math.max(f.aheadMs, row.eventTime - readAt);
+          f.aheadMs = Math.max(f.aheadMs, aheadMs);
         }
       }
     }

@@ -16,6 +16,7 @@ export {
 export {
   countsIn,
   type FeatureSources,
+  FUTURE_SLACK_MS,
   type FutureRows,
   featureSources,
   foldPredictions,

@@ -7,6 +7,7 @@ import {
   breaches,
   DEFAULT_TOLERANCE,
   emptyCounts,
+  FUTURE_SLACK_MS,
   featureSources,
   foldPredictions,
   groupId,
@@ -275,11 +276,13 @@ describe('a batch', () => {
     ]);
   });
 
-  it("returns, per view, the values whose row is dated after both the prediction and the read (a producer's clock ahead; found by a review)", () => {
+  it("returns, per view, the values whose row is dated after both the prediction and the read's end (a producer's clock ahead; found by a review)", () => {
+    // The read ran from 1,000 to 1,200.
     const rows = new Map<string, StoredRow>([
-      ['profile/u1', { eventTime: 1_300, features: { age: 30, country: 'fr' } }], // after the read (1_000)
+      ['profile/u1', { eventTime: 3_500, features: { age: 30, country: 'fr' } }], // 2,300 ms after the read
       ['profile/u2', { eventTime: 900, features: { age: 30, country: 'fr' } }], // after the prediction only
-      ['spend/u1', { eventTime: 1_100, features: { amount: 5 } }],
+      // Written during the read, by an honest clock: counted ahead of the read's start before (a review).
+      ['spend/u1', { eventTime: 1_150, features: { amount: 5 } }],
     ]);
     const preds: SampledPrediction[] = [
       { model: 'm', version: 'v', entity: 'u1', eventTime: 500, features: { age: 30, country: 'fr', amount: 5 } },
@@ -296,13 +299,15 @@ describe('a batch', () => {
       counts.set(f, c);
       return c;
     };
-    const future = foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf, 1_000);
-    expect([...future]).toEqual([
-      ['profile', { values: 2, aheadMs: 300 }],
-      ['spend', { values: 1, aheadMs: 100 }],
-    ]);
+    const future = foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf, 1_000, 1_200);
+    expect([...future]).toEqual([['profile', { values: 2, aheadMs: 2_300 }]]);
     // Counted newer_row as any row dated after the prediction: not compared.
     expect(counts.get('age')).toMatchObject({ sampled: 2, newerRow: 2, compared: 0 });
+    expect(counts.get('amount')).toMatchObject({ sampled: 1, newerRow: 1, compared: 0 });
+    // Within FUTURE_SLACK_MS of the read's end (hosts' clocks differ a little): not ahead.
+    expect(FUTURE_SLACK_MS).toBe(1_000);
+    const nearEnd = foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf, 1_000, 2_600);
+    expect(nearEnd.size).toBe(0);
     // Without the read time, none is told apart.
     expect(foldPredictions(preds, sources, rowOf, 60_000, DEFAULT_TOLERANCE, countsOf).size).toBe(0);
   });

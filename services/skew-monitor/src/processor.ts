@@ -628,6 +628,8 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         // Before the read: a prediction at or before this − its view's TTL had its row expired by then.
         const readAt = now();
         const rowOf = indexRows(reads, reads.length === 0 ? [] : await readRows(reads));
+        // After the read: a row dated past it was written by a clock ahead of ours.
+        const readEndedAt = now();
         // Copy on write: the remembered state changes only once skew_windows has the new rows.
         const next = new Map<string, { key: SkewGroupKey; throughOffset: number; features: Map<string, SkewCounts> }>();
         for (const s of fresh) {
@@ -659,6 +661,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
             return countsIn(lastFeatures!, feature);
           },
           readAt,
+          readEndedAt,
         );
         const updatedAt = now();
         const rows: SkewPartialRow[] = [];

@@ -160,34 +160,133 @@ describe('batch reads of large rows with readBytesPerCall', () => {
       expect(peak).toBeLessThan(2 << 20);
     }
   }, 120_000);
-  // A view of numbers is read without sizing (its rows cannot weigh much as written now); rows
-  // holding fields of an older definition of the view can: once one is seen, the view is sized.
-  it('sizes the batches of a numeric view once a row larger than the view allows was read', async () => {
+  // A view of numbers was read without sizing the first time (its rows cannot weigh much as
+  // written now), and sized only once a row larger than it allows was seen; rows holding fields of
+  // an older definition of the view can be large: 400 rows of 512 KB were one 205 MB reply on the
+  // first read (a review). A view is now sized until a sized read found its rows within bounds.
+  it('sizes the first batches of a numeric view, and all of them once its rows are found larger than it allows', async () => {
     const { server, tooling } = await privateRedisWithTooling(['--save', '', '--appendonly', 'no'], cleanup);
     const views = parseFeatureViewsText('views:\n  - name: num\n    entity: user_id\n    features: { a: double }\n');
     const view = views.get('num')!;
     const keyPrefix = 'num';
     const t = Date.now() - 1_000;
     // Written under an older definition that had a string feature `old`.
-    const stale = JSON.stringify({ [ROW_TIME]: String(t), [ROW_EVENT_ID]: 'e', a: '1', old: 'o'.repeat(600_000) });
-    for (let u = 0; u < 3; u++) await tooling.set(rowKey(keyPrefix, 'num', `u${u}`), stale);
+    const stale = JSON.stringify({ [ROW_TIME]: String(t), [ROW_EVENT_ID]: 'e', a: '1', old: 'o'.repeat(512_000) });
+    const n = 20;
+    for (let u = 0; u < n; u++) await tooling.set(rowKey(keyPrefix, 'num', `u${u}`), stale);
     const reader = createRedisOnlineStore(
       { url: server.url, tls: false },
       { use: 'online-read', keyPrefix, readV1: false },
     );
     cleanup.push(() => reader.close());
     await waitReady(reader.client, 10_000);
-    // Script calls Redis ran (EVAL the first time on a connection, EVALSHA after).
-    const scripts = async () => {
-      const stats = await tooling.info('commandstats');
-      const calls = (command: string) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
-      return calls('eval') + calls('evalsha');
-    };
-    const read = () => reader.readBatch([{ view, entities: ['u0', 'u1', 'u2'] }]);
-    const expected = Array.from({ length: 3 }, () => ({ eventTime: t, eventId: 'e', features: { a: 1 } }));
-    expect(await read()).toEqual([expected]);
-    expect(await scripts()).toBe(0); // one MGET, unsized
-    expect(await read()).toEqual([expected]);
-    expect(await scripts()).toBe(1); // sized (and read) by the script call
+    const peak = async () => Number(/client_recent_max_output_buffer:(\d+)/.exec(await tooling.info('clients'))?.[1]);
+    const entities = Array.from({ length: n }, (_, u) => `u${u}`);
+    const read = (maxRowBytes?: number) =>
+      reader.readBatch([{ view, entities }], maxRowBytes === undefined ? {} : { maxRowBytes });
+    // 10 MB of rows: refused before any is read, every time (the first read was one MGET before).
+    for (let i = 0; i < 2; i++) {
+      await expect(read(4 << 20)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await peak()).toBeLessThan(64 << 10);
+    }
+    const rows = await read();
+    expect(rows[0]!.map((row) => row?.features)).toEqual(entities.map(() => ({ a: 1 })));
+    // Read in replies of about 1 MiB (one 10 MB MGET before; Redis samples its clients' buffers,
+    // so a read this short may leave no trace: an upper bound only).
+    expect(await peak()).toBeLessThan(2 << 20);
+    await tooling.config('RESETSTAT');
+    await read();
+    const stats = await tooling.info('commandstats');
+    expect(stats).toMatch(/cmdstat_evalsha:calls=1,/); // still sized
+  }, 60_000);
+
+  // The worst-case estimate of a row of ten doubles (~2.1 KB: a 256-character event id counted as
+  // if every character were escaped) let only ~500 rows take the one-MGET path: a 1,000-entity
+  // batch (the feature API's and the model server's maximum) went through the sizing script, 11
+  // times Redis's time per call (a review). Sized once, the view's batches fit by the rows seen.
+  it('reads a 1,000-row batch of a numeric view in one MGET once the view was sized', async () => {
+    const { server, tooling } = await privateRedisWithTooling(['--save', '', '--appendonly', 'no'], cleanup);
+    const features = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}`, 'double']));
+    const views = parseFeatureViewsText(
+      `views:\n  - name: n\n    entity: user_id\n    features: ${JSON.stringify(features)}\n`,
+    );
+    const view = views.get('n')!;
+    const keyPrefix = 'many';
+    const writer = createRedisOnlineStore({ url: server.url, tls: false }, { use: 'online-write', keyPrefix });
+    cleanup.push(() => writer.close());
+    await waitReady(writer.client, 10_000);
+    const n = 1_000;
+    const t = Date.now() - 1_000;
+    await writer.write(
+      planWrites(
+        Array.from({ length: n }, (_, u) =>
+          validateFeatureEvent(views, {
+            event_id: `e-${u}-abcdef`,
+            view: 'n',
+            entity_id: `user-${u}`,
+            event_time: t,
+            features: Object.fromEntries(Object.keys(features).map((f, i) => [f, u * 1.2345 + i])),
+          }),
+        ),
+      ),
+    );
+    const reader = createRedisOnlineStore({ url: server.url, tls: false }, { use: 'online-read', keyPrefix });
+    cleanup.push(() => reader.close());
+    await waitReady(reader.client, 10_000);
+    const entities = Array.from({ length: n }, (_, u) => `user-${u}`);
+    const calls = (stats: string, command: string) =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    const first = await reader.readBatch([{ view, entities }], { maxRowBytes: 32 << 20 });
+    expect(first[0]!.every((row) => row !== undefined)).toBe(true);
+    await tooling.config('RESETSTAT');
+    for (let i = 0; i < 3; i++) {
+      const rows = await reader.readBatch([{ view, entities }], { maxRowBytes: 32 << 20 });
+      expect(rows[0]![999]?.features.f9).toBe(999 * 1.2345 + 9);
+    }
+    const stats = await tooling.info('commandstats');
+    expect({
+      mget: calls(stats, 'mget'),
+      scripts: calls(stats, 'evalsha') + calls(stats, 'eval'),
+      strlen: calls(stats, 'strlen'),
+    }).toEqual({ mget: 3, scripts: 0, strlen: 0 });
+  }, 60_000);
+
+  // The layout-v1 fallback was bounded only when readBytesPerCall was given (the feature API and
+  // the model server do not), and maxRowBytes did not count v1 rows: 400 v1 rows of 520 KB were
+  // one 211 MB reply (a review). Bounded by default now, and counted.
+  it('reads layout-v1 rows within the default bound and counts them against maxRowBytes', async () => {
+    const { server, tooling } = await privateRedisWithTooling(['--save', '', '--appendonly', 'no'], cleanup);
+    const features = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`s${i}`, 'string']));
+    const views = parseFeatureViewsText(
+      `views:\n  - name: v\n    entity: user_id\n    features: ${JSON.stringify(features)}\n`,
+    );
+    const view = views.get('v')!;
+    const keyPrefix = 'v1d';
+    const v1 = (entity: string) => v1RowKey(rowKey(keyPrefix, 'v', entity));
+    const big = 'b'.repeat(65_000);
+    const t = Date.now() - 1_000;
+    const n = 20;
+    for (let u = 0; u < n; u++) {
+      await tooling.hset(v1(`u${u}`), {
+        [ROW_TIME]: String(t),
+        [ROW_EVENT_ID]: `e${u}`,
+        ...Object.fromEntries(Object.keys(features).map((f) => [f, big])),
+      });
+    }
+    const reader = createRedisOnlineStore({ url: server.url, tls: false }, { use: 'online-read', keyPrefix });
+    cleanup.push(() => reader.close());
+    await waitReady(reader.client, 10_000);
+    const peak = async () => Number(/client_recent_max_output_buffer:(\d+)/.exec(await tooling.info('clients'))?.[1]);
+    const entities = Array.from({ length: n }, (_, u) => `u${u}`);
+    // 10.4 MB of v1 fields: refused before any hash is read (read whole before).
+    await expect(reader.readBatch([{ view, entities }], { maxRowBytes: 4 << 20 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    expect(await peak()).toBeLessThan(64 << 10);
+    const rows = await reader.readBatch([{ view, entities: [...entities, 'absent'] }]);
+    expect(rows[0]!.map((row) => row?.eventId)).toEqual([...entities.map((_, u) => `e${u}`), undefined]);
+    expect(rows[0]![7]!.features.s3).toBe(big);
+    // In replies of about 1 MiB (one 10 MB script reply before; an upper bound only, as above).
+    expect(await peak()).toBeLessThan(2 << 20);
   }, 60_000);
 });

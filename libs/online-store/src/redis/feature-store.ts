@@ -152,14 +152,15 @@ function boundedRanges(bytes: readonly number[], fields: readonly number[], maxB
   return ranges;
 }
 
-/** Runs [from, to) of consecutive items of one request within [from, to). */
-function requestRuns(requests: readonly number[], from: number, to: number): Array<[number, number]> {
+/** Runs [a, b) of consecutive positions of `items` (indexes into `absent`) of one request. */
+function requestRuns(items: readonly number[], absent: ReadonlyArray<{ request: number }>): Array<[number, number]> {
   const runs: Array<[number, number]> = [];
-  for (let i = from; i < to; ) {
-    let j = i + 1;
-    while (j < to && requests[j] === requests[i]) j++;
-    runs.push([i, j]);
-    i = j;
+  for (let a = 0; a < items.length; ) {
+    const request = absent[items[a]!]!.request;
+    let b = a + 1;
+    while (b < items.length && absent[items[b]!]!.request === request) b++;
+    runs.push([a, b]);
+    a = b;
   }
   return runs;
 }
@@ -206,6 +207,24 @@ function worstRowBytes(view: FeatureView): number {
 }
 
 /**
+ * What reads learned of a view's rows: the largest seen (bytes), and whether a sized read found
+ * rows of it, all within worstRowBytes (`fits`). A row over worstRowBytes (fields of an older
+ * definition of the view, another writer) makes it `oversized`: its batches are sized from then on.
+ */
+interface LearnedRows {
+  largest: number;
+  fits: boolean;
+  oversized: boolean;
+}
+
+/**
+ * A batch read in one MGET (unsized) answers at most this many times `readBytesPerCall` even were
+ * every row at its view's worstRowBytes (1,000 rows of ten doubles: ~2.1 MB at most, ~230 KB
+ * as written by the materializer).
+ */
+const UNSIZED_WORST_FACTOR = 4;
+
+/**
  * Refold work of one write call of a windowed view (window members read, plus events carried and
  * one per entity): ~10–25 ms of Redis on this machine (1–2.5 µs a member: a 2-core VM shared with
  * Kafka). A call stops before an entity that would exceed it (the first always goes: at most
@@ -248,20 +267,18 @@ export interface RedisOnlineStoreOptions {
   readonly onCorruptRow?: (key: string) => void;
   /**
    * Most row bytes one read command of `readBatch` answers, a row larger than it alone (default
-   * {@link DEFAULT_READ_BYTES_PER_CALL}, 1 MiB; the skew monitor sets the same). A batch whose rows
-   * fit it even at their largest (worstRowBytes: views of numbers and booleans, up to ~500 rows of
-   * ten doubles: ~2 KB a row) is one pipeline of one MGET per request, as before. Any other batch (a view with a
-   * string feature, more rows) is sized first: up to READ_SCRIPT_MAX_KEYS rows by one script call
-   * that reads the leading rows within the bound in the same round trip, more (or with
-   * `entitiesPerCall` 1) by a pipeline of STRLEN; the rest in sequential MGETs (pipelines of GETs
-   * when `entitiesPerCall` is 1) of at most this many bytes. Before, a batch was one MGET per request whatever the rows
-   * weighed, and only the skew monitor bounded its reads: 1,000 rows of 512 KB were one 512 MB
-   * reply, Redis serving no one else for ~1–2 s (reviews: the skew monitor's partition wedged; one
-   * 7 KB feature-API request made the API answer 503 to everyone).
-   * The layout-v1 fallback (`readV1`) is bounded only when this is given: the absent entities'
-   * hashes are sized first (the bytes of their projected fields), then read in sequential calls of
-   * at most this many bytes, their rows read again after them in the same round trips (see
-   * readV1Bounded): one more round trip for a batch with absent entities.
+   * {@link DEFAULT_READ_BYTES_PER_CALL}, 1 MiB; the skew monitor sets the same). A view's first
+   * batches are sized; once a sized read found its rows within worstRowBytes, a batch whose rows
+   * fit the bound by the largest row seen (twice it) and, at their worst, 4 times the bound (1,000
+   * rows of ten doubles) is one pipeline of one MGET per request, as before (a view found with a
+   * larger row is sized from then on). Any other batch is sized first: up to READ_SCRIPT_MAX_KEYS
+   * rows by one script call that reads the leading rows within the bound in the same round trip,
+   * more (or with `entitiesPerCall` 1) by a pipeline of STRLEN; the rest in sequential MGETs
+   * (pipelines of GETs when `entitiesPerCall` is 1) of at most this many bytes. Before, a batch was
+   * one MGET per request whatever the rows weighed, and only the skew monitor bounded its reads:
+   * 1,000 rows of 512 KB were one 512 MB reply, Redis serving no one else for ~1–2 s (reviews: the
+   * skew monitor's partition wedged; one 7 KB feature-API request made the API answer 503 to
+   * everyone). The layout-v1 fallback (`readV1`) is bounded by it too (readV1Bounded).
    */
   readonly readBytesPerCall?: number;
   /** Disconnect the client on close (true when the store created it). */
@@ -305,12 +322,12 @@ export function createRedisOnlineStore(
  * sequential chunks sized to what Redis answers within the command timeout (ChunkedPipeline);
  * a windowed view's call stops at the refold budget and goes alone in its round trip, the rest
  * following in the next call; resolves only when Redis acknowledged every command.
- * Reads: GET of the row's JSON; a batch whose rows fit `readBytesPerCall` (and `maxRowBytes`) at
- * their largest is one pipeline of one MGET per request; any other is sized first (STRLEN, by
+ * Reads: GET of the row's JSON; a batch of views sized once and whose rows fit `readBytesPerCall`
+ * (and `maxRowBytes`) by the rows seen is one pipeline of one MGET per request; any other is sized first (STRLEN, by
  * FEATURE_READ_SCRIPT for up to READ_SCRIPT_MAX_KEYS rows, reading in the same call), refused
  * over `maxRowBytes`, then read in sequential MGETs of at most `readBytesPerCall` bytes. Entities found absent are looked up once
- * more in layout v1 (rows not written since an upgrade), in one more round trip (with
- * `readBytesPerCall`, their hashes sized first, then read within the bound), unless `readV1` is off.
+ * more in layout v1 (rows not written since an upgrade), in one more round trip that sizes their
+ * hashes (then read within the bound, counted against `maxRowBytes`), unless `readV1` is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
  * SinkUnavailableError, WRONGTYPE a CONFIG_INVALID fault (not ours at that key), a script error non-retriable. A read of a key
  * holding something that is not a row answers the entity absent when onCorruptRow is given.
@@ -330,8 +347,8 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly windowedEntitiesPerCall: number;
   private readonly refoldBudget: number;
   private readonly readBytesPerCall: number;
-  /** Views a read found a row of larger than worstRowBytes: always sized first. */
-  private readonly oversized = new WeakSet<FeatureView>();
+  /** What reads learned of each view's rows (see LearnedRows): whether a batch may skip sizing. */
+  private readonly learned = new WeakMap<FeatureView, LearnedRows>();
   private readonly keyPrefix: string;
   private readonly stall: StallWatch;
   private readonly chunks: ChunkedPipeline;
@@ -663,14 +680,27 @@ export class RedisOnlineStore implements OnlineStore {
       }
       return keys;
     });
-    // Rows of views whose rows cannot weigh much (numbers, booleans) are read at once, as before,
-    // when even at their largest they fit the bounds; any other batch is sized first.
+    // A batch is read at once (one MGET per request, as before) when every view in it was sized
+    // once and found to hold rows as this release writes them, and its rows fit the bounds by the
+    // largest seen (twice that, within worstRowBytes) and, even at their worst, a few times
+    // readBytesPerCall. Any other batch (a view not sized yet, one found with larger rows, long
+    // rows) is sized first.
+    const bound = Math.min(this.readBytesPerCall, options.maxRowBytes ?? Number.POSITIVE_INFINITY);
+    let expected = 0;
     let worst = 0;
+    let known = true;
     resolved.forEach((r, i) => {
       const n = fresh[i]!.length;
-      if (n > 0) worst += this.oversized.has(r.view) ? Number.POSITIVE_INFINITY : n * worstRowBytes(r.view);
+      if (n === 0) return;
+      const learned = this.learned.get(r.view);
+      if (learned === undefined || !learned.fits || learned.oversized) known = false;
+      else {
+        const w = worstRowBytes(r.view);
+        worst += n * w;
+        expected += n * Math.min(w, 2 * learned.largest);
+      }
     });
-    const sized = worst > Math.min(this.readBytesPerCall, options.maxRowBytes ?? Number.POSITIVE_INFINITY);
+    const sized = !known || expected > bound || worst > UNSIZED_WORST_FACTOR * this.readBytesPerCall;
     const keys = sized ? fresh.flat() : [];
     const stored = !sized
       ? await this.readStored(fresh)
@@ -682,9 +712,13 @@ export class RedisOnlineStore implements OnlineStore {
     const absent: Array<{ request: number; entity: number }> = [];
     /** Repeats of an entity within a request: filled from its first occurrence's row. */
     const repeats: Array<{ request: number; entity: number; first: number }> = [];
+    /** Bytes of each distinct row read (UTF-8, as stored), and their total. */
+    const sizes = new Map<string, number>();
+    let total = 0;
     resolved.forEach((r, i) => {
       const firstOf = new Map<string, number>();
-      const largest = sized ? Number.POSITIVE_INFINITY : worstRowBytes(r.view);
+      const largest = worstRowBytes(r.view);
+      let seen = 0;
       rows.push(
         r.keys.map((key, j) => {
           const first = firstOf.get(key);
@@ -694,18 +728,26 @@ export class RedisOnlineStore implements OnlineStore {
           }
           firstOf.set(key, j);
           const value = stored.get(key) ?? null;
-          // A row larger than its view allows (fields of an older definition of the view, another
-          // writer): this view's batches are sized from now on.
-          if (value !== null && value.length > largest) this.oversized.add(r.view);
-          if (value !== null) return this.served(r.view, key, this.decodeStored(r.projection, value), now);
+          if (value !== null) {
+            let bytes = sizes.get(key);
+            if (bytes === undefined) {
+              bytes = Buffer.byteLength(value);
+              sizes.set(key, bytes);
+              total += bytes;
+            }
+            if (bytes > seen) seen = bytes;
+            return this.served(r.view, key, this.decodeStored(r.projection, value), now);
+          }
           absent.push({ request: i, entity: j });
           return undefined;
         }),
       );
+      this.learn(r.view, seen, largest, sized);
     });
+    // Unsized, the rows were read before they could be counted (rows larger than any seen so far).
+    if (!sized) checkRowBytes(total, options.maxRowBytes);
     if (absent.length > 0 && this.options.readV1 !== false) {
-      if (this.options.readBytesPerCall === undefined) await this.readV1(resolved, absent, rows, 'batch read');
-      else await this.readV1Bounded(resolved, absent, rows, this.options.readBytesPerCall);
+      await this.readV1Bounded(resolved, absent, rows, this.readBytesPerCall, options.maxRowBytes, total);
     }
     // A copy of the row each (its features object too: a caller may change one row's features).
     for (const { request, entity, first } of repeats) {
@@ -713,6 +755,23 @@ export class RedisOnlineStore implements OnlineStore {
       rows[request]![entity] = row === undefined ? undefined : { ...row, features: { ...row.features } };
     }
     return rows;
+  }
+
+  /**
+   * Records what a read found of `view`'s rows: `seen` the largest row read (0: none), `largest`
+   * the view's worstRowBytes, `sized` whether the read sized them first. A sized read finding rows,
+   * all within worstRowBytes, lets the view's later batches skip sizing; a row over it, never again.
+   */
+  private learn(view: FeatureView, seen: number, largest: number, sized: boolean): void {
+    let learned = this.learned.get(view);
+    if (learned === undefined) {
+      if (seen === 0) return;
+      learned = { largest: 0, fits: false, oversized: false };
+      this.learned.set(view, learned);
+    }
+    if (seen > largest) learned.oversized = true;
+    if (seen > learned.largest) learned.largest = seen;
+    if (sized && seen > 0) learned.fits = true;
   }
 
   /**
@@ -884,96 +943,125 @@ export class RedisOnlineStore implements OnlineStore {
 
   /**
    * readV1 within `maxBytes` (`readBytesPerCall`): the absent entities' v1 hashes sized first
-   * (FEATURE_V1_SIZE_SCRIPT: the bytes of their projected fields; no key and another type known
-   * then, not read), then read in sequential round trips answering at most `maxBytes` of fields
-   * each, a larger hash alone, each round trip reading its entities' rows again after their hashes
-   * (as readV1: an entity a write migrates meanwhile is found; such a row, written since the
-   * sizing, is read unplanned, as in readStoredBounded). Probes and reads stop at
-   * V1_FIELDS_PER_CALL fields a round trip. Before, one call read every absent entity's hash: 200
-   * v1 rows of 8 × 64 KiB were one 105 MB reply, 320 past the 2 s read timeout on every retry
-   * (the skew monitor's partition wedged; a review).
+   * (FEATURE_V1_SIZE_SCRIPT: the bytes of their projected fields), their rows read again in the
+   * same round trip after the sizes: an entity with no v1 hash (or another type) is settled there,
+   * so a batch finding no hash costs one round trip, as readV1. The hashes found are counted with
+   * the v2 rows read (`readBytes`) against `maxRowBytes` (refused before any is read), then read in
+   * sequential round trips answering at most `maxBytes` of fields each, a larger hash alone, each
+   * reading its entities' rows again after their hashes (as readV1: an entity a write migrates
+   * meanwhile is found; such a row is read unplanned, as in readStoredBounded). Probes and reads
+   * stop at V1_FIELDS_PER_CALL fields a round trip. Before, one call read every absent entity's
+   * hash: 200 v1 rows of 8 × 64 KiB were one 105 MB reply, 320 past the 2 s read timeout on every
+   * retry (a review); and this was used only when `readBytesPerCall` was given, `maxRowBytes` not
+   * counting v1 rows (the feature API: 400 such rows were one 211 MB reply, another review).
    */
   private async readV1Bounded(
     resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: readonly string[] }>,
     absent: ReadonlyArray<{ request: number; entity: number }>,
     rows: Array<Array<FeatureRow | undefined>>,
     maxBytes: number,
+    maxRowBytes: number | undefined,
+    readBytes: number,
   ): Promise<void> {
     const action = 'batch read';
     // One key per script call on a cluster (the keys of a request live in different slots).
     const perKey = this.entitiesPerCall === 1;
-    const requests = absent.map((a) => a.request);
-    const keys = absent.map(({ request, entity }) => resolved[request]!.keys[entity]!);
-    const v1Keys = keys.map(v1RowKey);
-    const fieldsOf = (i: number) => resolved[requests[i]!]!.projection.fields;
+    const keysOf = absent.map(({ request, entity }) => resolved[request]!.keys[entity]!);
+    const fieldsOf = (i: number) => resolved[absent[i]!.request]!.projection.fields;
     const script = (pipeline: ReturnType<RedisClient['pipeline']>, name: string) =>
       (pipeline as unknown as Record<string, ScriptCall>)[name]!.bind(pipeline);
+    const settle = (i: number, stored: string | null | undefined, old: V1Reply | undefined, now: number) => {
+      const { request, entity } = absent[i]!;
+      const { view, projection } = resolved[request]!;
+      rows[request]![entity] =
+        stored !== null && stored !== undefined
+          ? this.served(view, keysOf[i]!, this.decodeStored(projection, stored), now)
+          : this.served(view, v1RowKey(keysOf[i]!), decodeV1(projection, old), now);
+    };
+    /** Reads the layout-v2 rows of `items` again into the pipeline (after what it holds). */
+    const again = (pipeline: ReturnType<RedisClient['pipeline']>, items: readonly number[]) => {
+      for (const [a, b] of requestRuns(items, absent)) {
+        if (perKey) for (let x = a; x < b; x++) pipeline.get(keysOf[items[x]!]!);
+        else pipeline.mget(...items.slice(a, b).map((i) => keysOf[i]!));
+      }
+    };
+    const takeAgain = (replies: unknown[], k: number, items: readonly number[]) => {
+      const values: Array<string | null> = [];
+      for (const [a, b] of requestRuns(items, absent)) {
+        if (perKey) for (let x = a; x < b; x++) values.push(replies[k++] as string | null);
+        else values.push(...(replies[k++] as Array<string | null>));
+      }
+      return { values, k };
+    };
 
-    // Sizes: -1 no key, -2 another type, else the bytes of the projected fields.
-    const sizes: number[] = [];
-    const probeFields = absent.map((_, i) => fieldsOf(i).length);
+    // Sizes: -1 no key, -2 another type, else the bytes of the projected fields. The same round
+    // trips read the rows again after the sizes: an entity with no v1 hash is settled there (an
+    // entity a write migrated since the batch's read is found), so a batch finding no v1 hash
+    // costs one round trip, as readV1.
+    const sizes: number[] = new Array<number>(absent.length);
+    const all = absent.map((_, i) => i);
+    const probeFields = all.map((i) => fieldsOf(i).length);
+    const pending: number[] = [];
     for (const [from, to] of boundedRanges(
       probeFields.map(() => 0),
       probeFields,
       maxBytes,
     )) {
+      const items = all.slice(from, to);
       const pipeline = this.client.pipeline();
       const size = script(pipeline, V1_SIZE_COMMAND);
-      const runs = requestRuns(requests, from, to);
-      for (const [a, b] of runs) {
-        if (perKey) for (let i = a; i < b; i++) size(1, v1Keys[i]!, ...fieldsOf(a));
-        else size(b - a, ...v1Keys.slice(a, b), ...fieldsOf(a));
+      for (const [a, b] of requestRuns(items, absent)) {
+        const fields = fieldsOf(items[a]!);
+        if (perKey) for (let x = a; x < b; x++) size(1, v1RowKey(keysOf[items[x]!]!), ...fields);
+        else size(b - a, ...items.slice(a, b).map((i) => v1RowKey(keysOf[i]!)), ...fields);
       }
-      const replies = (await this.execPipeline(pipeline, action)) as number[][];
-      for (const reply of replies) for (const n of reply) sizes.push(Number(n));
+      again(pipeline, items);
+      const replies = await this.execPipeline(pipeline, action);
+      let k = 0;
+      let x = 0;
+      for (const [a, b] of requestRuns(items, absent)) {
+        const counts = perKey
+          ? items.slice(a, b).map(() => (replies[k++] as number[])[0]!)
+          : (replies[k++] as number[]);
+        for (const n of counts) sizes[items[x++]!] = Number(n);
+      }
+      const reread = takeAgain(replies, k, items);
+      const now = Date.now();
+      items.forEach((i, x) => {
+        const stored = reread.values[x];
+        if (sizes[i]! >= 0 && (stored === null || stored === undefined)) pending.push(i);
+        else settle(i, stored, sizes[i] === -2 ? 0 : null, now);
+      });
     }
+    if (pending.length === 0) return;
+    // Counted against maxRowBytes with the layout-v2 rows read, before any hash is read.
+    checkRowBytes(readBytes + pending.reduce((sum, i) => sum + sizes[i]!, 0), maxRowBytes);
 
-    const bytes = sizes.map((n) => Math.max(0, n));
-    const fields = sizes.map((n, i) => (n < 0 ? 1 : fieldsOf(i).length));
+    const bytes = pending.map((i) => sizes[i]!);
+    const fields = pending.map((i) => fieldsOf(i).length);
     for (const [from, to] of boundedRanges(bytes, fields, maxBytes)) {
+      const items = pending.slice(from, to);
       const pipeline = this.client.pipeline();
       const read = script(pipeline, V1_READ_COMMAND);
-      const runs = requestRuns(requests, from, to);
-      const hashes = runs.map(([a, b]) => {
-        const found: number[] = [];
-        for (let i = a; i < b; i++) if (sizes[i]! >= 0) found.push(i);
-        return found;
-      });
-      runs.forEach(([a], r) => {
-        const found = hashes[r]!;
-        if (perKey) for (const i of found) read(1, v1Keys[i]!, ...fieldsOf(a));
-        else if (found.length > 0) read(found.length, ...found.map((i) => v1Keys[i]!), ...fieldsOf(a));
-      });
-      // The rows again, after the hashes.
-      for (const [a, b] of runs) {
-        if (perKey) for (let i = a; i < b; i++) pipeline.get(keys[i]!);
-        else pipeline.mget(...keys.slice(a, b));
+      for (const [a, b] of requestRuns(items, absent)) {
+        const fields = fieldsOf(items[a]!);
+        if (perKey) for (let x = a; x < b; x++) read(1, v1RowKey(keysOf[items[x]!]!), ...fields);
+        else read(b - a, ...items.slice(a, b).map((i) => v1RowKey(keysOf[i]!)), ...fields);
       }
+      // The rows again, after the hashes.
+      again(pipeline, items);
       const replies = await this.execPipeline(pipeline, action);
       const now = Date.now();
-      const old = new Map<number, V1Reply>();
+      const old: V1Reply[] = [];
       let k = 0;
-      for (const found of hashes) {
-        if (perKey) for (const i of found) old.set(i, (replies[k++] as V1Reply[])[0]!);
-        else if (found.length > 0) {
-          const values = replies[k++] as V1Reply[];
-          for (let at = 0; at < found.length; at++) old.set(found[at]!, values[at]!);
-        }
+      for (const [a, b] of requestRuns(items, absent)) {
+        if (perKey) for (let x = a; x < b; x++) old.push((replies[k++] as V1Reply[])[0]!);
+        else old.push(...(replies[k++] as V1Reply[]));
       }
-      for (const [a, b] of runs) {
-        const again = (perKey ? keys.slice(a, b).map(() => replies[k++]) : (replies[k++] as unknown[])) as Array<
-          string | null
-        >;
-        for (let i = a; i < b; i++) {
-          const { request, entity } = absent[i]!;
-          const { view, projection } = resolved[request]!;
-          const stored = again[i - a];
-          rows[request]![entity] =
-            stored !== null && stored !== undefined
-              ? this.served(view, keys[i]!, this.decodeStored(projection, stored), now)
-              : this.served(view, v1Keys[i]!, decodeV1(projection, sizes[i] === -2 ? 0 : (old.get(i) ?? null)), now);
-        }
-      }
+      const reread = takeAgain(replies, k, items);
+      items.forEach((i, x) => {
+        settle(i, reread.values[x], old[x], now);
+      });
     }
   }
 

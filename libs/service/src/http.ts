@@ -11,7 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, DriftlineError, envField, type Logger } from '@driftline/core';
+import { ConfigError, DriftlineError, envField, jsonStringEnd, type Logger } from '@driftline/core';
 import { guardHttpServer, type Registry } from '@driftline/observability';
 import { type ListenVariables, listenError } from './listen-error.js';
 
@@ -98,8 +98,8 @@ const KEY_HASH_SEED = randomInt(2 ** 30);
  * What JSON text breaks before it is parsed, or undefined: nesting deeper than `maxDepth`, an
  * object of more than `maxMembers` members, more than `maxKeys` distinct key names (counted by a
  * seeded hash: a collision only counts two keys as one). One pass, no allocation but the per-depth
- * counts (and the key hashes with `maxKeys`); strings skipped with a native search for their
- * closing quote, as core's `jsonDepthWithin`. Exact for text JSON.parse accepts (the separators of
+ * counts (and the key hashes with `maxKeys`); strings skipped by core's `jsonStringEnd`, as
+ * `jsonDepthWithin` does. Exact for text JSON.parse accepts (the separators of
  * an object are the commas at its depth outside strings); other text fails to parse anyway.
  */
 function jsonShapeRefusal(
@@ -140,17 +140,9 @@ function jsonShapeRefusal(
         i = j;
         continue;
       }
-      let from = i + 1;
-      for (;;) {
-        const q = text.indexOf('"', from);
-        if (q === -1) return undefined;
-        let k = q - 1;
-        while (k > i && text.charCodeAt(k) === BACKSLASH) k--;
-        from = q + 1;
-        // An even run of backslashes before the quote escapes only itself.
-        if ((q - 1 - k) % 2 === 0) break;
-      }
-      i = from - 1;
+      const end = jsonStringEnd(text, i);
+      if (end === -1) return undefined;
+      i = end;
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (++depth > maxDepth) return 'depth';
       const object = c === OPEN_OBJECT;

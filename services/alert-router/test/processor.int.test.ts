@@ -7,7 +7,7 @@ import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, type Logger, silentLogger } 
 import type { DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
-import { freePort, uniqueName } from '@driftline/test-support';
+import { freePort, recordingLogger, uniqueName } from '@driftline/test-support';
 import {
   type AlertDeliveryStore,
   type ClickHouse,
@@ -98,14 +98,8 @@ describe('router processor', () => {
   }
 
   it('unrouted alerts: one warning per model and kind an hour, not one per alert (6,520 lines for one batch; found by a review)', async () => {
-    const seen: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
-    const logger: Logger = {
-      ...silentLogger,
-      warn: (obj, msg) => {
-        seen.push({ obj: obj as Record<string, unknown>, msg });
-      },
-      child: () => logger,
-    };
+    const seen: Array<{ obj: Record<string, unknown>; msg?: string }> = [];
+    const logger = recordingLogger('warn', seen);
     const { processor: p, registry } = processor(
       warehouseOn(ch).alertDeliveries,
       undefined,

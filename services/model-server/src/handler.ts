@@ -11,7 +11,7 @@ import { counter, histogram, MAX_SERIES_PER_METRIC, type Registry } from '@drift
 import type { OnlineStore } from '@driftline/online-store';
 import { badRequest, checkBearer, HttpError, oneLine, readBody, sendError, sendJson } from '@driftline/service/http';
 import type { PredictionLog } from './prediction-log.js';
-import { scoreInstances } from './predictor.js';
+import { MAX_READ_ROW_BYTES, scoreInstances } from './predictor.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
 import { type ServingTable, unservedReason } from './serving.js';
 
@@ -28,6 +28,8 @@ export interface ModelHandlerOptions extends Partial<PredictLimits> {
   readonly eventTime?: EventTimeBounds;
   /** Readiness beyond the store (the models.v1 follower). */
   readonly ready?: () => boolean;
+  /** Most bytes the stored rows one feature read of a request may hold (default {@link MAX_READ_ROW_BYTES}; 400 above). */
+  readonly maxReadRowBytes?: number;
 }
 
 const PREFIX = '/v1/models/';
@@ -39,6 +41,15 @@ const CANARY_FAILURE_LOG_MS = 60_000;
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof DriftlineError) {
+    // The store refused a read whose rows hold more than the request's bound, before reading them.
+    const rows = error.details;
+    if (error.code === 'BAD_REQUEST' && typeof rows.rowBytes === 'number' && typeof rows.maxRowBytes === 'number') {
+      return new HttpError(
+        400,
+        'BAD_REQUEST',
+        `the rows of the request's entities hold ${rows.rowBytes} bytes in the online store (every view the model reads), more than the ${rows.maxRowBytes} one request may read: send fewer instances per request`,
+      );
+    }
     if (error.code === 'BAD_REQUEST') return new HttpError(400, 'BAD_REQUEST', error.message);
     if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', 'online store unavailable');
   }
@@ -61,6 +72,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
     maxFeatures: options.maxFeatures ?? DEFAULT_PREDICT_LIMITS.maxFeatures,
   };
   const token = options.token === undefined ? undefined : Buffer.from(options.token, 'utf8');
+  const maxReadRowBytes = options.maxReadRowBytes ?? MAX_READ_ROW_BYTES;
   const logger = options.logger.child({ stage: 'http' });
   let lastOutageLog = 0;
   const metrics = {
@@ -135,7 +147,14 @@ export function createModelHandler(options: ModelHandlerOptions) {
     // The plan is taken once the body is read, and again after the feature read (scoreInstances):
     // taken before the body, a slow body (up to the request timeout) or a slow Redis read was scored
     // by a version rolled back meanwhile, answered and logged as production (found by a review).
-    let scored = await scoreInstances(() => table.get(model) ?? notServed(model), request, store, at);
+    let scored = await scoreInstances(
+      () => table.get(model) ?? notServed(model),
+      request,
+      store,
+      at,
+      undefined,
+      maxReadRowBytes,
+    );
     // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
     // The plan is looked at a third time when the records are taken, after that wait (up to
     // DRIFTLINE_MODEL_SERVER_LOG_WAIT): a swap during it scores again with the new plan, on the rows

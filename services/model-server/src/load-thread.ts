@@ -20,11 +20,16 @@ export const MAX_LOAD_THREAD_DEATHS = 3;
 
 /**
  * Longest one load may take on the load thread (stat, read, parse and compile model.json and
- * meta.json) before it fails, retriably. A 202 MiB model of 4 million nodes (near the 256 MiB file
- * bound) took 17 s on a slow machine; a load that never finished (a read on a hung volume) held
- * every later load of every model behind it, silently, and at start-up the instance was never ready.
+ * meta.json) before it fails, retriably, by default (DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT). A 202
+ * MiB model of 4 million nodes (near the 256 MiB file bound) took 17 s on a slow machine; a load
+ * that never finished (a read on a hung volume) held every later load of every model behind it,
+ * silently, and at start-up the instance was never ready. A load that needs longer (a huge model on
+ * a machine short of CPU) was abandoned and retried for ever: the variable raises it.
  */
 export const LOAD_TIMEOUT_MS = 120_000;
+
+/** The shortest DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: shorter, ordinary loads under contention would be abandoned. */
+export const MIN_LOAD_TIMEOUT_MS = 10_000;
 
 /**
  * Loads past their deadline that have not returned, at most; beyond, no load starts until one

@@ -87,6 +87,15 @@ export function checkScoringWork(plan: ServingPlan, instances: number): void {
   );
 }
 
+/**
+ * Most bytes the online-store rows one feature read of a request may hold as stored (whole rows of
+ * every view the plan reads, each distinct entity once), as the feature API's answer bound: above
+ * it the store refuses the read before reading any row, a 400 (see `toHttpError`). Without it, a
+ * batch of 1,000 entities whose rows hold 512 KB each was read, in 1 MiB replies, into the serving
+ * thread's memory: ~0.5 GB for one small request.
+ */
+export const MAX_READ_ROW_BYTES = 32 * 1_048_576;
+
 /** Prediction ids: random UUIDs, each built in one piece (see uuidV4Source). */
 const nextPredictionId = uuidV4Source();
 
@@ -185,6 +194,7 @@ export async function scoreInstances(
   store: OnlineStore,
   now: number,
   newId: () => string = nextPredictionId,
+  maxRowBytes: number = MAX_READ_ROW_BYTES,
 ): Promise<ScoredRequest> {
   const current = typeof plan === 'function' ? plan : () => plan;
   const { instances } = request;
@@ -195,7 +205,7 @@ export async function scoreInstances(
     const needed = p.reads.some((r) =>
       instances.some((x) => x.features === undefined || r.features.some((f) => !Object.hasOwn(x.features!, f))),
     );
-    return needed ? await readRows(store, p.reads, entities) : undefined;
+    return needed ? await readRows(store, p.reads, entities, maxRowBytes) : undefined;
   };
   let p = current();
   checkFeatures(p, instances, where);
@@ -497,20 +507,27 @@ function event(
 /**
  * The rows of every read of the plan, in one batch read of the store for any ordinary request, in
  * several when the instances times the views pass the store's bound ({@link MAX_READ_BATCH}
- * entities per read): DRIFTLINE_MODEL_SERVER_MAX_BATCH allows up to 10,000 instances.
+ * entities per read): DRIFTLINE_MODEL_SERVER_MAX_BATCH allows up to 10,000 instances. The rows read
+ * hold at most `maxRowBytes` as stored (refused by the store before it reads them); split, each
+ * read may hold its share of it (by its entities), so the bound holds for the whole request.
  */
 async function readRows(
   store: OnlineStore,
   reads: ServingPlan['reads'],
   entities: readonly string[],
+  maxRowBytes: number,
 ): Promise<Array<Array<FeatureRow | undefined>>> {
-  const read = (part: readonly string[]) =>
-    store.readBatch(reads.map((r) => ({ view: r.view, entities: part, features: r.features })));
+  const read = (part: readonly string[], bound: number) =>
+    store.readBatch(
+      reads.map((r) => ({ view: r.view, entities: part, features: r.features })),
+      { maxRowBytes: bound },
+    );
   const per = Math.max(1, Math.floor(MAX_READ_BATCH / reads.length));
-  if (entities.length <= per) return read(entities);
+  if (entities.length <= per) return read(entities, maxRowBytes);
   const out = reads.map((): Array<FeatureRow | undefined> => []);
   for (let from = 0; from < entities.length; from += per) {
-    const got = await read(entities.slice(from, from + per));
+    const part = entities.slice(from, from + per);
+    const got = await read(part, Math.floor((maxRowBytes * part.length) / entities.length));
     got.forEach((rows, k) => {
       for (const row of rows) out[k]!.push(row);
     });

@@ -67,6 +67,8 @@ export interface ModelServerOptions extends Partial<PredictLimits>, Partial<Serv
   readonly ready?: () => boolean;
   /** Accepted `event_time` of a request's instances. */
   readonly eventTime?: EventTimeBounds;
+  /** Most bytes the stored rows one feature read of a request may hold (default `MAX_READ_ROW_BYTES`, 32 MiB; 400 above). */
+  readonly maxReadRowBytes?: number;
 }
 
 export interface ModelServer extends HttpServer {

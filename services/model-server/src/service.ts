@@ -21,7 +21,7 @@ import {
   serverTimeoutsFromEnv,
 } from '@driftline/service/http';
 import { z } from 'zod';
-import { threadedArtifactLoader } from './load-thread.js';
+import { LOAD_TIMEOUT_MS, MIN_LOAD_TIMEOUT_MS, threadedArtifactLoader } from './load-thread.js';
 import { modelsFollower } from './models-follower.js';
 import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
@@ -69,6 +69,12 @@ export const modelServerEnvShape = {
   ...serverTimeoutsEnvShape('DRIFTLINE_MODEL_SERVER'),
   /** Connections held at once (8 to 65,535); at the cap a new one closes the longest-idle one. */
   DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS: maxConnectionsField(),
+  /**
+   * Longest one model version's load may take on the load thread before it is abandoned and
+   * retried (at least {@link MIN_LOAD_TIMEOUT_MS}): raise it for huge models on a slow or busy
+   * machine, whose loads would otherwise be abandoned and retried for ever.
+   */
+  DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: envField.duration(MIN_LOAD_TIMEOUT_MS, MAX_TIMER_MS).default(LOAD_TIMEOUT_MS),
 };
 
 export interface ModelServerConfig {
@@ -86,7 +92,29 @@ export interface ModelServerConfig {
   readonly logThread: boolean;
   readonly timeouts: ServerTimeouts;
   readonly maxConnections: number;
+  /** Longest one version's load may take (DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT). */
+  readonly loadTimeoutMs: number;
   readonly token?: string;
+}
+
+/**
+ * `store` with `onRead` called at each read. It passes every argument on: it dropped `readBatch`'s
+ * options, so the request's bound on the rows read (`maxRowBytes`) never reached the store.
+ */
+export function countingReads(store: OnlineStore, onRead: () => void): OnlineStore {
+  return {
+    write: (writes) => store.write(writes),
+    read: (view, entity, features) => {
+      onRead();
+      return store.read(view, entity, features);
+    },
+    readBatch: (requests, options) => {
+      onRead();
+      return store.readBatch(requests, options);
+    },
+    ready: () => store.ready(),
+    close: () => store.close(),
+  };
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -173,6 +201,7 @@ export const modelServer = defineService({
       logThread: env.DRIFTLINE_MODEL_SERVER_LOG_THREAD,
       timeouts,
       maxConnections: env.DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS,
+      loadTimeoutMs: env.DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT,
       ...(env.DRIFTLINE_MODEL_SERVER_TOKEN === undefined ? {} : { token: env.DRIFTLINE_MODEL_SERVER_TOKEN }),
     };
   },
@@ -211,19 +240,7 @@ export const modelServer = defineService({
     // requests read the store: one whose requests carry every feature needs no materializer, and
     // its missing marker was a critical alert for ever.
     let storeReads = 0;
-    const countedStore: OnlineStore = {
-      write: (writes) => store.write(writes),
-      read: (view, entity, features) => {
-        storeReads++;
-        return store.read(view, entity, features);
-      },
-      readBatch: (requests) => {
-        storeReads++;
-        return store.readBatch(requests);
-      },
-      ready: () => store.ready(),
-      close: () => store.close(),
-    };
+    const countedStore = countingReads(store, () => storeReads++);
     const marker = watchFeaturesStateMarker(store.client, {
       reader: 'model-server',
       keyPrefix: config.keyPrefix,
@@ -258,7 +275,7 @@ export const modelServer = defineService({
     let stopStages = () => {};
     const followerReady = () => replayed;
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
-    const loader = threadedArtifactLoader(config.artifactDir);
+    const loader = threadedArtifactLoader(config.artifactDir, { loadTimeoutMs: config.loadTimeoutMs });
     try {
       server = await startModelServer({
         store: countedStore,
@@ -290,6 +307,8 @@ export const modelServer = defineService({
         apply: (model, events, replayed) => table.apply(model, events, replayed),
         givenUp: (model) => table.givenUp(model),
         unserved: (model) => table.unservedProduction(model),
+        follows: (model) => table.follows(model),
+        forget: (model) => void table.forget(model),
         logger: ctx.logger,
         registry: ctx.registry,
         eventTime: ctx.common.eventTime,

@@ -1,4 +1,11 @@
-import { DriftlineError, isRetriable, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
+import {
+  DriftlineError,
+  isRetriable,
+  keyedLineLimit,
+  type Logger,
+  serialByKey,
+  toDriftlineError,
+} from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import { gauge, MAX_SERIES_PER_METRIC, type Registry } from '@driftline/observability';
 import {
@@ -60,6 +67,17 @@ export class ServingTable {
   private readonly unserved = new Map<string, UnservedProduction>();
   /** By model, the productions the stages named whose load failed while nothing served (see `unwatchNeverLoaded`). */
   private readonly failedUnserved = new Map<string, Set<string>>();
+  /**
+   * "version not loaded; served without it", at most once per model and version per
+   * {@link NOT_LOADED_LINE_MS} (the rest counted in the next), for as many versions as the serving
+   * gauge keeps, the others summed in one line per interval: it was written at every retry of
+   * every model (once a minute each at the longest backoff, for ever).
+   */
+  private readonly notLoadedLines = keyedLineLimit<string>({
+    intervalMs: NOT_LOADED_LINE_MS,
+    maxKeys: MAX_SERIES_PER_METRIC,
+    onFull: 'overflow',
+  });
 
   constructor(private readonly options: ServingTableOptions) {
     // Model and version names come from models.v1: bounded labels. The versions of a model are
@@ -114,6 +132,35 @@ export class ServingTable {
   /** Every model promoted but served by no version here (for `GET /v1/models`). */
   describeUnserved(): Array<{ model: string; production: string; reason: string }> {
     return [...this.unserved].map(([model, u]) => ({ model, production: u.version, reason: unservedReason(u) }));
+  }
+
+  /**
+   * Whether `model` is followed: a version of it serves or is named by its stages (production,
+   * canary, shadow, watched), or it is promoted with nothing serving. A model whose versions all
+   * ended (rejected, retired, rolled back) or that was only trained is not (see `forget`).
+   */
+  follows(model: string): boolean {
+    if (this.plans.has(model) || this.unserved.has(model)) return true;
+    const s = this.stages.get(model);
+    return (
+      s !== undefined &&
+      (s.production !== undefined || s.canary !== undefined || s.shadows.length > 0 || s.watched.length > 0)
+    );
+  }
+
+  /**
+   * Forgets what the table holds of `model` when it is not followed (its stages: the ended versions
+   * remembered to ignore stale events): a later event of it starts afresh, as on a models.v1 cut by
+   * retention. Queued after the model's applications.
+   */
+  forget(model: string): Promise<void> {
+    return this.serially(model, async () => {
+      if (this.follows(model)) return;
+      this.stages.delete(model);
+      this.failedUnserved.delete(model);
+      this.servedProductions.delete(model);
+      for (const [key, e] of this.givenUpVersions) if (e.model === model) this.givenUpVersions.delete(key);
+    });
   }
 
   /** The versions of `model` given up (see the class): not loaded until models.v1 names them again. */
@@ -194,13 +241,28 @@ export class ServingTable {
       return v;
     } catch (error) {
       failures.set(version, error);
-      if (!(error instanceof VersionGivenUpError)) {
-        this.options.logger.warn(
-          { model, version, role, err: (error as Error).message },
-          'version not loaded; served without it',
-        );
-      }
+      if (!(error instanceof VersionGivenUpError)) this.notLoadedLine(model, version, role, error);
       return undefined;
+    }
+  }
+
+  /** "version not loaded; served without it", rate-limited (see `notLoadedLines`). */
+  private notLoadedLine(model: string, version: string, role: string, error: unknown): void {
+    const { logger } = this.options;
+    const now = Date.now();
+    const leftOut = this.notLoadedLines.admit(JSON.stringify([model, version]), now);
+    if (leftOut !== undefined) {
+      logger.warn(
+        { model, version, role, err: (error as Error).message, failures_since_last_line: leftOut + 1 },
+        'version not loaded; served without it',
+      );
+    }
+    const over = this.notLoadedLines.overflow(now);
+    if (over !== undefined) {
+      logger.warn(
+        { versions: over.keys, versions_at_least: over.keysAtLeast, failures: over.weight },
+        `versions not loaded and served without, of more models and versions than their lines are kept for (${MAX_SERIES_PER_METRIC}): see driftline_model_server_stage_pending`,
+      );
     }
   }
 
@@ -456,6 +518,9 @@ export function unservedReason(u: UnservedProduction): string {
   const why = u.code === 'NOT_FOUND' ? 'artifacts missing or unreadable' : `its load failed: ${u.code}`;
   return `production ${version} not loaded yet (${why}); retrying`;
 }
+
+/** At most one "version not loaded" line per model and version this often. */
+const NOT_LOADED_LINE_MS = 10 * 60_000;
 
 /** Versions of a model remembered as given up, at most (the oldest forgotten: loaded once more if named again). */
 const MAX_GIVEN_UP = 1_000;

@@ -29,14 +29,27 @@ export interface StageApplierOptions {
   /** Events dated beyond now + `maxFutureMs` are refused (DRIFTLINE_EVENT_TIME_*; default: libs/core's). */
   readonly eventTime?: EventTimeBounds;
   readonly now?: () => number;
-  /** Most models followed (default {@link MAX_MODELS}): the events of any more are refused. */
+  /** Most models followed (default {@link MAX_MODELS}): the events of a new one beyond are refused. */
   readonly maxModels?: number;
+  /**
+   * Whether the model is followed now (ServingTable.follows): a model that is not, and has no
+   * retry held, frees its place under `maxModels`. Absent: every model taken is followed for good.
+   */
+  readonly follows?: (model: string) => boolean;
+  /** Drops what is held of a model no longer followed (ServingTable.forget), once more than `maxModels` such are. */
+  readonly forget?: (model: string) => void;
 }
 
 /**
- * Most models one server follows. The models of models.v1 are held for good (their stages, their
- * retries): 20,000 names PROMOTED without files took 138 MB and logged 20,000 lines at once, then
- * one a model a minute for ever (found by a review).
+ * Most models one server follows at once: models with a version served or staged (production,
+ * canary, shadow, watched), promoted with nothing serving, or with events being applied or retried.
+ * Their stages and retries are held for as long: 20,000 names PROMOTED without files took 138 MB
+ * and logged 20,000 lines at once, then one a model a minute for ever (found by a review). A model
+ * whose versions all ended (rejected, retired, rolled back before any promotion) or only trained
+ * frees its place; the stages of at most as many such models are kept too (their ended versions,
+ * so that a stale event of one is still ignored), the oldest forgotten first. Before, every name
+ * ever seen on models.v1 (the start-up replay included) held a place for good: the 1,001st name in
+ * log order was never served, however many before it had ended.
  */
 export const MAX_MODELS = 1_000;
 
@@ -107,7 +120,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : counter(
           options.registry,
           'driftline_model_server_model_events_refused_total',
-          `models.v1 events not applied: dated beyond the event-time bound into the future (reason future_event_time: taken, they made every later transition of the model look stale), or of a model beyond the first ${MAX_MODELS} (too_many_models)`,
+          `models.v1 events not applied: dated beyond the event-time bound into the future (reason future_event_time: taken, they made every later transition of the model look stale), or of a new model while ${MAX_MODELS} are followed (too_many_models)`,
           ['reason'],
         );
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
@@ -116,8 +129,12 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   const bounds = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   const now = options.now ?? Date.now;
   const maxModels = options.maxModels ?? MAX_MODELS;
-  /** Models whose events were taken (at most `maxModels`). */
+  /** Models followed, or whose events were taken and are not applied yet (at most `maxModels`). */
   const known = new Set<string>();
+  /** Applications of each model taken and not finished (a retry's not counted: `waiting` holds it). */
+  const inFlight = new Map<string, number>();
+  /** Models taken once and no longer followed whose stages the table keeps, oldest first (at most `maxModels`). */
+  const retired = new Set<string>();
   const refusedLines = { future_event_time: lineLimit(), too_many_models: lineLimit() };
 
   /** The events of `model` that may be applied: a refused one is counted, and said at most once a minute per reason. */
@@ -132,7 +149,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
         'too_many_models',
         events.length,
         { models: known.size },
-        `models.v1 events of a model beyond the first ${maxModels} not applied: the model is not served here (see driftline_model_server_model_events_refused_total)`,
+        `models.v1 events of a new model not applied: ${maxModels} models are followed already, the model is not served here (see driftline_model_server_model_events_refused_total)`,
       );
       return [];
     }
@@ -147,8 +164,28 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       );
       return false;
     });
-    if (kept.length > 0) known.add(model);
+    if (kept.length > 0) {
+      known.add(model);
+      retired.delete(model);
+    }
     return kept;
+  };
+
+  /**
+   * Frees the place of `model` when it is no longer followed and nothing of it is applied or held
+   * for a retry; its stages are kept among the `maxModels` newest such models, the oldest forgotten.
+   */
+  const release = (model: string) => {
+    if (options.follows === undefined || options.follows(model)) return;
+    if ((inFlight.get(model) ?? 0) > 0 || waiting.has(model) || !known.has(model)) return;
+    known.delete(model);
+    failedModels.delete(model);
+    retired.add(model);
+    for (const oldest of retired) {
+      if (retired.size <= maxModels) break;
+      retired.delete(oldest);
+      options.forget?.(oldest);
+    }
   };
 
   // Retry lines: at most RETRY_LINES_PER_INTERVAL per interval, the rest summed in one line at its
@@ -248,6 +285,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
         void serially(model, async () => {
           const held = take(model);
           if (held !== undefined) await run(model, held.events, held.attempt + 1, held.events.length);
+          release(model);
         });
       }, delay);
       timer.unref();
@@ -274,12 +312,20 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
     apply(model, given) {
       const events = admitted(model, given);
       if (events.length === 0) return Promise.resolve();
-      return serially(model, () => {
-        const held = take(model);
-        // Held events go first, with everything after them: the model's events stay in order.
-        return held === undefined
-          ? run(model, events, 0)
-          : run(model, [...held.events, ...events], held.attempt + 1, held.events.length);
+      inFlight.set(model, (inFlight.get(model) ?? 0) + 1);
+      return serially(model, async () => {
+        try {
+          const held = take(model);
+          // Held events go first, with everything after them: the model's events stay in order.
+          await (held === undefined
+            ? run(model, events, 0)
+            : run(model, [...held.events, ...events], held.attempt + 1, held.events.length));
+        } finally {
+          const left = inFlight.get(model)! - 1;
+          if (left > 0) inFlight.set(model, left);
+          else inFlight.delete(model);
+          release(model);
+        }
       });
     },
     pending: () => [...waiting.keys()],

@@ -60,3 +60,16 @@ describe('model-server names and token (padding, commit 25e952a)', () => {
     expect(() => configure({ DRIFTLINE_MODEL_SERVER_TOKEN: 'short' })).toThrow(/DRIFTLINE_MODEL_SERVER_TOKEN: .*16/);
   });
 });
+
+describe('model-server configuration of model loads', () => {
+  it('takes the load deadline from DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT (default 120 s), at least 10 s, naming the field', () => {
+    expect(configure({}).loadTimeoutMs).toBe(120_000);
+    expect(configure({ DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: '10m' }).loadTimeoutMs).toBe(600_000);
+    expect(() => configure({ DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: '5s' })).toThrow(
+      /^DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: must be at least 10000 ms/,
+    );
+    expect(() => configure({ DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: 'soon' })).toThrow(
+      /^DRIFTLINE_MODEL_SERVER_LOAD_TIMEOUT: must be a duration/,
+    );
+  });
+});

@@ -16,6 +16,7 @@ import { artifactLoader, MAX_ARTIFACT_FILE_BYTES } from '../src/artifacts.js';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
+import { countingReads } from '../src/service.js';
 import { ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
 import { buildVersion, planServing } from '../src/version.js';
@@ -1080,6 +1081,77 @@ describe('numbers beyond float32 (found by a review)', () => {
       );
     } finally {
       await h.server.close();
+    }
+  });
+});
+
+describe("the stored rows a request reads are bounded, as the feature API's (found by a review)", () => {
+  /** A server over the in-memory store whose view `user` holds rows of ~60 KB (a long `other`) for u0..u{n-1}. */
+  async function withLargeRows(n: number, options: { maxReadRowBytes?: number; asTheService?: boolean } = {}) {
+    const store = new InMemoryOnlineStore();
+    const { maxReadRowBytes } = options;
+    const server = await startModelServer({
+      // The service counts the reads (it dropped readBatch's options: the bound never reached the store).
+      store: options.asTheService === true ? countingReads(store, () => {}) : store,
+      views,
+      load: artifactLoader(dir),
+      log: { publish: async () => {}, deadLetter: async () => {} },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      logger: silentLogger,
+      maxBatch: 1_000,
+      ...(maxReadRowBytes === undefined ? {} : { maxReadRowBytes }),
+    });
+    await server.table.promote('m', 'v1');
+    const t = Date.now();
+    const long = 'x'.repeat(60_000);
+    await store.write(
+      planWrites(
+        Array.from({ length: n }, (_, i) =>
+          validateFeatureEvent(views, {
+            event_id: `e${i}`,
+            view: 'user',
+            entity_id: `u${i}`,
+            event_time: t,
+            features: { f0: i, f1: 1, other: long },
+          }),
+        ),
+      ),
+    );
+    const predict = (entities: number) =>
+      fetch(`http://127.0.0.1:${server.port}/v1/models/m:predict`, {
+        method: 'POST',
+        body: JSON.stringify({ instances: Array.from({ length: entities }, (_, i) => ({ entity_id: `u${i}` })) }),
+      });
+    return { server, predict };
+  }
+
+  it('refuses (400, one line) a request whose rows hold more than the bound, before reading them; within it, scores', async () => {
+    const { server, predict } = await withLargeRows(5, { maxReadRowBytes: 200_000 });
+    try {
+      // The model reads f0 and f1 of `user`, but rows are read whole: `other` counts.
+      expect((await predict(3)).status).toBe(200);
+      const refused = await predict(5);
+      const body = (await refused.json()) as { error?: { code: string; message: string } };
+      expect([refused.status, body.error?.code]).toEqual([400, 'BAD_REQUEST']);
+      expect(body.error?.message).toMatch(
+        /^the rows of the request's entities hold 3\d{5} bytes in the online store \(every view the model reads\), more than the 200000 one request may read: send fewer instances per request$/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('bounds them at 32 MiB by default (the feature API passes its 32 MiB answer bound), through the store as the service wraps it', async () => {
+    const { server, predict } = await withLargeRows(600, { asTheService: true });
+    try {
+      expect((await predict(500)).status).toBe(200);
+      const refused = await predict(600);
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
+        /more than the 33554432 one request may read/,
+      );
+    } finally {
+      await server.close();
     }
   });
 });

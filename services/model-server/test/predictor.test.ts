@@ -3,7 +3,7 @@ import { InMemoryOnlineStore } from '@driftline/online-store';
 import { compileXgboostModel, xgboostModelOf } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
-import { answering, scoreInstances } from '../src/predictor.js';
+import { answering, MAX_READ_ROW_BYTES, scoreInstances } from '../src/predictor.js';
 import type { Instance } from '../src/request.js';
 import { buildVersion, planServing, versionOf } from '../src/version.js';
 import { FEATURES, VIEWS_YAML } from './fixtures.js';
@@ -385,5 +385,32 @@ describe('the scoring work of one request', () => {
     const scored = await scoreInstances(big, batch(1_000), new InMemoryOnlineStore(), 0);
     expect(scored.predictions).toHaveLength(1_000);
     expect(scored.events).toHaveLength(3_000);
+  });
+});
+
+describe('the rows a request reads are bounded (found by a review: 1,000 rows of 512 KB were read whole)', () => {
+  it('asks the store for its rows within the bound, by default 32 MiB; a read split in parts shares it by entities', async () => {
+    const asked: Array<{ entities: number; maxRowBytes: number | undefined }> = [];
+    const store = new InMemoryOnlineStore();
+    const spy = Object.assign(Object.create(store) as InMemoryOnlineStore, {
+      readBatch: (requests: Parameters<InMemoryOnlineStore['readBatch']>[0], options?: { maxRowBytes?: number }) => {
+        asked.push({ entities: requests[0]!.entities.length, maxRowBytes: options?.maxRowBytes });
+        return store.readBatch(requests, options);
+      },
+    });
+    const bare = (n: number): Instance[] =>
+      Array.from({ length: n }, (_, i) => ({ entityId: `e${i}`, features: { f3: 1 }, eventTime: undefined }));
+    const small = planServing(views, { production: shadow });
+    await scoreInstances(small, { batch: true, instances: bare(3) }, spy, 0);
+    expect(asked).toEqual([{ entities: 3, maxRowBytes: MAX_READ_ROW_BYTES }]);
+    expect(MAX_READ_ROW_BYTES).toBe(32 * 1_048_576);
+    // Two views: 5,000 entities a read at most (the store's 10,000 entities per call), so 6,000
+    // instances are read in two parts, each bounded by its share: the request's rows stay within it.
+    asked.length = 0;
+    await scoreInstances(small, { batch: true, instances: bare(6_000) }, spy, 0, undefined, 6_000_000);
+    expect(asked).toEqual([
+      { entities: 5_000, maxRowBytes: 5_000_000 },
+      { entities: 1_000, maxRowBytes: 1_000_000 },
+    ]);
   });
 });

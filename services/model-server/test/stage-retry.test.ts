@@ -136,6 +136,42 @@ describe('stage applier over a real serving table: versions that do not load, in
     });
   }
 
+  it('"version not loaded; served without it" once per model and version per 10 minutes, with the count since (it was written at every retry)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const lines: Array<Record<string, unknown>> = [];
+      const table = tableWith(new Set(['v8', 'v9']), {
+        logger: {
+          ...silentLogger,
+          warn: (obj: object, msg?: string) => {
+            if (msg === 'version not loaded; served without it') lines.push(obj as Record<string, unknown>);
+          },
+        },
+      });
+      const failing = (events: StageEvent[]) =>
+        expect(table.apply('m', events)).rejects.toThrow(VersionsNotServedError);
+      await failing([promoted('v1'), { kind: 'SHADOW', version: 'v9' }]);
+      // Retries (any application retries what does not serve): counted, not written.
+      for (let i = 0; i < 5; i++) {
+        vi.advanceTimersByTime(60_000);
+        await failing([]);
+      }
+      expect(lines.map((l) => l.version)).toEqual(['v9']);
+      expect(lines[0]).toEqual(
+        expect.objectContaining({ model: 'm', version: 'v9', role: 'shadow', failures_since_last_line: 1 }),
+      );
+      // Another version of the model has a line of its own.
+      await failing([{ kind: 'SHADOW', version: 'v8' }]);
+      expect(lines.map((l) => l.version)).toEqual(['v9', 'v8']);
+      vi.advanceTimersByTime(5 * 60_000);
+      await failing([]);
+      // 10 minutes after its first line: v9's next, counting the 5 retries, the v8 event's and its own.
+      expect(lines.slice(2)).toEqual([expect.objectContaining({ version: 'v9', failures_since_last_line: 5 + 1 + 1 })]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a retry that fires while a newer PROMOTED arrives never replays the older one after it', async () => {
     // The retry's load of v2 stays in flight until the test ends it, so the newer PROMOTED arrives
     // during it however slow the machine is (a fixed sleep let a late timer miss the interleaving).
@@ -626,6 +662,81 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
       /reason="too_many_models"[^}]*\} 3$/m,
     );
     expect(MAX_MODELS).toBe(1_000);
+    applier.stop();
+  });
+
+  it('counts the models followed now: one whose versions all ended frees its place; the stages of at most as many such are kept', async () => {
+    // Found by a review: every name ever seen on models.v1 (the replay included) held a place for
+    // good, so the 1,001st name in log order was never served however many before it had ended.
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+    });
+    const forgotten: string[] = [];
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      follows: (m) => table.follows(m),
+      forget: (m) => {
+        forgotten.push(m);
+        void table.forget(m);
+      },
+      logger: silentLogger,
+      maxModels: 2,
+    });
+    const at = (kind: StageEvent['kind'], version: string, t: number): StageEvent => ({ kind, version, event_time: t });
+    // Experiments shadowed then rejected, and one only trained: none is followed once applied.
+    for (const name of ['exp_1', 'exp_2', 'exp_3'])
+      await applier.apply(name, [at('SHADOW', 'v1', 100), at('REJECTED', 'v1', 200)]);
+    await applier.apply('trained_only', [at('TRAINED', 'v1', 100)]);
+    await applier.apply('a', [at('PROMOTED', 'v1', 300)]);
+    await applier.apply('b', [at('PROMOTED', 'v1', 300)]);
+    expect([table.get('a')?.production.loaded.version, table.get('b')?.production.loaded.version]).toEqual([
+      'v1',
+      'v1',
+    ]);
+    // Two models followed: a third is refused, and a model followed takes its events as before.
+    await applier.apply('c', [at('PROMOTED', 'v1', 300)]);
+    expect(table.get('c')).toBeUndefined();
+    await applier.apply('a', [at('PROMOTED', 'v2', 400)]);
+    expect(table.get('a')?.production.loaded.version).toBe('v2');
+    // The stages of the 2 newest models no longer followed are kept; the older ones forgotten.
+    expect(forgotten).toEqual(['exp_1', 'exp_2']);
+    expect(table.follows('exp_3')).toBe(false);
+    // A promoted model's versions cannot all end (never without production): b stays followed.
+    await applier.apply('b', [at('ROLLED_BACK', 'v1', 500)]);
+    expect(table.follows('b')).toBe(true);
+    await applier.apply('c', [at('PROMOTED', 'v1', 600)]);
+    expect(table.get('c')).toBeUndefined();
+    applier.stop();
+  });
+
+  it('a model kept as no longer followed still ignores a stale event of a version that ended; one forgotten starts afresh', async () => {
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      follows: (m) => table.follows(m),
+      forget: (m) => void table.forget(m),
+      logger: silentLogger,
+      maxModels: 2,
+    });
+    const at = (kind: StageEvent['kind'], version: string, t: number): StageEvent => ({ kind, version, event_time: t });
+    for (const name of ['exp_1', 'exp_2', 'exp_3'])
+      await applier.apply(name, [at('SHADOW', 'v1', 100), at('REJECTED', 'v1', 200)]);
+    // A re-delivered SHADOW dated before the rejection: ignored for exp_3 (kept), applied for exp_1 (forgotten).
+    await applier.apply('exp_3', [at('SHADOW', 'v1', 100)]);
+    await applier.apply('exp_1', [at('SHADOW', 'v1', 100)]);
+    expect([table.follows('exp_3'), table.follows('exp_1')]).toEqual([false, true]);
     applier.stop();
   });
 

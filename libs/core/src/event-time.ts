@@ -46,11 +46,21 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const YEAR = 365.25 * DAY;
 
+/**
+ * "54,864": a whole number with thousands separators; one past 2^53 in three significant digits,
+ * rounded down ("3.16e+297": its digits are not all exact, and grouping String(n) garbled the exponent form into
+ * "3.168,808,781,402,895e+297", found by a review).
+ */
 function grouped(n: number): string {
+  if (!Number.isSafeInteger(n)) {
+    // Rounded down, as the spans are: never more than the truth.
+    const [mantissa, exponent] = n.toExponential().split('e');
+    return `${Math.floor(Number(mantissa) * 100) / 100}e${exponent}`;
+  }
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
-/** "54,864 years", "1.9 days", "2 hours", "12 minutes", "40 seconds" (rounded down; one decimal below 10). */
+/** "54,864 years", "3.16e+297 years", "1.9 days", "2 hours", "12 minutes", "40 seconds" (rounded down; one decimal below 10). */
 export function humanSpan(ms: number): string {
   const units: Array<[number, string]> = [
     [YEAR, 'year'],

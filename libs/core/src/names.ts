@@ -1,4 +1,13 @@
 /**
+ * A topic prefix (DRIFTLINE_TOPIC_PREFIX, the SDK's `topicPrefix`): characters Kafka accepts in a
+ * topic name. The services and the SDK check prefixes with this one rule.
+ */
+export const TOPIC_PREFIX_PATTERN = /^[A-Za-z0-9._-]*$/;
+
+/** The rule in words, for messages. */
+export const TOPIC_PREFIX_RULE = 'letters, digits, dot, dash, underscore only';
+
+/**
  * Model and version names: each names one directory of the trainer's artifact layout
  * (`<dir>/<model>/<version>`), so it must be a plain path segment — no separator, no `.`/`..`, no
  * control character, nothing a log line or a card could be broken by. The trainer, the

@@ -132,6 +132,16 @@ describe('event-time bounds', () => {
     expect(humanSpan(47 * 3_600_000)).toBe('1.9 days');
     expect(humanSpan(15 * 86_400_000)).toBe('15 days');
   });
+
+  // A span of more years than 2^53 put commas into the exponent form: "3.168,808,781,402,895e+297 years" (a review).
+  it('spells a span past 2^53 units in three significant digits, rounded down, without separators in it', () => {
+    expect(humanSpan(1e308)).toBe('3.16e+297 years');
+    expect(eventTimeProblem(1e308, NOW, B)).toBe(
+      'event_time 1e+308 is 3.16e+297 years in the future (at most 1 hour allowed)',
+    );
+    expect(humanSpan(Number.MAX_SAFE_INTEGER * 31_557_600_000)).toBe('9,007,199,254,740,991 years');
+    expect(humanSpan(2 ** 60 * 31_557_600_000)).toBe('1.15e+18 years');
+  });
 });
 
 // One definition of the variables for the services and the SDK's connectionFromEnv.

@@ -176,12 +176,13 @@ export class SendLanes<M extends LaneMessage> {
    * Resolves once every message pushed before the call is delivered. Topics go independently:
    * when a topic's send fails, the call still waits for the other topics, then rejects with a
    * retriable SINK_UNAVAILABLE naming each failing topic and how many of its messages are not
-   * delivered (they stay buffered; a later flush retries them at once).
+   * delivered (they stay buffered; a later flush retries them at once). `only` restricts the call
+   * to the topics it accepts.
    */
-  async flush(): Promise<void> {
+  async flush(only?: (topic: string) => boolean): Promise<void> {
     const targets: FlushTarget<M>[] = [];
     for (const lane of this.lanes.values()) {
-      if (lane.settledTotal < lane.queuedTotal) {
+      if (lane.settledTotal < lane.queuedTotal && (only === undefined || only(lane.topic))) {
         targets.push({ lane, target: lane.queuedTotal, failedLoops: lane.failedLoops });
       }
     }

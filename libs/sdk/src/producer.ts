@@ -8,17 +8,13 @@ import {
   eventTimeProblem,
   type Logger,
   silentLogger,
-  toDriftlineError,
 } from '@driftline/core';
 import {
   createKafkaClient,
   createProducer,
-  deadLetterUnsent,
   type EventProducer,
-  isolateRejected,
   type KafkaClient,
   type KafkaConfig,
-  type OutboundMessage,
 } from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import {
@@ -37,8 +33,10 @@ import {
   type PredictionEventInput,
   predictionsWithDefaults,
 } from './defaults.js';
-import { type FullBound, SendLanes } from './lanes.js';
+import type { FullBound } from './lanes.js';
+import { checkedTopicPrefix } from './prefix.js';
 import { RoomWaiters } from './room.js';
+import { type Outgoing, TopicSender } from './sender.js';
 import { withUnsent } from './unsent.js';
 
 /**
@@ -52,7 +50,10 @@ export type KafkaConnection =
 export type DriftlineProducerOptions = KafkaConnection & {
   /** Schema Registry (Confluent-compatible API; Apicurio: `.../apis/ccompat/v7`), as the services configure it. */
   readonly registry: RegistryConfig;
-  /** Prepended to the contract topics (`features.v1` → `<prefix>features.v1`). */
+  /**
+   * Prepended to the contract topics (`features.v1` → `<prefix>features.v1`): letters, digits, dot,
+   * dash, underscore, as the services' DRIFTLINE_TOPIC_PREFIX (which `connectionFromEnv` reads).
+   */
   readonly topicPrefix?: string;
   /** Messages per Kafka request (default 1,000). */
   readonly batchSize?: number;
@@ -119,11 +120,12 @@ export interface DriftlineProducer {
   readonly pending: number;
   /** Encoded bytes of the messages buffered or in flight (bounded by `maxBufferedBytes`). */
   readonly pendingBytes: number;
-  /** Events Kafka refused as they are (e.g. a topic's smaller `max.message.bytes`), sent to `<topic>.dlq`. */
+  /**
+   * Events Kafka refused as they are (e.g. a topic's smaller `max.message.bytes`) written to
+   * `<topic>.dlq`; those whose dead-letter write is failing are still in `pending`.
+   */
   readonly deadLettered: number;
 }
-
-type Pending = OutboundMessage & { readonly key: string; readonly value: Buffer };
 
 /** Most encoded bytes per Kafka request: half the broker's default record-batch limit (1 MiB). */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -154,6 +156,24 @@ function wholeOption(name: string, value: number | undefined, fallback: number, 
 }
 
 /**
+ * The SDK's Kafka producer, connected; a failure is a retriable SINK_UNAVAILABLE naming the
+ * brokers (it was kafkajs' own error, KafkaJSNumberOfRetriesExceeded with no code, while the API
+ * promises no kafkajs type).
+ */
+async function connectProducer(client: KafkaClient): Promise<EventProducer> {
+  try {
+    return await createProducer(client);
+  } catch (error) {
+    if (error instanceof DriftlineError) throw error;
+    throw new DriftlineError(
+      'SINK_UNAVAILABLE',
+      `driftline SDK: cannot connect to Kafka (${client.brokers.join(', ')}): ${(error as Error).message}`,
+      { retriable: true, cause: error, details: { brokers: client.brokers } },
+    );
+  }
+}
+
+/**
  * The producer SDK: typed publish calls per contract, Avro over the Schema Registry (validated
  * before anything is sent), keys per contract (features by entity id, predictions and labels by
  * prediction id), batching with a bounded buffer, an idempotent acks=all producer underneath.
@@ -161,10 +181,13 @@ function wholeOption(name: string, value: number | undefined, fallback: number, 
  * retriably (Kafka unreachable, a topic missing) keeps that topic's messages buffered and fails
  * `flush()` naming the topic; they are retried in the background and by the next flush, and the
  * other topics go on. Events Kafka refuses as they are are isolated by halving the send and go to
- * `<topic>.dlq` with the reason: one bad event never holds up the others.
+ * `<topic>.dlq` with the reason, through a lane of its own (TopicSender): one bad event never holds
+ * up the others, nor does a dead-letter topic that is missing or refuses the writes.
  */
 export async function createDriftlineProducer(options: DriftlineProducerOptions): Promise<DriftlineProducer> {
   const logger = options.logger ?? silentLogger;
+  // Checked first: a bad prefix was accepted, and its sends retried as "invalid topic" for ever.
+  const prefix = checkedTopicPrefix('topicPrefix', options.topicPrefix);
   const client = options.client ?? (options.kafka === undefined ? undefined : createKafkaClient(options.kafka, logger));
   if (client === undefined || client.brokers.length === 0) {
     throw new DriftlineError(
@@ -173,7 +196,6 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     );
   }
   const codec = new SchemaRegistryCodec(options.registry, { logger });
-  const prefix = options.topicPrefix ?? '';
   const batchSize = wholeOption('batchSize', options.batchSize, 1_000, 1, 100_000);
   const lingerMs = wholeOption('lingerMs', options.lingerMs, 5, 0, 60_000);
   const maxBuffered = Math.max(wholeOption('maxBuffered', options.maxBuffered, 20_000, 1, 10_000_000), batchSize);
@@ -187,7 +209,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   );
   const bufferWaitMs = wholeOption('bufferWaitMs', options.bufferWaitMs, DEFAULT_BUFFER_WAIT_MS, 0, 86_400_000);
   const eventTime = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
-  const producer: EventProducer = await createProducer(client);
+  const producer: EventProducer = await connectProducer(client);
 
   const topicCodecs = new Map<string, TopicCodec<unknown>>();
   const codecFor = <T>(contract: Contract<T>): TopicCodec<T> => {
@@ -203,13 +225,13 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   /** Set by close(): publish calls are refused from then on. */
   let closing = false;
   let closed = false;
-  let deadLettered = 0;
   /** Publish calls between their first check and the moment their messages are queued. */
   let publishing = 0;
   let publishesDone: (() => void) | undefined;
   const roomWaiters = new RoomWaiters();
-  const lanes: SendLanes<Pending> = new SendLanes<Pending>({
-    send: (topic, messages) => sendOrDeadLetter(topic, messages),
+  const sender: TopicSender = new TopicSender({
+    producer,
+    producedBy: PRODUCED_BY,
     batchSize,
     maxSendBytes: MAX_SEND_BYTES,
     lingerMs,
@@ -218,48 +240,11 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     onSent: () => roomWaiters.wake(() => lanes.pending < maxBuffered && lanes.pendingBytes < maxBufferedBytes),
     logger,
   });
+  const lanes = sender.lanes;
 
   /** The bound an event of `bytes` for `topic` finds full now, or undefined when it fits. */
   const fullBound = (topic: string, bytes: number): FullBound | undefined =>
     lanes.fullBound(topic, bytes, maxBuffered, maxBufferedBytes);
-
-  /**
-   * Sends one topic's messages; those Kafka refuses as they are (non-retriable) are isolated by
-   * halving and dead-lettered, the rest sent (a half sent before the refusal may be sent again:
-   * at-least-once). A retriable failure, of the send or of the dead-letter topic, is rethrown.
-   */
-  async function sendOrDeadLetter(topic: string, messages: readonly Pending[]): Promise<void> {
-    try {
-      await producer.send(topic, messages);
-      return;
-    } catch (error) {
-      if (toDriftlineError(error).retriable) throw error;
-    }
-    const rejected = await isolateRejected(messages, (part) => producer.send(topic, part));
-    await deadLetterUnsent(
-      producer,
-      topic,
-      rejected.map(({ item, error }) => ({
-        key: item.key,
-        value: item.value,
-        code: error.code,
-        reason: error.message,
-      })),
-      PRODUCED_BY,
-    );
-    deadLettered += rejected.length;
-    const first = rejected[0];
-    logger.error(
-      {
-        topic,
-        deadLettered: rejected.length,
-        code: first?.error.code,
-        reason: first?.error.message,
-        key: first?.item.key,
-      },
-      `driftline SDK: events Kafka will never take as they are went to ${topic}.dlq`,
-    );
-  }
 
   /** The problem the services would dead-letter an event for, when the SDK can tell without the views. */
   function problemOf<T>(contract: Contract<T>, value: T, now: number): string | undefined {
@@ -352,7 +337,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         );
       };
       // Check and encode (which validates) the whole call first: an invalid event means nothing is buffered.
-      const messages: Pending[] = [];
+      const messages: Outgoing[] = [];
       for (const [i, value] of values.entries()) {
         let problem: string | undefined;
         try {
@@ -406,7 +391,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     publishPrediction: async (events) =>
       publish(contracts.prediction, predictionsWithDefaults(eventsOf(events), defaults)),
     publishLabel: async (events) => publish(contracts.label, labelsWithDefaults(eventsOf(events), defaults)),
-    flush: () => lanes.flush(),
+    flush: () => sender.flush(),
     async close() {
       if (closed) return;
       closing = true;
@@ -416,9 +401,9 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           publishesDone = resolve;
         });
         // Sending frees room for calls waiting for it; a send that fails fails the close.
-        await Promise.race([done, lanes.flush().then(() => done)]);
+        await Promise.race([done, sender.flush().then(() => done)]);
       }
-      await lanes.flush();
+      await sender.flush();
       closed = true;
       lanes.stop();
       await producer.disconnect();
@@ -430,7 +415,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
       return lanes.pendingBytes;
     },
     get deadLettered() {
-      return deadLettered;
+      return sender.deadLettered;
     },
   };
   return api;

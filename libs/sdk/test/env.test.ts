@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { ConfigError, DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { connectionFromEnv, createDriftlineProducer } from '../src/index.js';
@@ -26,7 +27,37 @@ describe('SDK connection settings', () => {
       },
       registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r', timeoutMs: 10_000 },
       eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      topicPrefix: '',
     });
+  });
+
+  // A review: DRIFTLINE_TOPIC_PREFIX was not read (an SDK beside prefixed services wrote to the
+  // unprefixed topics), and a bad `topicPrefix` was taken, its sends retried as "invalid topic" for ever.
+  it("reads the services' topic prefix with their rule, and refuses a bad prefix naming it", async () => {
+    const connection = { DRIFTLINE_KAFKA_BROKERS: 'b:1', DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r' };
+    expect(connectionFromEnv({ ...connection, DRIFTLINE_TOPIC_PREFIX: 'acme-prod_1.' }).topicPrefix).toBe(
+      'acme-prod_1.',
+    );
+    const bad = () => connectionFromEnv({ ...connection, DRIFTLINE_TOPIC_PREFIX: 'bad prefix/' });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/^DRIFTLINE_TOPIC_PREFIX: letters, digits, dot, dash, underscore only \(got "bad prefix\/"\)$/);
+    // Refused before any connection is tried (brokers nobody listens on).
+    for (const topicPrefix of ['bad prefix/', 'tenant:a.', 'é.', 'x'.repeat(232)]) {
+      await expect(
+        createDriftlineProducer({
+          kafka: { brokers: ['127.0.0.1:1'], clientId: 'x', ssl: false },
+          registry: { url: 'http://r' },
+          topicPrefix,
+        }),
+      ).rejects.toMatchObject({ name: 'ConfigError', code: 'CONFIG_INVALID', field: 'topicPrefix' });
+    }
+    await expect(
+      createDriftlineProducer({
+        kafka: { brokers: ['127.0.0.1:1'], clientId: 'x', ssl: false },
+        registry: { url: 'http://r' },
+        topicPrefix: 'x'.repeat(232),
+      }),
+    ).rejects.toThrow(/^topicPrefix: at most 231 characters, so that its topics stay within Kafka's 249 \(got 232\)$/);
   });
 
   // A deployment that narrowed the services' bounds had SDKs accepting events the services then
@@ -77,4 +108,34 @@ describe('SDK connection settings', () => {
       createDriftlineProducer({ kafka: { brokers: [], clientId: 'x', ssl: false }, registry: { url: 'http://r' } }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
+
+  // A review: with Kafka down at creation, kafkajs' own KafkaJSNumberOfRetriesExceeded came out (no code).
+  it('fails with a retriable SINK_UNAVAILABLE naming the brokers when no broker accepts a connection', async () => {
+    const port = await closedPort();
+    const failure = await createDriftlineProducer({
+      kafka: { brokers: [`127.0.0.1:${port}`], clientId: 'x', ssl: false },
+      registry: { url: 'http://r' },
+    }).then(
+      () => 'created',
+      (error: unknown) => error,
+    );
+    expect(failure).toMatchObject({
+      name: 'DriftlineError',
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringMatching(
+        new RegExp(`^driftline SDK: cannot connect to Kafka \\(127\\.0\\.0\\.1:${port}\\): `),
+      ),
+      details: { brokers: [`127.0.0.1:${port}`] },
+    });
+  }, 60_000);
 });
+
+/** A loopback port nobody listens on (one just freed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -1,6 +1,6 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { DriftlineError } from '@driftline/core';
-import { ensureTopics } from '@driftline/kafka';
+import { ensureTopics, topicOffsets } from '@driftline/kafka';
 import { contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
@@ -581,6 +581,63 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
     await sdk.close();
     const labelled = await readTopic(kafka, labels, 10);
     expect(labelled.map((r) => String(r.key))).toEqual(['p0', 'p1', 'p2', 'p0', 'p10', 'p20', 'q0', 'q1', 'q2', 'q3']);
+  }, 180_000);
+});
+
+describe('producer SDK: a missing <topic>.dlq holds back no other event (found by a review)', () => {
+  it('delivers each accepted event once, and later ones, while the DLQ is missing; flush names it; once it exists the refused go', async () => {
+    const prefix = `${uniqueName('sdk-nodlq')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}features.v1`;
+    // Batches of at most 4,000 bytes, and no features.v1.dlq: the ~5,000-byte events have nowhere to go.
+    await ensureTopics(kafka, [{ topic, partitions: 1, config: { 'max.message.bytes': '4000' } }]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 5,
+      lingerMs: 1,
+    });
+    const records = async () => (await topicOffsets(kafka, topic)).reduce((sum, p) => sum + Number(p.high), 0);
+    const featureAt = (i: number, size = 10) => ({
+      view: 'profile',
+      entity_id: `user-${i}`,
+      features: { note: 'x'.repeat(size) },
+    });
+    const events = Array.from({ length: 20 }, (_, i) => featureAt(i, i % 7 === 3 ? 5_000 : 10));
+    await sdk.publishFeatures(events);
+    // The 17 others are in within seconds, each once. Before, the failing dead-letter write put the
+    // whole send back: the first 4 were written again every ~13 s and the 16 behind never went.
+    await eventually(async () => ((await records()) >= 17 ? true : undefined), 15_000, 50);
+    const failure = await sdk.flush().then(
+      () => 'flushed',
+      (error: unknown) => error,
+    );
+    expect(failure).toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringContaining(`3 messages to ${topic}.dlq not delivered: `),
+      details: { undelivered: { [`${topic}.dlq`]: 3 } },
+    });
+    expect(sdk.pending).toBe(3);
+    expect(sdk.deadLettered).toBe(0);
+    // Later events go while the DLQ still fails.
+    await sdk.publishFeatures([featureAt(20), featureAt(21)]);
+    await eventually(async () => ((await records()) >= 19 ? true : undefined), 15_000, 50);
+    expect(sdk.pending).toBe(3);
+
+    // Once the DLQ exists the refused events are written there, and nothing was sent twice.
+    await ensureTopics(kafka, [{ topic: `${topic}.dlq`, partitions: 1 }]);
+    await flushOnceDelivered(sdk);
+    expect(sdk.deadLettered).toBe(3);
+    await sdk.close();
+    expect(await records()).toBe(19);
+    const delivered = await readTopic(kafka, topic, 19);
+    expect(delivered.map((r) => r.key?.toString()).sort()).toEqual(
+      [...events.filter((_, i) => i % 7 !== 3).map((e) => e.entity_id), 'user-20', 'user-21'].sort(),
+    );
+    const letters = await readTopic(kafka, `${topic}.dlq`, 3);
+    expect(letters.map((r) => r.key?.toString()).sort()).toEqual(['user-10', 'user-17', 'user-3']);
   }, 180_000);
 });
 

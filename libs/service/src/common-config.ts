@@ -1,5 +1,13 @@
 import { registryEnvShape } from '@driftline/codec';
-import { ConfigError, type EventTimeBounds, envField, eventTimeEnvShape, toEventTimeBounds } from '@driftline/core';
+import {
+  ConfigError,
+  type EventTimeBounds,
+  envField,
+  eventTimeEnvShape,
+  TOPIC_PREFIX_PATTERN,
+  TOPIC_PREFIX_RULE,
+  toEventTimeBounds,
+} from '@driftline/core';
 import { DEFAULT_STALL_TIMEOUT_MS, kafkaEnvShape } from '@driftline/kafka';
 import { clickhouseEnvShape } from '@driftline/warehouse';
 import { z } from 'zod';
@@ -19,10 +27,7 @@ export const baseEnvShape = {
   DRIFTLINE_HTTP_HOST: envField.name().default('127.0.0.1'),
   DRIFTLINE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Prepended to every topic name (isolates tenants, tests and demos on one cluster). */
-  DRIFTLINE_TOPIC_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore only')
-    .default(''),
+  DRIFTLINE_TOPIC_PREFIX: z.string().regex(TOPIC_PREFIX_PATTERN, TOPIC_PREFIX_RULE).default(''),
   DRIFTLINE_TOPIC_PARTITIONS: envField.int(1, 10_000).default(6),
   /**
    * Replication factor of the topics driftline creates: a number, or `auto` (default) = the

@@ -7,5 +7,6 @@ export * from './messages.js';
 export * from './missing-share.js';
 export * from './partition.js';
 export * from './reference.js';
+export * from './reference-checks.js';
 export * from './sequential/index.js';
 export * from './window.js';

@@ -153,10 +153,15 @@ export class ReferenceCache {
   private readonly unreadable: Lru<UnreadableReference & { readonly at: number }>;
   private readonly limits: ReferenceCacheLimits;
 
+  /**
+   * `loaded` sees every set this cache loads (preloaded, for a batch, for a promotion), each time
+   * it is loaded: the drift monitor checks it there (`referenceFindingsLog`).
+   */
   constructor(
     private readonly store: ReferenceStore,
     private readonly now: () => number = Date.now,
     limits: Partial<ReferenceCacheLimits> = {},
+    private readonly loaded: (set: ReferenceSet) => void = () => {},
   ) {
     this.limits = { ...DEFAULT_REFERENCE_CACHE_LIMITS, ...limits };
     this.sets = new Lru(this.limits.maxEntries);
@@ -171,6 +176,7 @@ export class ReferenceCache {
   }
 
   private put(set: ReferenceSet): void {
+    this.loaded(set);
     this.loads++;
     this.sets.set(set.model + SEP + set.version, { set, load: this.loads });
     this.byId.set(set.referenceId, set);

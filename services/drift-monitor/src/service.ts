@@ -8,6 +8,7 @@ import { type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
 import { mergeProcessor } from './merge-stage.js';
 import { driftMetrics } from './metrics.js';
 import { ReferenceCache } from './reference-cache.js';
+import { referenceFindingsLog } from './reference-findings.js';
 import { sequentialMonitor } from './sequential.js';
 import { stageOneProcessor } from './stage-one.js';
 
@@ -28,7 +29,9 @@ export const driftMonitorService = defineService({
     const logger = ctx.logger;
     const metrics = driftMetrics(ctx.registry, config.windowMs + config.idleTimeoutMs);
     const warehouse = await ctx.warehouse();
-    const references = new ReferenceCache(warehouse.references);
+    // Each set loaded is checked once: a reference too wide for the partials topic, or with a
+    // saturated tail sketch, is named at load (before, per window or never).
+    const references = new ReferenceCache(warehouse.references, Date.now, {}, referenceFindingsLog(logger));
     // A set with a malformed profile is left out, as a running instance leaves it: its model's
     // predictions are dead-lettered (CONFIG_INVALID) when they load it, every other model is
     // measured. It failed start-up for every model.

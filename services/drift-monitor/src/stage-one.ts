@@ -22,6 +22,7 @@ import {
   type RestoredProgress,
   restoredFrontierProblem,
   type SourceClock,
+  WATERMARK_MAX_AHEAD_MS,
   type WindowSpec,
   windowStartOf,
 } from '@driftline/drift';
@@ -55,6 +56,12 @@ export const SOURCE_COUNT_MAX_AGE_MS = 1_000;
  */
 export const UNREFERENCED_WARNING_INTERVAL_MS = 5 * 60_000;
 export const UNREFERENCED_WARNING_MAX_KEYS = 1_000;
+
+/**
+ * The same for predictions dated too far ahead of their record's time to be summarized (`ahead`:
+ * a producer's clock running ahead): at most one warning per (model, version) this often.
+ */
+export const AHEAD_WARNING_INTERVAL_MS = 5 * 60_000;
 
 export interface StageOneDeps {
   readonly spec: WindowSpec;
@@ -105,6 +112,8 @@ export interface StageOneDeps {
   readonly unreferencedWarningMs?: number;
   /** (model, version) pairs warned of one by one (UNREFERENCED_WARNING_MAX_KEYS); the rest in one overflow line. */
   readonly unreferencedWarningKeys?: number;
+  /** How often at most the ahead warning of one (model, version) is written (AHEAD_WARNING_INTERVAL_MS). */
+  readonly aheadWarningMs?: number;
 }
 
 /**
@@ -251,6 +260,46 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
           rememberedPairs: unreferencedLines.size,
         },
         `${more.keysAtLeast ? 'over ' : ''}${more.keys} more (model, version) pairs without a reference profile, ${more.weight} events not monitored for drift (past the ${unreferencedKeys} pairs warned of one by one; invented versions?)`,
+      );
+    }
+  };
+  // Predictions dated past the horizon (`ahead`): summarized nowhere, counted in the late count of
+  // the horizon's window. The SDK and the decoder accept an hour ahead, the horizon is a minute:
+  // a producer 10 minutes ahead had every event excluded with no log line, and the service-wide
+  // late-events alert (5 %) never fires for a small model.
+  const aheadLines = keyedLineLimit<string>({
+    intervalMs: deps.aheadWarningMs ?? AHEAD_WARNING_INTERVAL_MS,
+    maxKeys: unreferencedKeys,
+    onFull: 'overflow',
+  });
+  const maxAheadMs = deps.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS;
+  /** One line per (model, version) with events ahead in a batch, at most once per interval; `leadMs` the batch's largest. */
+  const warnAhead = (counts: ReadonlyMap<string, { events: number; leadMs: number }>) => {
+    const at = now();
+    for (const [key, { events, leadMs }] of counts) {
+      const leftOut = aheadLines.admit(key, at, events);
+      if (leftOut === undefined) continue;
+      const [model = '', version = ''] = key.split('\u0000');
+      logger.warn(
+        {
+          model,
+          version,
+          aheadEvents: events + leftOut,
+          leadMs,
+          lead: `${(leadMs / 60_000).toFixed(1)} min`,
+          maxAheadMs,
+          windowMs: deps.spec.sizeMs,
+          setting: 'DRIFTLINE_DRIFT_MAX_AHEAD',
+          fix: "the producer's clock runs ahead: synchronise it (NTP) or set event_time from a clock that does not",
+        },
+        `predictions dated ${(leadMs / 60_000).toFixed(1)} min ahead of their arrival are not measured for drift (an event counts only when its window opens no later than that of its arrival + DRIFTLINE_DRIFT_MAX_AHEAD, ${maxAheadMs / 1000} s): they are counted in late_events only`,
+      );
+    }
+    const more = aheadLines.overflow(at);
+    if (more !== undefined) {
+      logger.warn(
+        { pairs: more.keys, pairsAtLeast: more.keysAtLeast, aheadEvents: more.weight, maxAheadMs },
+        `${more.keysAtLeast ? 'over ' : ''}${more.keys} more (model, version) pairs with predictions dated past DRIFTLINE_DRIFT_MAX_AHEAD, ${more.weight} events not measured for drift`,
       );
     }
   };
@@ -558,6 +607,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     let unreadableEvents = 0;
     /** Unreferenced events of this batch by (model, version). */
     const unreferenced = new Map<string, number>();
+    /** Events ahead of the horizon in this batch by (model, version), with the largest lead. */
+    const aheadOf = new Map<string, { events: number; leadMs: number }>();
     const at = now();
     for (const item of items) {
       const offset = Number(item.record.offset);
@@ -610,6 +661,12 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         const key = `${item.value.model}\u0000${item.value.model_version}`;
         unreferenced.set(key, (unreferenced.get(key) ?? 0) + 1);
       }
+      if (outcome === 'ahead') {
+        const key = `${item.value.model}\u0000${item.value.model_version}`;
+        const leadMs = item.value.event_time - entry.clock;
+        const seen = aheadOf.get(key);
+        aheadOf.set(key, { events: (seen?.events ?? 0) + 1, leadMs: Math.max(seen?.leadMs ?? 0, leadMs) });
+      }
       // A re-send of a prediction summarized here: no window, quality or detector sees it again.
       if (outcome === 'duplicate') {
         entry.lastOffset = offset;
@@ -629,6 +686,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       added++;
     }
     if (unreferenced.size > 0) warnUnreferenced(unreferenced);
+    if (aheadOf.size > 0) warnAhead(aheadOf);
     const next = Number(last.record.offset) + 1;
     const flush = withQuality(state.closeReady(), entry.quality);
     if (hasMessages(flush)) {

@@ -1,4 +1,4 @@
-import type { ReferenceSet } from '@driftline/drift';
+import { logReferenceFindings, type ReferenceSet } from '@driftline/drift';
 import { type ConsumerHandle, partitionKey, recordFingerprint } from '@driftline/kafka';
 import { counter, gauge } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
@@ -61,6 +61,9 @@ export const trainerService = defineService({
       registry: warehouse.models,
       logger: ctx.logger,
       async saveReference(set: ReferenceSet) {
+        // Saved all the same (a version without a reference would borrow another's), but said at
+        // once: a set too wide for the partials topic is not measured by the drift monitor.
+        logReferenceFindings(ctx.logger, set);
         await warehouse.references.save(set);
         return `clickhouse://${warehouse.database}.reference_profiles?reference_id=${set.referenceId}`;
       },

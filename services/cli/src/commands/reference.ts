@@ -1,6 +1,6 @@
 import { parseNameList, profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
-import { ARTIFACT_NAME_RULE, ConfigError, isArtifactName, parseEnv } from '@driftline/core';
-import { type ReferenceSet, referenceSet } from '@driftline/drift';
+import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv } from '@driftline/core';
+import { type ReferenceSet, referenceFindings, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import {
@@ -19,6 +19,10 @@ Builds a reference profile per column of a training table (numeric: quantile gri
 KS grid; text: category counts) and stores them in ClickHouse (reference_profiles) as the
 reference of (model, version). The table is read exactly as driftline drift reads it, so a file
 gets the same column types in both.
+A table the drift monitor could not measure is refused, nothing stored (one window's summaries
+above the partials topic's 16 MiB: ~1,450 numeric columns); an id-like text column (over ~42,000
+distinct values past the 1,000 kept, new categories then nearly invisible) is stored with a
+warning on stderr: leave such columns out with --exclude.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
 
   --model NAME                the model
@@ -31,7 +35,30 @@ ${tableOptionsUsage}
   --help                      this help
 `;
 
-/** Builds the profiles of a training table file and stores them as the reference of (model, version). */
+/**
+ * The drift monitor's checks of a set about to be stored (`referenceFindings` of @driftline/drift):
+ * one it could not measure at all (its partials above the partials topic's limit: every window
+ * refused, its events left out) is refused, VALIDATION_FAILED with one line naming the width and
+ * the limit — stored, it made the version "have a reference" (it never borrows another) that no
+ * window could carry; a warning (a column whose tail sketch hides new categories) goes to `warn`
+ * and the set is stored: measured less well, still measured.
+ */
+function checkReference(set: ReferenceSet, warn: (line: string) => void): void {
+  const findings = referenceFindings(set);
+  const error = findings.find((f) => f.severity === 'error');
+  if (error !== undefined) throw new DriftlineError('VALIDATION_FAILED', `${error.message}; nothing was stored`);
+  for (const f of findings) warn(`warning: ${f.message}`);
+}
+
+const warnOnStderr = (line: string) => {
+  process.stderr.write(`${line}\n`);
+};
+
+/**
+ * Builds the profiles of a training table file and stores them as the reference of (model,
+ * version), after the drift monitor's checks (a set it cannot measure is refused; warnings to `warn`,
+ * stderr by default).
+ */
 export async function buildAndStoreReference(options: {
   references: ReferenceStore;
   model: string;
@@ -39,9 +66,11 @@ export async function buildAndStoreReference(options: {
   file: string;
   columns?: ReferenceColumns;
   read?: ReadOptions;
+  warn?: (line: string) => void;
 }): Promise<ReferenceSet> {
   const table = await readTable(options.file, options.read);
   const set = referenceSet(options.model, options.version, profilesFromColumns(table, options.columns, options.file));
+  checkReference(set, options.warn ?? warnOnStderr);
   await options.references.save(set);
   return set;
 }
@@ -93,10 +122,12 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
     throw new ConfigError(option, 'leaves no column to profile — check --columns, --ignore and --exclude');
   }
   const profiles = profilesFromColumns(table, predictionColumn === undefined ? {} : { predictionColumn }, file);
+  const set = referenceSet(values.model, values.version, profiles);
+  // Before the warehouse is opened: a set the drift monitor cannot measure touches nothing.
+  checkReference(set, warnOnStderr);
   await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
-    const set = referenceSet(values.model, values.version, profiles);
     await warehouse.references.save(set);
     process.stdout.write(
       `${JSON.stringify({ model: values.model, version: values.version, reference_id: set.referenceId, features: set.features })}\n`,

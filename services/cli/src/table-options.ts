@@ -2,7 +2,10 @@ import { type CsvOptions, parseNameList, quotedName, suggestedOption } from '@dr
 import { ConfigError, closestNames, DriftlineError, editDistance } from '@driftline/core';
 
 /** What `readTable` takes: the CSV delimiter and the column selection and forced types. */
-export type ReadOptions = CsvOptions;
+export type ReadOptions = CsvOptions & {
+  /** Most values one Parquet page may hold (default `MAX_PAGE_VALUES` of tables.ts; a lower one for tests). */
+  readonly maxPageValues?: number;
+};
 
 /** The table options of `driftline drift` and `driftline reference`, for their --help. */
 export const tableOptionsUsage = `  Formats: CSV (RFC 4180: header row, quoted fields with delimiters, line breaks and doubled

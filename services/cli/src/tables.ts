@@ -173,7 +173,7 @@ export async function readTableAndHeader(path: string, options: ReadOptions = {}
   const columns =
     format === 'arrow'
       ? await arrowColumns(bytes, path, wanted, asText, maxTextRows)
-      : await parquetColumns(bytes, path, wanted, asText, maxTextRows);
+      : await parquetColumns(bytes, path, wanted, asText, maxTextRows, options.maxPageValues ?? MAX_PAGE_VALUES);
   return { columns: applyTableOptions(columns, options, path), header };
 }
 
@@ -588,12 +588,68 @@ function cellText(v: unknown, path: string, name: string, row: number): string |
   return String(v);
 }
 
+/**
+ * Most values one Parquet page may hold. hyparquet decodes a page into JS arrays of its length (the
+ * definition levels of a nullable column, the dictionary indices), made by `new Array(n)`, which V8
+ * makes a slow dictionary-mode array past 2^25 entries: a page of 33,554,432 values read in 6.3 s,
+ * one of 40 M took 51 s and 4.3 GB, 130 M ended the process out of memory after 164 s, and 150 M was
+ * "not a readable Parquet file (Invalid array length)" after 23 s. The column's rows are not the
+ * bound: a numeric column of 140 M rows in pyarrow's pages (20,000 rows) reads (64 s, 4.4 GB).
+ */
+export const MAX_PAGE_VALUES = 2 ** 25;
+
+type ParquetMetadata = ReturnType<typeof import('hyparquet').parquetMetadata>;
+
+/**
+ * Refuses a page of more than `maxValues` values in the columns to read, from the page headers alone
+ * (before any page is decoded; a few bytes each): one line naming the column and its row group.
+ */
+async function checkPageValues(
+  file: ArrayBuffer,
+  metadata: ParquetMetadata,
+  names: readonly string[],
+  path: string,
+  maxValues: number,
+): Promise<void> {
+  const { parquetHeader } = await import('hyparquet/src/column.js');
+  const read = new Set(names);
+  for (const [g, group] of metadata.row_groups.entries()) {
+    for (const chunk of group.columns) {
+      const meta = chunk.meta_data;
+      if (meta === undefined || !read.has(meta.path_in_schema[0] ?? '')) continue;
+      // Where hyparquet starts the chunk: its dictionary page when it has one.
+      const start = Number(meta.dictionary_page_offset || meta.data_page_offset);
+      const end = Math.min(start + Number(meta.total_compressed_size), file.byteLength);
+      if (!(start >= 0 && start <= end)) continue; // hyparquet's own read says what is wrong
+      const reader = { view: new DataView(file, start, end - start), offset: 0 };
+      while (reader.offset < reader.view.byteLength) {
+        const header = parquetHeader(reader);
+        const values =
+          header.data_page_header?.num_values ??
+          header.data_page_header_v2?.num_values ??
+          header.dictionary_page_header?.num_values ??
+          0;
+        if (values > maxValues) {
+          throw badInput(
+            path,
+            `column ${quotedName(meta.path_in_schema[0] ?? '')} has a page of ${values.toLocaleString('en-US')} values (row group ${g + 1}), more than the ${maxValues.toLocaleString('en-US')} a page may hold`,
+            'write the file with smaller pages (pyarrow: max_rows_per_page, 20,000 by default), or sample it',
+          );
+        }
+        if (!(header.compressed_page_size >= 0)) break;
+        reader.offset += header.compressed_page_size;
+      }
+    }
+  }
+}
+
 async function parquetColumns(
   bytes: Buffer,
   path: string,
   wanted: Wanted,
   asText: Wanted,
   maxTextRows: number,
+  maxPageValues: number,
 ): Promise<Column[]> {
   const [{ parquetMetadata, parquetRead, parquetSchema }, { compressors }] = await Promise.all([
     import('hyparquet'),
@@ -627,17 +683,23 @@ async function parquetColumns(
         e.logical_type?.type === 'FLOAT16';
       if (!number || asText(e.name)) checkTextRows(path, e.name, rows, maxTextRows);
     }
+    // A page too large for hyparquet's arrays (any column type), refused from the page headers.
+    await checkPageValues(file, metadata, names, path, maxPageValues);
     // Decimals of more than 15 digits read as their stored unscaled integers and made numbers here
     // (`parquetDecimalValue`, rounded once, as the Arrow reader does): hyparquet's
     // `Number(unscaled) / 10 ** scale` rounds twice. Up to 15 digits (and scale 0 to 22) that is
-    // exact-rounded already. A BYTE_ARRAY decimal stays hyparquet's (its raw bytes would be read as text).
+    // exact-rounded already. Whatever the storage: INT32, INT64, FIXED_LEN_BYTE_ARRAY or BYTE_ARRAY.
     const rawDecimals = new Map<string, number>();
     for (const e of elements) {
       const scale = e.scale ?? 0;
-      if (isDecimal(e) && e.type !== 'BYTE_ARRAY' && ((e.precision ?? 38) > 15 || scale < 0 || scale > 22))
-        rawDecimals.set(e.name, scale);
+      if (isDecimal(e) && ((e.precision ?? 38) > 15 || scale < 0 || scale > 22)) rawDecimals.set(e.name, scale);
     }
     const raw = new Set(elements.filter((e) => rawDecimals.has(e.name)));
+    // A BYTE_ARRAY decimal read as plain bytes is decoded as UTF-8 text by hyparquet unless `utf8` is
+    // off (while it stayed hyparquet's, 77 of 300 decimal128(38, 30) and 60 of 300 decimal256(50, 20)
+    // were one ulp off). Off, the other plain byte-array columns come as bytes too, which `cellText`
+    // decodes the same way (strict UTF-8).
+    const utf8 = ![...raw].some((e) => e.type === 'BYTE_ARRAY');
     const readMetadata =
       raw.size === 0
         ? metadata
@@ -701,6 +763,7 @@ async function parquetColumns(
       metadata: readMetadata,
       compressors,
       columns: names,
+      utf8,
       parsers: {
         timestampFromMilliseconds: epochMsOf.millis,
         timestampFromMicroseconds: epochMsOf.micros,
@@ -743,10 +806,16 @@ async function parquetColumns(
       });
       const texts = (text: (v: unknown, r: number) => string | null) => {
         checkTextRows(path, name, rows, maxTextRows);
-        const values = new Array<string | null>(rows).fill(null);
+        // Grown in row order (rows no chunk holds are missing), not `new Array(rows)`: past 2^25
+        // entries V8 makes that a slow dictionary array (40 M rows of "a"/"b": 72 s and 3.6 GB, now 22 s and 1.5 GB).
+        const values: Array<string | null> = [];
         each((v, r) => {
-          values[r] = text(v, r);
+          while (values.length < r) values.push(null);
+          if (r < values.length)
+            values[r] = text(v, r); // chunks overlapping (not seen; kept exact)
+          else values.push(text(v, r));
         });
+        while (values.length < rows) values.push(null);
         return values;
       };
       const bits = floatBits.get(name);

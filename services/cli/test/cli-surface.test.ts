@@ -245,6 +245,12 @@ describe('errors: one line on stderr, a documented exit code, a stack trace only
       /lying-footer\.parquet: its footer says 2000000000 rows but its row groups hold 7 — /,
     ],
     [
+      'a Parquet page of 150,000,000 values, from its header (it was "not a readable Parquet file" after 23 s)',
+      ['--reference', join(fixtures, 'one-page-150m.parquet'), '--current', ok],
+      3,
+      /one-page-150m\.parquet: column "x" has a page of 150,000,000 values \(row group 1\), more than the 33,554,432 a page may hold — write the file with smaller pages/,
+    ],
+    [
       'an Arrow file of 394 bytes saying 260,000,000 rows (it was an out-of-memory abort)',
       ['--reference', join(fixtures, 'nulls-260m.arrow'), '--current', ok],
       3,

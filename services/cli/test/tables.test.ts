@@ -600,6 +600,28 @@ describe('text columns of too many rows, Parquet decimals (found by a review)', 
     },
   );
 
+  it('a Parquet page over the page bound is one line from its header, whatever the column (a numeric page of 150 M values was "not a readable Parquet file")', async () => {
+    // The bound is MAX_PAGE_VALUES (2^25: past it V8 makes hyparquet's page arrays slow dictionaries); 5
+    // here, one under table-none.parquet's one page of 6 rows a column.
+    const path = fixture('table-none.parquet');
+    await expect(readTable(path, { maxPageValues: 5, columns: ['x'] })).rejects.toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        `${path}: column "x" has a page of 6 values (row group 1), more than the 5 a page may hold — write the file with smaller pages (pyarrow: max_rows_per_page, 20,000 by default), or sample it`,
+      ),
+    );
+    await expect(readTable(path, { maxPageValues: 5, columns: ['color'] })).rejects.toThrow(
+      /column "color" has a page/,
+    );
+    expect(await readTable(path, { maxPageValues: 6 })).toHaveLength(6);
+    // fixtures/make-one-page.py: 165 bytes, one nullable float64 column of 150,000,000 rows in one page.
+    const started = performance.now();
+    await expect(readTable(fixture('one-page-150m.parquet'))).rejects.toThrow(
+      'column "x" has a page of 150,000,000 values (row group 1), more than the 33,554,432 a page may hold',
+    );
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
   it('`-` (standard input) is refused in one line, and a Parquet or Arrow file named .csv is named as such', async () => {
     await expect(readTable('-')).rejects.toThrow(
       new DriftlineError('BAD_REQUEST', '-: a table is read from a file, not from standard input — name a file'),
@@ -646,6 +668,38 @@ describe('text columns of too many rows, Parquet decimals (found by a review)', 
     const [d38] = await readTable(fixture('decimals.parquet'), { columns: ['d38s30'], categorical: ['d38s30'] });
     const [a38] = await readTable(fixture('decimals.arrow'), { columns: ['d38s30'], categorical: ['d38s30'] });
     expect(tableDrift([a38!], [d38!])[0]!.drifted).toBe(false);
+  });
+
+  it('Parquet decimals stored as BYTE_ARRAY read bit for bit as their Arrow twins (77 and 60 of 300 were one ulp off)', async () => {
+    // fixtures/make-byte-array-decimals.py: decimal128(38, 30) and decimal256(50, 20) as BYTE_ARRAY (each
+    // value in its fewest bytes, as parquet-avro writes them), (12, 3) as BYTE_ARRAY, decimal256(50, 20) as
+    // a 21-byte FIXED_LEN_BYTE_ARRAY, and plain bytes of UTF-8 text beside them.
+    const parquet = await readTable(fixture('decimals-bytes.parquet'));
+    const arrow = await readTable(fixture('decimals-bytes.arrow'));
+    expect(parquet.map((c) => c.name)).toEqual(['b38s30', 'b50s20', 'b12s3', 'f50s20', 'tag']);
+    const differences = parquet.slice(0, 4).map((column, i) => {
+      const other = arrow[i]!;
+      expect([column.kind, other.kind], column.name).toEqual(['numeric', 'numeric']);
+      const a = Array.from(column.values as Float64Array);
+      const b = Array.from(other.values as Float64Array);
+      expect([a.length, a.filter(Number.isNaN).length], column.name).toEqual([300, 4]);
+      return a.filter((x, r) => !Object.is(x, b[r])).length;
+    });
+    expect(differences).toEqual([0, 0, 0, 0]);
+    // The plain bytes beside them are still their UTF-8 text.
+    expect(plain([parquet[4]!])).toEqual(plain([arrow[4]!]));
+    expect(parquet[4]!.values.slice(0, 4)).toEqual(['a', 'b', 'é', null]);
+    // identical data: no drift, even compared as categories
+    const columns = ['b38s30', 'b50s20'];
+    const asText = { columns, categorical: columns };
+    const drift = tableDrift(
+      await readTable(fixture('decimals-bytes.arrow'), asText),
+      await readTable(fixture('decimals-bytes.parquet'), asText),
+    );
+    expect(drift.map((d) => [d.column, d.drifted])).toEqual([
+      ['b38s30', false],
+      ['b50s20', false],
+    ]);
   });
 });
 

@@ -320,6 +320,60 @@ function dataQualityHoldProblem(holds: unknown): string | undefined {
   return undefined;
 }
 
+const isStringArray = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Why stored windows cannot be used (`modelStateProblem`), or undefined when they can. */
+function windowsProblem(field: string, windows: unknown): string | undefined {
+  if (!Array.isArray(windows)) return `${field} is not an array`;
+  for (const [i, w] of windows.entries()) {
+    const entry = (typeof w === 'object' && w !== null ? w : {}) as Record<string, unknown>;
+    if (!isTime(entry.start) || !isTime(entry.end)) return `${field}[${i}] is not a window of integer start and end`;
+    if (!isStringArray(entry.signals) || !isStringArray(entry.alertIds)) {
+      return `${field}[${i}].signals or .alertIds is not an array of strings`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a stored state (parsed JSON, from storage) is no ModelState `decide` can use, or undefined
+ * when it is: an object with an integer `seq` ≥ 0, an integer `maxWindowEnd`, `windows` of integer
+ * `start` and `end` with string `signals` and `alertIds`, `performance` absent or such a family,
+ * and `lastFire` null or integer `windowStart` and `windowEnd` with a string `requestId` (and
+ * `alertId` when present). Every state persisted since the first release has this shape; the
+ * data-quality fields are `withValidDataQuality`'s. Such a state (a row edited by hand, a buggy
+ * writer) made every decision of the model throw, retried for ever (found by a review).
+ */
+export function modelStateProblem(stored: unknown): string | undefined {
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return 'the state is not an object';
+  const s = stored as Record<string, unknown>;
+  if (!isTime(s.seq) || s.seq < 0) return 'seq is not an integer >= 0';
+  if (!isTime(s.maxWindowEnd)) return 'maxWindowEnd is not an integer';
+  const windows = windowsProblem('windows', s.windows);
+  if (windows !== undefined) return windows;
+  if (s.performance !== undefined) {
+    const family = (typeof s.performance === 'object' && s.performance !== null ? s.performance : {}) as Record<
+      string,
+      unknown
+    >;
+    if (!isTime(family.maxWindowEnd)) return 'performance.maxWindowEnd is not an integer';
+    const performance = windowsProblem('performance.windows', family.windows);
+    if (performance !== undefined) return performance;
+  }
+  if (s.lastFire !== null) {
+    const fire = (typeof s.lastFire === 'object' ? s.lastFire : {}) as Record<string, unknown>;
+    if (
+      !isTime(fire.windowStart) ||
+      !isTime(fire.windowEnd) ||
+      typeof fire.requestId !== 'string' ||
+      (fire.alertId !== undefined && typeof fire.alertId !== 'string')
+    ) {
+      return 'lastFire is neither null nor a fired window (integer windowStart, windowEnd; string requestId)';
+    }
+  }
+  return undefined;
+}
+
 /**
  * A stored state with its data-quality fields checked, for a caller that loads states (the
  * retrain-trigger, from retrain_decisions): a `dataQuality` that is not at most

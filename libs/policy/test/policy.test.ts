@@ -8,6 +8,7 @@ import {
   decide,
   decideForModel,
   driftedFeatures,
+  emptyModelState,
   MAX_ALERT_IDS_PER_STATE,
   MAX_ALERT_IDS_PER_WINDOW,
   MAX_DATA_QUALITY_IDS,
@@ -16,6 +17,7 @@ import {
   MAX_WINDOWS,
   type ModelPolicy,
   type ModelState,
+  modelStateProblem,
   type Policy,
   parsePolicy,
   parsePolicyText,
@@ -1427,6 +1429,59 @@ models:
       // A state persisted before the veto has neither: as is.
       const { dataQuality: _, dataQualityHold: __, ...legacy } = valid;
       expect(withValidDataQuality(legacy).state).toBe(legacy);
+    });
+
+    it("modelStateProblem: every state decide makes, and the first release's, is usable; one of another shape is named (found by a review)", () => {
+      const states = [
+        ...feedWith(defaults, [...outage(0, 4), dq(6), fd(6)]),
+        ...feedWith(
+          defaults,
+          [0, 1, 2, 3, 4, 5].map((i) => fd(i)),
+        ),
+      ].map((r) => r.state);
+      const fired = states.find((s) => s.lastFire !== null);
+      expect(fired).toBeDefined();
+      for (const state of [...states, emptyModelState]) {
+        expect(modelStateProblem(JSON.parse(JSON.stringify(state)))).toBeUndefined();
+      }
+      // The first release's shape: no performance family, no data-quality fields, no lastFire.alertId.
+      const first = {
+        seq: 3,
+        maxWindowEnd: START,
+        windows: [{ start: 0, end: START, signals: ['a'], alertIds: ['x'] }],
+      };
+      expect(modelStateProblem({ ...first, lastFire: null })).toBeUndefined();
+      expect(modelStateProblem({ ...first, lastFire: { windowStart: 0, windowEnd: START, requestId: 'r' } })).toBe(
+        undefined,
+      );
+      const valid = fired!;
+      const cases: Array<[unknown, string]> = [
+        [null, 'the state is not an object'],
+        [[valid], 'the state is not an object'],
+        ['{}', 'the state is not an object'],
+        [{ ...valid, seq: -1 }, 'seq is not an integer >= 0'],
+        [{ ...valid, seq: '4' }, 'seq is not an integer >= 0'],
+        [{ ...valid, maxWindowEnd: undefined }, 'maxWindowEnd is not an integer'],
+        [{ ...valid, windows: {} }, 'windows is not an array'],
+        [{ ...valid, windows: [null] }, 'windows[0] is not a window of integer start and end'],
+        [
+          { ...valid, windows: [{ start: 0, end: 1, signals: 'a', alertIds: [] }] },
+          'windows[0].signals or .alertIds is not an array of strings',
+        ],
+        [{ ...valid, performance: null }, 'performance.maxWindowEnd is not an integer'],
+        [
+          { ...valid, performance: { maxWindowEnd: 0, windows: [{ start: 0, end: 1, signals: [], alertIds: [1] }] } },
+          'performance.windows[0].signals or .alertIds is not an array of strings',
+        ],
+        [{ ...valid, lastFire: undefined }, expect.stringMatching(/^lastFire is neither null nor a fired window/)],
+        [{ ...valid, lastFire: { ...valid.lastFire, requestId: 7 } }, expect.stringMatching(/^lastFire is neither/)],
+        [{ ...valid, lastFire: { ...valid.lastFire, alertId: null } }, expect.stringMatching(/^lastFire is neither/)],
+      ];
+      for (const [stored, problem] of cases) {
+        expect(modelStateProblem(stored)).toEqual(problem);
+      }
+      // What such a state did: the model's every decision threw.
+      expect(() => decide(defaults, { ...valid, windows: {} } as unknown as ModelState, fd(9))).toThrow();
     });
   });
 });

@@ -18,6 +18,7 @@ import {
   decide,
   emptyModelState,
   type ModelState,
+  modelStateProblem,
   type Policy,
   policyFor,
   type RetrainPlan,
@@ -117,7 +118,14 @@ function replayOf(state: ModelState | undefined, alert: DriftAlert, offset: stri
   };
 }
 
-const alertKeyOf = (alert: DriftAlert) => `${alert.model}\u0000${alert.alert_id}`;
+/**
+ * An unambiguous key of two names: names are bounded in length only and may hold any character, so
+ * a NUL join made ("a\0b", "c") and ("a", "b\0c") one key, and an alert of one model a duplicate
+ * of another's within a batch, or its version given the other's serving answer (found by a review).
+ */
+const pairKey = (a: string, b: string) => JSON.stringify([a, b]);
+
+const alertKeyOf = (alert: DriftAlert) => pairKey(alert.model, alert.alert_id);
 
 /**
  * The batch's alert ids split by the model states before it: the ones they remember (by
@@ -212,15 +220,71 @@ interface VetoedModel {
   cooldownMs: number;
 }
 
+/** Where a model's stored state is, for the line that says it cannot be used. */
+const STATE_ROW =
+  "retrain_decisions: the model's first = 1 row of greatest seq whose state is not '' (argMax(state, seq))";
+
 /**
- * The stored states with a malformed `dataQuality` / `dataQualityHold` dropped, one warning per
- * model: such a field made every decision of the model throw, its partition retried for ever
- * (found by a review). Dropped, the veto starts again with the model's next DATA_QUALITY alert.
+ * `store.loadStates(models)`, a model whose stored state is not JSON left out and reported: the
+ * store parses every state of a query and throws the first SyntaxError (its query failures are
+ * DriftlineErrors, never one), so the models are split in halves until that model is alone — a
+ * query more per half, only while a bad row is there. Before, one such row (written by hand, a
+ * buggy writer) failed every batch of its model, and of any model sharing its batches, for ever
+ * (found by a review).
  */
-function validStates(loaded: ReadonlyMap<string, ModelState>, logger: Logger): Map<string, ModelState> {
+async function loadStatesIsolating(
+  store: DecisionStore,
+  models: readonly string[],
+  unreadable: (model: string, problem: string) => void,
+): Promise<Map<string, unknown>> {
+  if (models.length === 0) return new Map();
+  try {
+    return await store.loadStates(models);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    if (models.length === 1) {
+      unreadable(models[0]!, `not JSON: ${error.message}`);
+      return new Map();
+    }
+    const middle = Math.ceil(models.length / 2);
+    const left = await loadStatesIsolating(store, models.slice(0, middle), unreadable);
+    const right = await loadStatesIsolating(store, models.slice(middle), unreadable);
+    return new Map([...left, ...right]);
+  }
+}
+
+/**
+ * The stored states, checked. A state that is not JSON or no ModelState (`modelStateProblem`) is
+ * not used: the model decides from no state — its sustain runs and cooldown forgotten, as for a new
+ * model — with its `seq` when the state had a usable one, so the batch's state row, of a greater
+ * `seq`, replaces it for good; a text that is not JSON has none, and is met again (and warned
+ * about) at every load until the row is fixed. One warning per model and load names the row.
+ * Before, such a state made every batch of the model throw (found by a review). A malformed
+ * `dataQuality` / `dataQualityHold` is dropped, one warning per model: such a field made every
+ * decision of the model throw too; dropped, the veto starts again with the next DATA_QUALITY alert.
+ */
+async function loadValidStates(
+  store: DecisionStore,
+  models: readonly string[],
+  logger: Logger,
+): Promise<Map<string, ModelState>> {
+  const refuse = (model: string, problem: string, seq?: number) =>
+    logger.warn(
+      { model, row: STATE_ROW, problem, ...(seq === undefined ? {} : { seq }) },
+      "stored retrain state cannot be used: the model decides from no state (its sustain runs and cooldown forgotten); fix or delete that row's state",
+    );
+  const loaded = await loadStatesIsolating(store, models, refuse);
   const out = new Map<string, ModelState>();
   for (const [model, stored] of loaded) {
-    const { state, problems } = withValidDataQuality(stored);
+    const problem = modelStateProblem(stored);
+    if (problem !== undefined) {
+      const seq = (stored as { seq?: unknown } | null)?.seq;
+      const usable = typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
+      refuse(model, problem, usable);
+      if (usable !== undefined) out.set(model, { ...emptyModelState, seq: usable });
+      continue;
+    }
+    const { state, problems } = withValidDataQuality(stored as ModelState);
     if (problems.length > 0) {
       logger.warn(
         { model, problems },
@@ -372,7 +436,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     decode: async (record) => checkAlertTimes(await deps.decode(record), { bounds: deps.eventTime, now: now() }),
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
       const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
-      const loaded = validStates(await deps.store.loadStates(missing), deps.logger);
+      const loaded = await loadValidStates(deps.store, missing, deps.logger);
       const work = new Map<string, ModelState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
       const stateOf = (model: string) => (work.has(model) ? work.get(model) : states.get(model));
@@ -401,7 +465,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
           continue;
         }
         decidedHere.add(alertKey);
-        const key = `${alert.model}\u0000${alert.model_version}`;
+        const key = pairKey(alert.model, alert.model_version);
         if (deps.isServing !== undefined && !serving.has(key)) {
           serving.set(key, await deps.isServing(alert.model, alert.model_version));
         }

@@ -432,6 +432,36 @@ models:
     ]);
   });
 
+  it("names holding NUL never collide in the batch's keys: each alert decided, each version asked whether it serves (found by a review)", async () => {
+    // Names are bounded in length only: a NUL joining (model, id) or (model, version) made
+    // ("a\0b", "c") and ("a", "b\0c") one key: the second alert a duplicate, never decided, or
+    // given the other model's answer to whether its version serves.
+    const store = new MemoryStore();
+    const asked: string[] = [];
+    const hostile = { ...alert(0), model: 'a\u0000b', alert_id: 'c', model_version: 'c' };
+    const sameId = { ...alert(0), model: 'a', alert_id: 'b\u0000c', model_version: 'v1' };
+    const sameVersion = { ...alert(1), model: 'a', alert_id: 'a1', model_version: 'b\u0000c' };
+    await processor(
+      store,
+      [],
+      async (model, version) => {
+        asked.push(JSON.stringify([model, version]));
+        return model === 'a';
+      },
+      wildcard,
+    ).process([at(0, hostile), at(1, sameId), at(2, sameVersion)], ctx);
+    expect(store.rows.map((r) => [r.model, r.alert_id, r.reason, r.first])).toEqual([
+      ['a\u0000b', 'c', 'not_serving', 1],
+      ['a', 'b\u0000c', 'sustaining', 1],
+      ['a', 'a1', 'fire', 1],
+    ]);
+    expect(asked).toEqual([
+      JSON.stringify(['a\u0000b', 'c']),
+      JSON.stringify(['a', 'v1']),
+      JSON.stringify(['a', 'b\u0000c']),
+    ]);
+  });
+
   it('ClickHouse down during the lookup: nothing published or recorded, the retried batch decides as before', async () => {
     const store = new MemoryStore();
     const sent: RetrainRequest[] = [];

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -412,8 +413,11 @@ interface CompletedRun {
 
 /**
  * The completed run in `runDir` for a dataset of `rows` rows, or undefined when any of its files is
- * missing or unreadable (cut short by a crash of the host): then it is no completed run and the
- * model is trained again. An unparsable result.json or scores.arrow had been a poison error.
+ * missing or unreadable (cut short by a crash of the host), or its meta.json names another
+ * model.json (`model_sha256`, written by the worker; absent in runs of workers before it): then it
+ * is no completed run and the model is trained again. An unparsable result.json or scores.arrow
+ * had been a poison error; a model.json and meta.json of two runs (another trainer's files moved
+ * in at the same time) would have been registered and served together.
  */
 function readCompletedRun(runDir: string, rows: number): CompletedRun | undefined {
   const result = readWorkerResult(runDir);
@@ -425,8 +429,11 @@ function readCompletedRun(runDir: string, rows: number): CompletedRun | undefine
     const column = tableFromIPC(readFileSync(join(runDir, 'scores.arrow'))).getChild('score');
     if (column === null || column.length !== rows) return undefined;
     scores = Float64Array.from(column.toArray() as ArrayLike<number>);
-    model = JSON.parse(readFileSync(join(runDir, 'model.json'), 'utf8'));
+    const modelBytes = readFileSync(join(runDir, 'model.json'));
+    model = JSON.parse(modelBytes.toString('utf8'));
     meta = JSON.parse(readFileSync(join(runDir, 'meta.json'), 'utf8'));
+    const named = (meta as { model_sha256?: unknown } | null)?.model_sha256;
+    if (named !== undefined && named !== createHash('sha256').update(modelBytes).digest('hex')) return undefined;
   } catch {
     return undefined;
   }
@@ -440,7 +447,11 @@ const staleAfter = (timeoutMs: number) => timeoutMs + 60_000;
  * Trains `arrow` in a directory of its own (`attempt-*` under the version's), then moves the run
  * into the version's directory, result.json last, each step synced. Two trainers on one request
  * (the old owner of a partition still running after a rebalance) never write into the same
- * train.arrow or model.json; the later of two completed runs replaces the other whole.
+ * train.arrow or model.json. A run that completes after another trainer's run of the request came
+ * into the directory (its result.json there: this trainer removed any before training) or was
+ * registered (`takenMeanwhile`) is not moved in: undefined. Moved in, it replaced a run that may
+ * have been published and loaded — a model-server reading between the renames of model.json and
+ * meta.json got one run's model with the other's features and categories (found by a review).
  */
 async function trainRun(
   deps: TrainerDeps,
@@ -449,7 +460,8 @@ async function trainRun(
   rows: number,
   log: Logger,
   subject: string,
-): Promise<CompletedRun> {
+  takenMeanwhile: () => Promise<boolean>,
+): Promise<CompletedRun | undefined> {
   const { config } = deps;
   for (const name of readdirSync(dir)) {
     if (!name.startsWith('attempt-')) continue;
@@ -496,6 +508,10 @@ async function trainRun(
       { device: result.device, deviceReason: result.device_reason, ms: Date.now() - started, rows },
       'model trained',
     );
+    if (existsSync(join(dir, 'result.json')) || (await takenMeanwhile())) {
+      log.info({}, "another trainer's run of this request completed meanwhile: its files stay, this run is dropped");
+      return undefined;
+    }
     rmSync(join(dir, 'result.json'), { force: true }); // no completed run while its files change
     for (const name of RUN_FILES) renameSync(join(attempt, name), join(dir, name));
     fsyncPath(dir);
@@ -742,6 +758,27 @@ async function readLabeledWindow(
 }
 
 /**
+ * The outcome of a request registered before (undefined: it was not): published → nothing to do;
+ * registered but unpublished (a crash after registering) → its events published.
+ */
+async function handledBefore(deps: TrainerDeps, request: RetrainRequest, log: Logger): Promise<Outcome | undefined> {
+  const now = deps.now ?? Date.now;
+  const existing = await deps.registry.byRequest(request.request_id);
+  if (existing?.published === 1) {
+    log.info({ version: existing.version }, 'retrain request already handled; skipped');
+    return 'already_done';
+  }
+  if (existing === undefined) return undefined;
+  const dated = await publishVersion(deps, existing);
+  await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
+  log.info(
+    { version: existing.version, eventTime: iso(dated.eventTime), datedBy: dated.clock },
+    'registered version published after a restart',
+  );
+  return 'republished';
+}
+
+/**
  * Handles one retrain request, idempotently:
  *
  * 1. a published model_versions row for the request_id → nothing to do (the same request twice
@@ -759,20 +796,8 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   const { config, logger } = deps;
   const now = deps.now ?? Date.now;
   const log = logger.child({ model: request.model, requestId: request.request_id });
-  const existing = await deps.registry.byRequest(request.request_id);
-  if (existing?.published === 1) {
-    log.info({ version: existing.version }, 'retrain request already handled; skipped');
-    return 'already_done';
-  }
-  if (existing !== undefined) {
-    const dated = await publishVersion(deps, existing);
-    await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
-    log.info(
-      { version: existing.version, eventTime: iso(dated.eventTime), datedBy: dated.clock },
-      'registered version published after a restart',
-    );
-    return 'republished';
-  }
+  const before = await handledBefore(deps, request, log);
+  if (before !== undefined) return before;
 
   checkDataWindow(request);
   // Only the future bound: an old window is a replay, refused or trained without waiting.
@@ -829,19 +854,24 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       }
       // result.json last: without it, no run counts as completed (an unreadable one included).
       rmSync(join(dir, 'result.json'), { force: true });
-      inPlace = await trainRun(
+      const trained = await trainRun(
         deps,
         dir,
         arrow,
         ds.rows,
         log.child({ version }),
         `retrain ${request.request_id} of ${request.model}`,
+        async () => (await deps.registry.byRequest(request.request_id)) !== undefined,
       );
+      if (trained === undefined) return undefined;
+      inPlace = trained;
     }
     // The run is in place: only now does the request's environment streak end (runWorkerCounted).
     environmentStreaks.clear(dir);
     return inPlace;
   });
+  // Another trainer's run of the request came in meanwhile (trainRun): handled as it left it.
+  if (run === undefined) return handleRequest(deps, request);
   const { result, scores } = run;
 
   // A model the model-server would refuse to load is never promoted: it registers as REJECTED, and

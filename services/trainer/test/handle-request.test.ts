@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -237,6 +238,95 @@ describe('handleRequest (idempotency)', () => {
     expect(error?.message).toMatch(/nonexistent/);
     expect(existsSync(join(out, 'result.json'))).toBe(false);
     expect(registry.rows).toEqual([]);
+  });
+
+  it("two trainers on one request (the partition's old owner after a rebalance): the one that finishes after the other published leaves the published files alone (found by a review)", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-two-'));
+    const { dir, deps: first, registry, published } = setup({ python: completingWorker(scratch) });
+    // The other trainer's run: another window's model (three trees, a category more), started
+    // first, finishing only once the first trainer has published.
+    const other = join(scratch, 'other');
+    completedRun(scratch, 0.95, {
+      out: other,
+      model: modelJson(['color', 'x'], { trees: 3 }),
+      meta: metaJson(['color', 'x'], { color: ['a', 'b', 'c'] }),
+    });
+    const started = join(scratch, 'started');
+    const release = join(scratch, 'release');
+    const secondPublished: ModelEvent[] = [];
+    const second: TrainerDeps = {
+      ...first,
+      publish: async (events) => {
+        secondPublished.push(...events);
+      },
+      python: standIn(
+        scratch,
+        `touch "${started}"; while [ ! -f "${release}" ]; do sleep 0.02; done; cp "${other}"/model.json "${other}"/meta.json "${other}"/scores.arrow "${other}"/result.json "$5"/`,
+      ),
+    };
+    const late = handleRequest(second, request);
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(started)) {
+      if (Date.now() > deadline) throw new Error('the second worker did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await handleRequest(first, request)).toBe('promoted');
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'PROMOTED']);
+    const out = join(dir, 'fraud', versionFor(request));
+    const served = ['model.json', 'meta.json'].map((f) => readFileSync(join(out, f), 'utf8'));
+    writeFileSync(release, '');
+    // Before: its files replaced the published ones, one rename each (a model-server loading
+    // between them read one run's model with the other's categories), and it published again.
+    expect(await late).toBe('already_done');
+    expect(['model.json', 'meta.json'].map((f) => readFileSync(join(out, f), 'utf8'))).toEqual(served);
+    expect(secondPublished).toEqual([]);
+    expect(registry.rows.map((r) => r.published)).toEqual([0, 1]);
+    expect(readdirSync(out).filter((f) => f.startsWith('attempt-'))).toEqual([]);
+  });
+
+  it('a run of the request moved in by another trainer while this one trained (not registered yet): this run is dropped, that one registered as it is', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-moved-in-'));
+    const other = join(scratch, 'other');
+    completedRun(scratch, 0.95, { out: other, model: modelJson(['color', 'x'], { trees: 3 }) });
+    const started = join(scratch, 'started');
+    const release = join(scratch, 'release');
+    const { dir, deps, registry } = setup({
+      python: standIn(
+        scratch,
+        `touch "${started}"; while [ ! -f "${release}" ]; do sleep 0.02; done; cp "${other}"/model.json "${other}"/meta.json "${other}"/scores.arrow "${other}"/result.json "$5"/`,
+      ),
+    });
+    const handled = handleRequest(deps, request);
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(started)) {
+      if (Date.now() > deadline) throw new Error('the worker did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // The other trainer's run, on the same rows, lands (it crashed or is about to register).
+    completedRun(dir, 0.9);
+    const out = join(dir, 'fraud', versionFor(request));
+    const theirs = readFileSync(join(out, 'model.json'), 'utf8');
+    writeFileSync(release, '');
+    expect(await handled).toBe('promoted');
+    expect(readFileSync(join(out, 'model.json'), 'utf8')).toBe(theirs);
+    expect(registry.rows.at(-1)!.metrics).toMatchObject({ roc_auc: 0.9 });
+  });
+
+  it("a completed run whose meta.json names another model.json (two runs' files moved in at once) is not reused: trained again (found by a review)", async () => {
+    const { dir, deps, registry } = setup();
+    const model = modelJson(['color', 'x']);
+    const otherDigest = createHash('sha256')
+      .update(modelJson(['color', 'x'], { trees: 3 }))
+      .digest('hex');
+    const meta = (digest: string) =>
+      JSON.stringify({ ...JSON.parse(metaJson(['color', 'x'], { color: ['a', 'b'] })), model_sha256: digest });
+    completedRun(dir, 0.9, { model, meta: meta(otherDigest) });
+    // The worker cannot run here: the attempt to train again is what fails.
+    await expect(handleRequest(deps, request)).rejects.toThrow(/nonexistent/);
+    expect(registry.rows).toEqual([]);
+    // Its own digest (or none, a run of a worker before it): reused.
+    completedRun(dir, 0.9, { model, meta: meta(createHash('sha256').update(model).digest('hex')) });
+    expect(await handleRequest(deps, request)).toBe('promoted');
   });
 
   it('reads at most DRIFTLINE_TRAINER_MAX_ROWS and writes what it kept into the training record', async () => {

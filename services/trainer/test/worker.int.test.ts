@@ -1,4 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,7 +99,7 @@ describe('the Python worker classifies what it cannot train', () => {
       JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')),
       JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')),
     );
-    return { ds, result, problem, meta: JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')) };
+    return { ds, result, problem, out, meta: JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')) };
   }
 
   const labeled = (n: number, features: (i: number) => Record<string, unknown>, current?: (i: number) => number) =>
@@ -124,6 +125,16 @@ describe('the Python worker classifies what it cannot train', () => {
     expect(meta.features).toEqual(['constructor', 'emb[0]', 'x']);
     expect(result.rows_train).toBe(240);
     expect(problem).toBeUndefined();
+  });
+
+  it("meta.json names model.json's SHA-256, so a pair of two runs' files is told apart (found by a review)", async () => {
+    const { out, meta, problem } = await trainRows(labeled(60, (i) => ({ amount: i, color: i % 2 === 0 ? 'a' : 'b' })));
+    expect(problem).toBeUndefined();
+    expect(meta.model_sha256).toBe(
+      createHash('sha256')
+        .update(readFileSync(join(out, 'model.json')))
+        .digest('hex'),
+    );
   });
 
   it('trains with a feature named __proto__ (the Arrow file had overflowed the stack)', async () => {

@@ -11,7 +11,9 @@ Input columns (written by services/trainer/src/dataset.ts):
 Output in DIR, each file fsynced, result.json last (atomically, then the directory fsynced: its
 presence means the run completed, and survives a crash of the host):
   model.json   XGBoost model (Booster.save_model)
-  meta.json    feature names, kinds, category codes, parameters, versions
+  meta.json    feature names, kinds, category codes, parameters, versions, and model_sha256: the
+               SHA-256 (hex) of model.json's bytes, written after it, so a reader can tell a
+               model.json and a meta.json of two runs apart
   scores.arrow one float64 column `score`: the new model's score of every input row
   result.json  {"metrics": {...}, "device": "cpu"|"cuda", "device_reason": str, ...}
 
@@ -35,6 +37,7 @@ the trained booster's configuration, so a silent fallback is reported as what it
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -158,6 +161,14 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_json(path: str, value: object) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -249,6 +260,7 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     booster.save_model(os.path.join(args.out, "model.json"))
     fsync_file(os.path.join(args.out, "model.json"))
+    model_sha256 = file_sha256(os.path.join(args.out, "model.json"))
     with pa.OSFile(os.path.join(args.out, "scores.arrow"), "wb") as sink:
         score_table = pa.table({"score": pa.array(scores, type=pa.float64())})
         with ipc.new_file(sink, score_table.schema) as writer:
@@ -263,6 +275,10 @@ def main() -> int:
             "rounds": rounds,
             "xgboost": xgb.__version__,
             "python": platform.python_version(),
+            # Names the model.json it describes: a version's files replaced by another run of the
+            # request (two trainers after a rebalance) could otherwise pair one run's model with
+            # the other's features and categories, unnoticed (found by a review).
+            "model_sha256": model_sha256,
         },
     )
     fsync_dir(args.out)  # model.json, scores.arrow, meta.json are there before result.json is

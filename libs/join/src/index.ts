@@ -10,6 +10,8 @@ export {
 export { type LogEvent, type OfflineJoin, offlineJoin } from './offline.js';
 export {
   backstopTtl,
+  CLOCK_SKEW_MS,
+  DEFAULT_MAX_FUTURE_MS,
   type ExpireOutcome,
   type ExpiryClock,
   expiryClock,
@@ -20,6 +22,8 @@ export {
   joinKey,
   type LabelInput,
   type LabelOutcome,
+  labelEarlyMs,
+  labelReachMs,
   labelWaitUntil,
   onAck,
   onExpire,
@@ -52,7 +56,6 @@ export {
   type TallyInput,
 } from './tally.js';
 export {
-  CLOCK_SKEW_MS,
   type JoinStateReader,
   type JoinTag,
   labelAsksSink,

@@ -1,3 +1,5 @@
+import { CLOCK_SKEW_MS, DEFAULT_MAX_FUTURE_MS } from './state.js';
+
 /** One event of a recorded log, as the offline reference join sees it. */
 export type LogEvent =
   | { readonly type: 'prediction'; readonly id: string; readonly eventTime: number }
@@ -12,10 +14,17 @@ export interface OfflineJoin {
 
 /**
  * The reference join of a whole log, order-free: a prediction joins the earliest label whose event
- * time is at most its own plus `maxDelayMs`; duplicates collapse. The streaming joiner must end in
- * the same result for any interleaving (given distinct labels per prediction agree, as duplicates do).
+ * time is at most its own plus `maxDelayMs` and at least its own minus `earlyMs` (labelEarlyMs of
+ * the join config: the event-time future bound plus CLOCK_SKEW_MS); duplicates collapse. The
+ * streaming joiner must end in the same result for any interleaving (given distinct labels per
+ * prediction agree, as duplicates do, and no two labels waiting for it are dated further apart
+ * than maxDelayMs + earlyMs: then the streaming joiner keeps the later, see onLabel).
  */
-export function offlineJoin(log: readonly LogEvent[], maxDelayMs: number): OfflineJoin {
+export function offlineJoin(
+  log: readonly LogEvent[],
+  maxDelayMs: number,
+  earlyMs = DEFAULT_MAX_FUTURE_MS + CLOCK_SKEW_MS,
+): OfflineJoin {
   const predictions = new Map<string, number>();
   const labels = new Map<string, Array<{ label: number; eventTime: number }>>();
   for (const e of log) {
@@ -32,8 +41,9 @@ export function offlineJoin(log: readonly LogEvent[], maxDelayMs: number): Offli
   const unlabeled = new Map<string, { deadline: number }>();
   for (const [id, time] of predictions) {
     const deadline = time + maxDelayMs;
+    const earliest = time - earlyMs;
     const valid = (labels.get(id) ?? [])
-      .filter((l) => l.eventTime <= deadline)
+      .filter((l) => l.eventTime >= earliest && l.eventTime <= deadline)
       .sort((a, b) => a.eventTime - b.eventTime);
     const first = valid[0];
     if (first === undefined) unlabeled.set(id, { deadline });

@@ -16,7 +16,10 @@ import type { TallyInput } from './tally.js';
  * - `X` expired tombstone
  *
  * A label joins when its event time is at most `deadline` and it is read before the prediction
- * expires; later labels are `late` and never join, whatever the arrival order. A pending prediction
+ * expires; later labels are `late` and never join, whatever the arrival order. A label dated more
+ * than {@link labelEarlyMs} before its prediction (an older prediction's label under an id the
+ * model used again, a placeholder date such as 2000-01-01) is `early` and never joins either: the
+ * prediction stays pending for its own label. A pending prediction
  * (or waiting label) is expired by the scanner once the expiry clock passes its score plus the
  * grace: a label on time but read after that (published later than the grace) is dropped too,
  * so the result depends on the labels' publication lag, not on processing speed (the clock waits
@@ -29,7 +32,39 @@ export interface JoinConfig {
   readonly graceMs: number;
   /** How long J/X tombstones stay (replays within it are recognised without touching the sink). */
   readonly tombstoneMs: number;
+  /**
+   * Largest accepted skew of an event time into the future of the clock that read it
+   * (DRIFTLINE_EVENT_TIME_MAX_FUTURE; default {@link DEFAULT_MAX_FUTURE_MS}, libs/core's default):
+   * how far a prediction's time may run ahead of its label's (see {@link labelEarlyMs}).
+   */
+  readonly maxFutureMs?: number;
 }
+
+/** libs/core's DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs (an hour): JoinConfig.maxFutureMs when left out. */
+export const DEFAULT_MAX_FUTURE_MS = 3_600_000;
+
+/**
+ * Allowance for the clocks of two joiner instances (the one that joined or expired a prediction,
+ * the one reading a record now) and Redis' TTL clock: a look-up too many costs a query, one too
+ * few a second count. Also the clock allowance between a prediction's producer and its label's
+ * ({@link labelEarlyMs}).
+ */
+export const CLOCK_SKEW_MS = 60_000;
+
+/**
+ * How far before its prediction a label may be dated and still join it: the event-time future
+ * bound (the prediction's clock may run that far ahead) plus {@link CLOCK_SKEW_MS}. A label dated
+ * earlier cannot be this prediction's: it is an older prediction's label under an id used again,
+ * or misdated (a placeholder such as 2000-01-01 passes the event-time validation).
+ */
+export const labelEarlyMs = (c: JoinConfig): number => (c.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS) + CLOCK_SKEW_MS;
+
+/**
+ * The span of label times one prediction can join, from its earliest to its deadline:
+ * label time ∈ [prediction time − {@link labelEarlyMs}, prediction time + maxDelayMs]. Two labels
+ * dated further apart than this cannot both be on time for one prediction.
+ */
+export const labelReachMs = (c: JoinConfig): number => c.maxDelayMs + labelEarlyMs(c);
 
 /**
  * What a join state is keyed by: the model and its prediction id. Prediction ids are unique per
@@ -96,8 +131,14 @@ export type JoinState<P, L> =
   | { readonly tag: 'E'; readonly expiredAt: number; readonly windowKey: string; readonly prediction: P }
   | { readonly tag: 'X' };
 
-export type PredictionOutcome = 'pending' | 'pending-late-label' | 'joined' | 'replayed' | 'duplicate';
-export type LabelOutcome = 'waiting' | 'waiting-duplicate' | 'joined' | 'replayed' | 'duplicate' | 'late';
+export type PredictionOutcome =
+  | 'pending'
+  | 'pending-late-label'
+  | 'pending-early-label'
+  | 'joined'
+  | 'replayed'
+  | 'duplicate';
+export type LabelOutcome = 'waiting' | 'waiting-duplicate' | 'joined' | 'replayed' | 'duplicate' | 'late' | 'early';
 export type ExpireOutcome = 'expiring' | 'orphan-label' | 'stale' | 'not-due';
 
 export interface Joined<P, L> extends JoinRef {
@@ -157,6 +198,8 @@ export function onPrediction<P, L>(
   switch (state.tag) {
     case 'L': {
       if (state.eventTime > deadline) return pending('pending-late-label');
+      // The waiting label is dated before this prediction could be labeled: not its label.
+      if (state.eventTime < deadline - labelReachMs(config)) return pending('pending-early-label');
       const joined = {
         tag: 'K',
         joinedAt: now,
@@ -204,6 +247,9 @@ export function onLabel<P, L>(
   switch (state.tag) {
     case 'P':
       if (input.eventTime > state.deadline) return { outcome: 'late' };
+      // Dated before the prediction could be labeled (an older prediction's label under an id
+      // used again, a placeholder date): not its label; the prediction keeps waiting for its own.
+      if (input.eventTime < state.deadline - labelReachMs(config)) return { outcome: 'early' };
       return {
         outcome: 'joined',
         state: {
@@ -219,8 +265,20 @@ export function onLabel<P, L>(
         emit: { model: input.model, id: input.id, prediction: state.prediction, label: input.payload, joinedAt: now },
       };
     case 'L':
-      // Two labels before the prediction: the earliest observation wins (ties keep the first seen).
-      if (input.eventTime < state.eventTime) {
+      // Two labels before the prediction: the earliest observation wins (ties keep the first seen),
+      // among labels that can be on time for one prediction. Dated further apart than that
+      // (labelReachMs), at most one can be its label, and the later is kept: an earlier one is an
+      // older prediction's label under an id used again, or misdated (a placeholder date); the
+      // earliest would have made the prediction, when it comes, `pending-early-label`, and its
+      // real label lost.
+      if (input.eventTime > state.eventTime + labelReachMs(config)) {
+        return {
+          outcome: 'waiting-duplicate',
+          state: { tag: 'L', eventTime: input.eventTime, label: input.payload },
+          schedule: labelWaitUntil(input.eventTime, config),
+        };
+      }
+      if (input.eventTime < state.eventTime && input.eventTime >= state.eventTime - labelReachMs(config)) {
         return {
           outcome: 'waiting-duplicate',
           state: { tag: 'L', eventTime: input.eventTime, label: input.payload },

@@ -44,7 +44,12 @@ export interface TakenTallies {
 }
 
 /** The outcomes at which a prediction is seen for the first time: where its tally is counted. */
-export const FIRST_SEEN: ReadonlySet<PredictionOutcome> = new Set(['pending', 'pending-late-label', 'joined']);
+export const FIRST_SEEN: ReadonlySet<PredictionOutcome> = new Set([
+  'pending',
+  'pending-late-label',
+  'pending-early-label',
+  'joined',
+]);
 
 /** A mutable group tally (the in-memory store's and the aggregation's). */
 export type TallyCounts = Map<number, { count: number; sum: number }>;

@@ -1,4 +1,4 @@
-import { type JoinConfig, type JoinRef, type JoinState, joinKey } from './state.js';
+import { CLOCK_SKEW_MS, type JoinConfig, type JoinRef, type JoinState, joinKey, labelEarlyMs } from './state.js';
 
 /**
  * A record as the sink check sees it: its join ref, its side, its event time, and whether it
@@ -15,13 +15,6 @@ export interface SinkCheckConfig extends JoinConfig {
   /** Largest accepted skew of an event time into the future of the clock that read it (DRIFTLINE_EVENT_TIME_MAX_FUTURE). */
   readonly maxFutureMs: number;
 }
-
-/**
- * Allowance for the clocks of two joiner instances (the one that joined or expired a prediction,
- * the one reading a record now) and Redis' TTL clock: a look-up too many costs a query, one too
- * few a second count.
- */
-export const CLOCK_SKEW_MS = 60_000;
 
 /**
  * A prediction to look up in the sink, with the prediction times its row can have (ms,
@@ -99,7 +92,9 @@ export function sinkLookup(
   if (record.eventTime > labelCheckHorizon(now, c)) return undefined;
   const from = record.eventTime - c.maxDelayMs;
   const forgotten = state !== undefined && (state.tag === undefined || state.tag === 'L');
-  const to = forgotten ? forgottenExpiryHorizon(now, c) : now - c.maxDelayMs - c.graceMs + CLOCK_SKEW_MS;
+  const horizon = forgotten ? forgottenExpiryHorizon(now, c) : now - c.maxDelayMs - c.graceMs + CLOCK_SKEW_MS;
+  // A prediction dated after the label's time + labelEarlyMs cannot be its own (it is `early` for it).
+  const to = Math.min(horizon, record.eventTime + labelEarlyMs(c));
   return to < from ? undefined : { ...ref, from, to };
 }
 

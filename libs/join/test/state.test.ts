@@ -2,6 +2,7 @@ import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
   expiryClock,
+  FIRST_SEEN,
   InMemoryJoinStore,
   type JoinConfig,
   joinKey,
@@ -66,6 +67,59 @@ describe('join transitions', () => {
       state: { tag: 'P' },
       schedule: 1_000,
     });
+  });
+
+  it('a label dated before its prediction could be labeled never joins it, whatever the order (found by a review)', () => {
+    // labelEarlyMs: maxFutureMs (0 here) + CLOCK_SKEW_MS (60 s); reach: maxDelayMs + that.
+    const c: JoinConfig = { ...config, maxFutureMs: 0 };
+    const t = 1_000_000;
+    const p = onPrediction<string, string>(undefined, pred('a', t), 0, c);
+    // Within the clock allowance before the prediction: joins.
+    expect(onLabel(p.state ?? undefined, label('a', t - 60_000), 0, c).outcome).toBe('joined');
+    // Earlier: `early`, the prediction stays pending (no state change) and joins its own label after.
+    const early = onLabel(p.state ?? undefined, label('a', t - 60_001, 'old'), 0, c);
+    expect(early).toEqual({ outcome: 'early' });
+    expect(onLabel(p.state ?? undefined, label('a', t + 5, 'own'), 0, c)).toMatchObject({
+      outcome: 'joined',
+      emit: { label: 'own:a' },
+    });
+    // Label first: the prediction does not take it, it is pending (first seen: its tally counts).
+    const l = onLabel<string, string>(undefined, label('a', t - 60_001), 0, c);
+    expect(onPrediction(l.state ?? undefined, pred('a', t), 0, c)).toMatchObject({
+      outcome: 'pending-early-label',
+      state: { tag: 'P', deadline: t + 1_000 },
+      schedule: t + 1_000,
+      pendingDelta: { delta: 1 },
+    });
+    expect(FIRST_SEEN.has('pending-early-label')).toBe(true);
+    // Without maxFutureMs the default bound (an hour) applies.
+    const d = onPrediction<string, string>(undefined, pred('a', 10_000_000), 0, config).state ?? undefined;
+    expect(onLabel(d, label('a', 10_000_000 - 3_660_000), 0, config).outcome).toBe('joined');
+    expect(onLabel(d, label('a', 10_000_000 - 3_660_001), 0, config).outcome).toBe('early');
+  });
+
+  it('two waiting labels further apart than one prediction can reach: the later is kept (a placeholder date, an old label)', () => {
+    const c: JoinConfig = { ...config, maxFutureMs: 0 }; // reach: 1_000 + 60_000
+    const t = 1_000_000;
+    // The real label first, then one dated long before: the real one stays.
+    const real = onLabel<string, string>(undefined, label('a', t - 100, 'real'), 0, c);
+    const sentinel = onLabel(real.state ?? undefined, label('a', 0, 'sentinel'), 0, c);
+    expect(sentinel).toEqual({ outcome: 'waiting-duplicate' });
+    expect(onPrediction(real.state ?? undefined, pred('a', t), 5, c)).toMatchObject({
+      outcome: 'joined',
+      emit: { label: 'real:a' },
+    });
+    // The other order: the later replaces it.
+    const first = onLabel<string, string>(undefined, label('a', 0, 'sentinel'), 0, c);
+    const second = onLabel(first.state ?? undefined, label('a', t - 100, 'real'), 0, c);
+    expect(second).toMatchObject({ outcome: 'waiting-duplicate', state: { tag: 'L', eventTime: t - 100 } });
+    expect(onPrediction(second.state ?? undefined, pred('a', t), 5, c)).toMatchObject({
+      outcome: 'joined',
+      emit: { label: 'real:a' },
+    });
+    // Within reach, the earliest still wins.
+    const near = onLabel(first.state ?? undefined, label('a', 61_000, 'later'), 0, c);
+    expect(near).toEqual({ outcome: 'waiting-duplicate' });
   });
 
   it('expiry: due pending → E (then X on ack), waiting label dropped, others only unscheduled', () => {
@@ -145,13 +199,23 @@ describe('in-memory store over random interleavings equals the offline join', ()
           if (r() < 0.3) log.push(l);
         } else if (kind < 0.75) {
           log.push({ type: 'label', id, eventTime: t + 1_001 + Math.floor(r() * 1_000), label: 1 });
+        } else if (kind < 0.85) {
+          // Dated before the prediction could be labeled (beyond labelEarlyMs: 60 s here): never
+          // joins; with an on-time label too, that one joins.
+          log.push({ type: 'label', id, eventTime: t - 61_001 - Math.floor(r() * 1_000_000), label: 1 });
+          if (r() < 0.5) log.push({ type: 'label', id, eventTime: t - Math.floor(r() * 60_000), label: 0 });
         }
       }
       for (let i = log.length - 1; i > 0; i--) {
         const j = Math.floor(r() * (i + 1));
         [log[i], log[j]] = [log[j]!, log[i]!];
       }
-      const store = new InMemoryJoinStore<number, number>({ maxDelayMs: 1_000, graceMs: 0, tombstoneMs: 1e12 });
+      const store = new InMemoryJoinStore<number, number>({
+        maxDelayMs: 1_000,
+        graceMs: 0,
+        tombstoneMs: 1e12,
+        maxFutureMs: 0,
+      });
       const now = 0; // no wall-clock expiry while the log is applied
       const rows = new Map<string, number>();
       for (const e of log) {
@@ -172,7 +236,7 @@ describe('in-memory store over random interleavings equals the offline join', ()
           if (r() < 0.7) await store.ackJoined([applied.emit], now);
         }
       }
-      const expected = offlineJoin(log, 1_000);
+      const expected = offlineJoin(log, 1_000, 60_000);
       expect(new Map([...rows].sort())).toEqual(
         new Map([...expected.joined].map(([id, j]): [string, number] => [id, j.label]).sort()),
       );

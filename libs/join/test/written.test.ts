@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { CLOCK_SKEW_MS } from '../src/state.js';
 import { InMemoryJoinStore } from '../src/store.js';
 import {
-  CLOCK_SKEW_MS,
   labelAsksSink,
   labelCheckHorizon,
   mergeSinkLookups,
@@ -67,6 +67,20 @@ describe('which records are checked against the sink', () => {
     });
     // A replayed label: unbounded (its prediction's expired row, however late the label).
     expect(sinkLookup(label('p', NOW, true), NOW, c)).toEqual({ model: 'm', id: 'p' });
+  });
+
+  it('a label long past is looked up among predictions it can be on time for only: none dated after it + labelEarlyMs', () => {
+    // A prediction dated more than an hour (the future bound) + the skew after the label is not its
+    // own (onLabel: early), so its row must not decide the label (found by a review).
+    const l = NOW - 30 * DAY;
+    for (const tag of [undefined, 'L', 'E', 'X'] as const) {
+      expect(sinkLookup(label('p', l), NOW, c, { tag })).toEqual({
+        model: 'm',
+        id: 'p',
+        from: l - 7 * DAY,
+        to: l + HOUR + CLOCK_SKEW_MS,
+      });
+    }
   });
 
   it('each (model, id) once, over the union of its records’ ranges; another model is another look-up', () => {

@@ -15,8 +15,16 @@ import {
 import { seededUniform } from '@driftline/test-support/random';
 import { afterEach, describe, expect, it } from 'vitest';
 
-/** Huge TTLs: nothing expires by itself during the suite, only through the scanner. */
-export const joinContractConfig: JoinConfig = { maxDelayMs: 1_000, graceMs: 50, tombstoneMs: 3_600_000 };
+/**
+ * Huge TTLs: nothing expires by itself during the suite, only through the scanner. A label may be
+ * dated up to labelEarlyMs = maxFutureMs + CLOCK_SKEW_MS (60.5 s) before its prediction.
+ */
+export const joinContractConfig: JoinConfig = {
+  maxDelayMs: 1_000,
+  graceMs: 50,
+  tombstoneMs: 3_600_000,
+  maxFutureMs: 500,
+};
 
 export interface JoinContractSubject {
   /** A fresh, empty store (its own key space) configured with joinContractConfig. */
@@ -212,6 +220,75 @@ export function joinStoreContract(
       expect(next.buffered).toBe(0);
       await store.ackTallies('f4', []);
       expect(await store.takeTallies('f5')).toEqual({ buffered: 0 });
+    });
+
+    it('a label dated before its prediction could be labeled is early: never joins, the prediction waits for its own (found by a review)', async () => {
+      const subject = await openSubject();
+      const store = subject.store;
+      const outcomes = (xs: ReadonlyArray<Applied<Buffer, Buffer, string>>) => xs.map((x) => x.outcome);
+      const prediction = (id: string, eventTime: number, name: string) => ({
+        model: 'm',
+        id,
+        eventTime,
+        windowKey: 'w',
+        payload: Buffer.from(name),
+        tally: { group: 'g', slot: 1, value: 0.5 },
+      });
+      const label = (id: string, eventTime: number, name: string) => ({
+        model: 'm',
+        id,
+        eventTime,
+        payload: Buffer.from(name),
+      });
+      // (A) An id used again: P1 (time 0) expires unlabeled and its tombstone is gone; P2 reuses
+      // the id at 200 s. P1's label (on time for P1, read late) must not join P2.
+      expect(outcomes(await store.applyPredictions([prediction('a', 0, 'P1')], 10, 'predictions/0'))).toEqual([
+        'pending',
+      ]);
+      expect((await store.expireDue(2_000, 2_000, 10)).counts.expiring).toBe(1);
+      await store.ackExpired([{ model: 'm', id: 'a' }], 2_001);
+      await subject.forget({ model: 'm', id: 'a' });
+      const t2 = 200_000;
+      expect(outcomes(await store.applyPredictions([prediction('a', t2, 'P2')], t2, 'predictions/0'))).toEqual([
+        'pending',
+      ]);
+      const old = await store.applyLabels([label('a', 500, 'label of P1')], t2 + 10, 'labels/0');
+      expect(outcomes(old)).toEqual(['early']);
+      expect(old[0]?.emit).toBeUndefined();
+      expect(await store.pendingCount('w')).toBe(1);
+      // Within labelEarlyMs before P2 (clock skew): P2's own label joins.
+      const own = await store.applyLabels([label('a', t2 - 60_500, 'label of P2')], t2 + 20, 'labels/0');
+      expect(own.map((x) => [x.outcome, text(x.emit?.prediction), text(x.emit?.label)])).toEqual([
+        ['joined', 'P2', 'label of P2'],
+      ]);
+      expect(await store.pendingCount('w')).toBe(0);
+      // (B) Labels before the prediction: the real one, then one dated long before (a placeholder
+      // date, 2000-01-01 in the review); and the other way round. The real one joins both times.
+      const t = 10_000_000;
+      await store.applyLabels([label('b', t - 100, 'real b'), label('b', 0, 'placeholder b')], t, 'labels/0');
+      await store.applyLabels([label('c', 0, 'placeholder c')], t, 'labels/0');
+      expect(outcomes(await store.applyLabels([label('c', t - 100, 'real c')], t, 'labels/0'))).toEqual([
+        'waiting-duplicate',
+      ]);
+      const bc = await store.applyPredictions([prediction('b', t, 'Pb'), prediction('c', t, 'Pc')], t, 'predictions/0');
+      expect(bc.map((x) => [x.outcome, text(x.emit?.label)])).toEqual([
+        ['joined', 'real b'],
+        ['joined', 'real c'],
+      ]);
+      // Only an early label waiting: the prediction is pending (its first transition: tallied),
+      // and its own label joins it later.
+      await store.applyLabels([label('d', 0, 'placeholder d')], t, 'labels/0');
+      expect(outcomes(await store.applyPredictions([prediction('d', t, 'Pd')], t, 'predictions/0'))).toEqual([
+        'pending-early-label',
+      ]);
+      expect(await store.pendingCount('w')).toBe(1);
+      const d = await store.applyLabels([label('d', t + 5, 'real d')], t + 10, 'labels/0');
+      expect(d.map((x) => [x.outcome, text(x.emit?.prediction), text(x.emit?.label)])).toEqual([
+        ['joined', 'Pd', 'real d'],
+      ]);
+      // Tallied once each: P1, P2, Pb, Pc, Pd.
+      const taken = await store.takeTallies('t');
+      expect(taken.batch?.groups.map((g) => [g.group, g.slots.get(1)?.count])).toEqual([['g', 5]]);
     });
 
     it('keys state by (model, prediction id): two models sharing an id each get their own label', async () => {

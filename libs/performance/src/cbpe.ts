@@ -1,5 +1,5 @@
 import { ConfigError, DriftlineError } from '@driftline/core';
-import { asProbability } from './metrics.js';
+import { asProbability, fewOutOfRange } from './metrics.js';
 
 /**
  * Confidence-based performance estimation (CBPE, as NannyML does it) for binary classifiers:
@@ -410,7 +410,9 @@ const legacyGrid: Grid = (() => {
  * Slot of the scores outside [0, 1] (and NaN), on both grids: logits or margins of a model deciding
  * at a threshold such as 0. The grid cannot place them, and clipping them to 0 or 1 had put most of
  * them on the wrong side of the threshold (estimated accuracy 0.271, realized 0.939). Counted, never
- * estimated: a histogram with any is estimated null, as log loss is for such scores. Binning raw
+ * estimated: a histogram with more than MAX_OUT_OF_RANGE_SHARE (1%) of them is estimated null, as
+ * log loss is for such scores; fewer are left out and the others estimated (one score of 1.5 among
+ * 10,000 had voided the window's estimate: found by a review). Binning raw
  * scores would need a grid over every real number, which these logit bins, fitted to probabilities, are not.
  */
 export const OUT_OF_RANGE_SLOT = LEGACY_BINS + 1;
@@ -530,11 +532,23 @@ export function estimateCbpeFromHistogram(h: ScoreHistogram, map: CalibrationMap
     throw new DriftlineError('VALIDATION_FAILED', `score histogram must have ${SCORE_SLOTS} slots`);
   }
   const outOfRange = h.counts[OUT_OF_RANGE_SLOT]!;
-  if (outOfRange > 0) {
+  const total = h.counts.reduce((a, c) => a + c, 0);
+  if (!fewOutOfRange(outOfRange, total)) {
     // Over every scored prediction (the row's `scored`), with no metric: see OUT_OF_RANGE_SLOT.
-    const n = h.counts.reduce((a, c) => a + c, 0);
-    return { n, tp: 0, fp: 0, tn: 0, fn: 0, accuracy: null, precision: null, recall: null, f1: null, roc_auc: null };
+    return {
+      n: total,
+      tp: 0,
+      fp: 0,
+      tn: 0,
+      fn: 0,
+      accuracy: null,
+      precision: null,
+      recall: null,
+      f1: null,
+      roc_auc: null,
+    };
   }
+  // A few (MAX_OUT_OF_RANGE_SHARE at most) are left out: the estimate and its n are the others'.
   const current = gridGroups(h, grid, map, threshold);
   let legacy = false;
   for (let slot = 0; slot <= legacyGrid.split && !legacy; slot++) legacy = h.counts[slot]! > 0;

@@ -47,6 +47,7 @@ export {
 export {
   classificationMetrics,
   logLoss,
+  MAX_OUT_OF_RANGE_SHARE,
   type MetricName,
   type Metrics,
   PROBABILITY_TOLERANCE,

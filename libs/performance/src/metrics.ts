@@ -16,6 +16,21 @@ export const PROBABILITY_TOLERANCE = 1e-6;
 
 const clip01 = (p: number): number => Math.min(1, Math.max(0, p));
 
+/**
+ * The largest share of a window's scores that may lie outside [0, 1] (beyond
+ * {@link PROBABILITY_TOLERANCE}) for its CBPE estimate and realized log loss and Brier to be
+ * computed on the others (1%, so the metrics move by about that much at most): a few bad scores (a bug in one request path, a NaN) are left out
+ * of those three and counted (driftline_joiner_scores_out_of_range_total); more, and the model is
+ * taken to emit no probabilities (logits, margins, a regression model at the default task) and
+ * they are null. One score of 1.5 among 10,000 had voided the window's estimate, one of 1.0001
+ * its log loss and Brier (found by a review).
+ */
+export const MAX_OUT_OF_RANGE_SHARE = 0.01;
+
+/** Whether `outOfRange` of `total` scores still leave the others a probability metric ({@link MAX_OUT_OF_RANGE_SHARE}). */
+export const fewOutOfRange = (outOfRange: number, total: number): boolean =>
+  outOfRange <= MAX_OUT_OF_RANGE_SHARE * total;
+
 /** The score clipped into [0, 1] when within {@link PROBABILITY_TOLERANCE} of it; undefined beyond (NaN too). */
 export function asProbability(score: number): number | undefined {
   if (!(score >= -PROBABILITY_TOLERANCE && score <= 1 + PROBABILITY_TOLERANCE)) return undefined;
@@ -238,18 +253,29 @@ export const emptyMetrics = (): Metrics => ({
 
 /**
  * Every classification metric of binary labels and positive-class scores: accuracy, precision,
- * recall and F1 at `threshold` (class = score >= threshold), ROC AUC, and — when every score is a
- * probability, in [0, 1] within {@link PROBABILITY_TOLERANCE} (clipped into it) — log loss and
- * Brier. A model scoring outside (logits, a regression model left at the default task) has no log
- * loss or Brier (null, where scikit-learn raises); before, a score of 1.5 for a positive added
- * 2e-16 of loss, silent garbage.
+ * recall and F1 at `threshold` (class = score >= threshold), ROC AUC, and log loss and Brier over
+ * the scores that are probabilities, in [0, 1] within {@link PROBABILITY_TOLERANCE} (clipped into
+ * it). The others are left out of log loss and Brier while they are at most
+ * {@link MAX_OUT_OF_RANGE_SHARE} of the scores; beyond it (logits, a regression model left at the
+ * default task) both are null, where scikit-learn raises; before any of this, a score of 1.5 for a
+ * positive added 2e-16 of loss, silent garbage.
  */
 export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold = 0.5): Metrics {
   const c = confusion(labels, classesFromScores(scores, threshold));
-  let probabilities = true;
-  for (let i = 0; i < scores.length && probabilities; i++) {
-    const s = scores[i] as number;
-    probabilities = asProbability(s) !== undefined;
+  let outOfRange = 0;
+  for (let i = 0; i < scores.length; i++) if (asProbability(scores[i] as number) === undefined) outOfRange++;
+  const probabilities = fewOutOfRange(outOfRange, scores.length);
+  let [pl, ps]: [ArrayLike<number>, ArrayLike<number>] = [labels, scores];
+  if (probabilities && outOfRange > 0) {
+    const keptLabels = new Float64Array(scores.length - outOfRange);
+    const keptScores = new Float64Array(scores.length - outOfRange);
+    let k = 0;
+    for (let i = 0; i < scores.length; i++) {
+      if (asProbability(scores[i] as number) === undefined) continue;
+      keptLabels[k] = labels[i] as number;
+      keptScores[k++] = scores[i] as number;
+    }
+    [pl, ps] = [keptLabels, keptScores];
   }
   return {
     ...emptyMetrics(),
@@ -258,8 +284,8 @@ export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLi
     recall: recallOf(c),
     f1: f1Of(c),
     roc_auc: rocAuc(labels, scores),
-    log_loss: probabilities ? logLoss(labels, scores) : null,
-    brier: probabilities ? brierScore(labels, scores) : null,
+    log_loss: probabilities ? logLoss(pl, ps) : null,
+    brier: probabilities ? brierScore(pl, ps) : null,
   };
 }
 

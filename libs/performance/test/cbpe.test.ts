@@ -21,7 +21,7 @@ import {
   scoreSlot,
   slotRange,
 } from '../src/cbpe.js';
-import { classificationMetrics } from '../src/metrics.js';
+import { classificationMetrics, MAX_OUT_OF_RANGE_SHARE } from '../src/metrics.js';
 
 interface Fixture {
   threshold: number;
@@ -219,13 +219,34 @@ describe('score histogram', () => {
       f1: null,
       roc_auc: null,
     });
-    // One such score in a window of probabilities is enough: the grid cannot say where it lies.
-    const mixed = scoreHistogram([...c.scores, 1.5], 0.5);
-    expect(estimateCbpeFromHistogram(mixed, map, 0.5).accuracy).toBeNull();
     expect(estimateCbpeFromHistogram(scoreHistogram(c.scores, 0.5), map, 0.5).accuracy).toBeCloseTo(
       estimateCbpe(c.scores, map, 0.5).accuracy!,
       3,
     );
+  });
+
+  it('leaves a few scores outside [0, 1] out of the estimate; more than MAX_OUT_OF_RANGE_SHARE void it (found by a review)', () => {
+    // 10,000 scores of a weak calibrated model, then one 1.5: the estimate had been null.
+    let seed = 1;
+    const rnd = () => {
+      seed = (seed * 16_807) % 2_147_483_647;
+      return seed / 2_147_483_647;
+    };
+    const scores = Array.from({ length: 10_000 }, () => 0.35 + 0.3 * rnd());
+    const clean = estimateCbpeFromHistogram(scoreHistogram(scores, 0.5), identityCalibration(), 0.5);
+    const one = estimateCbpeFromHistogram(scoreHistogram([...scores, 1.5], 0.5), identityCalibration(), 0.5);
+    expect(one.accuracy).not.toBeNull();
+    expect(one).toEqual(clean); // the same estimate, over the 10,000 in range (n too)
+    expect(one.n).toBe(10_000);
+    // Up to 1% of the window (101 of 10,101): estimated; one more, and the model emits no probabilities.
+    expect(MAX_OUT_OF_RANGE_SHARE).toBe(0.01);
+    const bad = (k: number) => [...scores, ...Array.from({ length: k }, (_, i) => (i % 2 === 0 ? 2.5 : Number.NaN))];
+    expect(estimateCbpeFromHistogram(scoreHistogram(bad(101), 0.5), identityCalibration(), 0.5)).toEqual(clean);
+    expect(estimateCbpeFromHistogram(scoreHistogram(bad(102), 0.5), identityCalibration(), 0.5)).toMatchObject({
+      n: 10_102,
+      accuracy: null,
+      roc_auc: null,
+    });
   });
 
   it('merges by addition: two halves give the estimate of the whole', () => {

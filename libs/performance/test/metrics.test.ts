@@ -85,6 +85,26 @@ describe('edge cases', () => {
     expect(rocAuc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])).toBe(0.75);
   });
 
+  it('a few scores outside [0, 1] are left out of log loss and Brier; over MAX_OUT_OF_RANGE_SHARE they are null (found by a review)', () => {
+    const labels = Float64Array.from({ length: 10_000 }, (_, i) => (i % 3 === 0 ? 1 : 0));
+    const scores = Float64Array.from({ length: 10_000 }, (_, i) => (i % 3 === 0 ? 0.7 : 0.2 + (i % 7) / 100));
+    const clean = classificationMetrics(labels, scores);
+    // One score of 1.0001 (a positive) had nulled the window's log loss and Brier.
+    const one = classificationMetrics(Float64Array.from([...labels, 1]), Float64Array.from([...scores, 1.0001]));
+    expect(one.log_loss).toBe(clean.log_loss);
+    expect(one.brier).toBe(clean.brier);
+    expect(one.roc_auc).not.toBeNull(); // the other metrics still count it
+    // 101 of 10,101 (1%): left out; 102 of 10,102: null.
+    const withBad = (k: number) =>
+      classificationMetrics(
+        Float64Array.from([...labels, ...new Array<number>(k).fill(0)]),
+        Float64Array.from([...scores, ...new Array<number>(k).fill(-3)]),
+      );
+    expect(withBad(101).log_loss).toBe(clean.log_loss);
+    expect(withBad(102).log_loss).toBeNull();
+    expect(withBad(102).brier).toBeNull();
+  });
+
   it('scores outside [0, 1] have no log loss or Brier (scikit-learn raises), the rest is computed (found by a review)', () => {
     const m = classificationMetrics([1, 0, 1, 0], [1.5, -0.2, 0.7, 0.3], 0.5);
     expect(m.log_loss).toBeNull();

@@ -10,6 +10,7 @@ import {
   emptyScoreHistogram,
   estimateCbpeFromHistogram,
   identityCalibration,
+  MAX_OUT_OF_RANGE_SHARE,
   mergeScoreHistograms,
   OUT_OF_RANGE_SLOT,
   parseWindowKey,
@@ -52,6 +53,11 @@ function histogramOf(tally: GroupTally): ScoreHistogram {
   return h;
 }
 
+/** How often scores outside [0, 1] of one (model, version) are logged at most. */
+export const OUT_OF_RANGE_LOG_MS = 10 * 60_000;
+/** Versions whose last such warning is remembered (the oldest forgotten first). */
+const OUT_OF_RANGE_LOGGED = 10_000;
+
 /**
  * CBPE score histograms per (model, version, window), tallied by the join store in the same atomic
  * step as each prediction's first transition (see @driftline/join tally.ts): a prediction's score is
@@ -68,6 +74,8 @@ function histogramOf(tally: GroupTally): ScoreHistogram {
 export class ScoreCounter implements PredictionTallies {
   private waiting = 0;
   private readonly metrics;
+  /** (model, version) → when scores outside [0, 1] of it were last logged. */
+  private readonly outOfRangeLogged = new Map<string, number>();
 
   constructor(
     private readonly options: {
@@ -77,6 +85,9 @@ export class ScoreCounter implements PredictionTallies {
       readonly windowMs: number;
       /** Only binary classifiers are estimated. */
       readonly counts: (model: string) => boolean;
+      /** Scores outside [0, 1] are logged, per (model, version) at most every OUT_OF_RANGE_LOG_MS. */
+      readonly logger?: Logger;
+      readonly now?: () => number;
     },
     registry: Registry,
   ) {
@@ -91,7 +102,7 @@ export class ScoreCounter implements PredictionTallies {
       outOfRange: counter(
         registry,
         'driftline_joiner_scores_out_of_range_total',
-        'Prediction scores outside [0, 1] written to score_histograms_v2: their windows have no CBPE estimate',
+        'Prediction scores outside [0, 1] written to score_histograms_v2: left out of CBPE and realized log loss/Brier; over 1% of a window, those are null',
         [],
       ),
       windows: gauge(
@@ -138,12 +149,18 @@ export class ScoreCounter implements PredictionTallies {
     const byWindow = new Map<string, HistogramFlush>();
     let scores = 0;
     let outOfRange = 0;
+    const outOfRangeOf = new Map<string, { ref: WindowRef; n: number }>();
     for (const tally of batch.groups) {
       const group = parseGroup(tally.group, this.options.windowMs);
       if (group === undefined) continue; // not a group of ours: nothing to send for it
       const histogram = histogramOf(tally);
       for (const c of histogram.counts) scores += c;
-      outOfRange += histogram.counts[OUT_OF_RANGE_SLOT]!;
+      const bad = histogram.counts[OUT_OF_RANGE_SLOT]!;
+      outOfRange += bad;
+      if (bad > 0) {
+        const version = JSON.stringify([group.ref.model, group.ref.modelVersion]);
+        outOfRangeOf.set(version, { ref: group.ref, n: (outOfRangeOf.get(version)?.n ?? 0) + bad });
+      }
       const id = JSON.stringify([group.threshold, windowKey(group.ref)]);
       const same = byWindow.get(id)?.histogram;
       const summed = same === undefined ? histogram : mergeScoreHistograms(same, histogram);
@@ -154,8 +171,27 @@ export class ScoreCounter implements PredictionTallies {
     await store.ackTallies(batch.flushId, [...new Set(flushes.map((f) => windowKey(f.ref)))]);
     this.metrics.flushed.inc(scores);
     this.metrics.outOfRange.inc(outOfRange);
+    for (const [version, { ref, n }] of outOfRangeOf) this.logOutOfRange(version, ref, n);
     this.setWaiting(buffered);
     return flushes.map((f) => f.ref);
+  }
+
+  /** A warning per (model, version) at most every OUT_OF_RANGE_LOG_MS (a model emitting logits scores every request). */
+  private logOutOfRange(version: string, ref: WindowRef, n: number): void {
+    const logger = this.options.logger;
+    if (logger === undefined) return;
+    const now = (this.options.now ?? Date.now)();
+    const last = this.outOfRangeLogged.get(version);
+    if (last !== undefined && now - last < OUT_OF_RANGE_LOG_MS) return;
+    this.outOfRangeLogged.delete(version);
+    this.outOfRangeLogged.set(version, now);
+    if (this.outOfRangeLogged.size > OUT_OF_RANGE_LOGGED) {
+      this.outOfRangeLogged.delete(this.outOfRangeLogged.keys().next().value as string);
+    }
+    logger.warn(
+      { model: ref.model, model_version: ref.modelVersion, out_of_range: n, max_share: MAX_OUT_OF_RANGE_SHARE },
+      'prediction scores outside [0, 1]: left out of the CBPE estimate and realized log loss/Brier; a window with more than max_share of them has none (a model emitting logits or margins?)',
+    );
   }
 
   private setWaiting(n: number): void {

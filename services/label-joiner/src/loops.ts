@@ -23,23 +23,63 @@ import { DEFAULT_MAX_WINDOW_ROWS } from './config.js';
 import type { JoinedSink, PayloadDecoder } from './engine.js';
 import type { WindowEstimator } from './estimates.js';
 
-/** Runs `tick` every `intervalMs` (never overlapping) until stopped; failures are logged and retried. */
+/**
+ * A loop's health, by `loop` label: its failed passes (driftline_joiner_loop_failures_total), the
+ * time of its last pass that succeeded (driftline_joiner_loop_last_success_timestamp_seconds; 0
+ * before the first) and its interval (driftline_joiner_loop_interval_seconds), so an alert can ask
+ * for no success in ten intervals (DriftlineJoinerRecomputeFailing). A recompute failing every
+ * pass had only logged warnings, its windows_recomputed_total flat like an idle joiner's.
+ */
+export interface LoopHealth {
+  readonly registry: Registry;
+  readonly loop: string;
+  readonly now?: () => number;
+}
+
+function loopMetrics(h: LoopHealth, intervalMs: number) {
+  const m = {
+    failures: counter(
+      h.registry,
+      'driftline_joiner_loop_failures_total',
+      "Passes of the label-joiner's periodic loops (expiry, recompute) that failed",
+      ['loop'],
+    ),
+    lastSuccess: gauge(
+      h.registry,
+      'driftline_joiner_loop_last_success_timestamp_seconds',
+      'Unix time of the last pass of each loop that succeeded (0: none yet)',
+      ['loop'],
+    ),
+    interval: gauge(h.registry, 'driftline_joiner_loop_interval_seconds', 'Interval of each loop', ['loop']),
+  };
+  m.failures.inc({ loop: h.loop }, 0);
+  m.lastSuccess.set({ loop: h.loop }, 0);
+  m.interval.set({ loop: h.loop }, intervalMs / 1000);
+  return m;
+}
+
+/** Runs `tick` every `intervalMs` (never overlapping) until stopped; failures are logged, counted (`health`) and retried. */
 export function every(
   intervalMs: number,
   tick: () => Promise<void>,
   logger: Logger,
   what: string,
+  health?: LoopHealth,
 ): { stop(): Promise<void>; runNow(): Promise<void> } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  const metrics = health === undefined ? undefined : loopMetrics(health, intervalMs);
+  const labels = { loop: health?.loop ?? '' };
   const run = (): Promise<void> => {
     running = running.then(async () => {
       if (stopped) return;
       try {
         await tick();
+        metrics?.lastSuccess.set(labels, (health?.now ?? Date.now)() / 1000);
       } catch (error) {
         const e = toDriftlineError(error);
+        metrics?.failures.inc(labels);
         logger.warn({ code: e.code, err: e.message, retriable: e.retriable }, `${what} failed; retrying next tick`);
       }
     });
@@ -335,10 +375,19 @@ export class WindowRecomputer {
    * read.
    */
   async pass(): Promise<number> {
-    await this.options.estimator?.flush();
-    const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
     const failures: unknown[] = [];
     let outages = 0;
+    // A failing flush of the score histograms (ClickHouse refusing score_histograms_v2) leaves the
+    // tallies in Redis for the next pass; the windows are recomputed all the same (their estimate
+    // from the histograms written so far): it had stopped the whole pass, every window's realized
+    // metrics and alerts with it (found by a review).
+    try {
+      await this.options.estimator?.flush();
+    } catch (error) {
+      failures.push(error);
+      if (toDriftlineError(error).retriable) outages++;
+    }
+    const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
     for (const { key, mark } of dirty) {
       try {
         await this.recompute(parseWindowKey(key));

@@ -68,7 +68,8 @@ export const labelJoinerService = defineService({
     });
     const store = createRedisJoinStore(config.redis, {
       prefix: config.keyPrefix,
-      join: config.join,
+      // The event-time future bound bounds how early a label may be dated (labelEarlyMs).
+      join: { ...config.join, maxFutureMs: ctx.common.eventTime.maxFutureMs },
       onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
     });
     // Everything from here may fail at start (ClickHouse, Redis, the consumer): the store's client
@@ -113,6 +114,7 @@ export const labelJoinerService = defineService({
               maxWindows: config.scoreWindows,
               windowMs: config.windowMs,
               counts: (model) => taskOf(model) === 'classification',
+              logger,
             },
             ctx.registry,
           )
@@ -273,6 +275,7 @@ export const labelJoinerService = defineService({
         },
         logger,
         'expiry pass',
+        { registry: ctx.registry, loop: 'expiry' },
       );
       const windows = every(
         config.recomputeIntervalMs,
@@ -282,6 +285,7 @@ export const labelJoinerService = defineService({
         },
         logger,
         'window recompute',
+        { registry: ctx.registry, loop: 'recompute' },
       );
       logger.info(
         {

@@ -93,6 +93,43 @@ describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
     expect(await flush()).toEqual([]);
   });
 
+  it('warns of scores outside [0, 1] naming model and version, at most every 10 minutes per version; counts them (found by a review)', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: HOUR });
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const warned: Array<{ obj: unknown; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj: unknown, msg?: string) => warned.push({ obj, msg }),
+    } as Logger;
+    let now = 0;
+    const counter = new ScoreCounter(
+      { threshold: 0.5, maxWindows: 100, windowMs: HOUR, counts: () => true, logger, now: () => now },
+      registry,
+    );
+    const engine = new JoinEngine(store, decoder, new Sinks(), HOUR, undefined, counter);
+    const sinks = new Sinks();
+    await engine.process([prediction('a', 0.9), prediction('b', 1.5), prediction('c', -2)], 5, 'test/0');
+    await counter.flush(store, sinks);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]?.obj).toMatchObject({ model: 'm', model_version: 'v1', out_of_range: 2, max_share: 0.01 });
+    const metric = async () =>
+      (await registry.getSingleMetricAsString('driftline_joiner_scores_out_of_range_total')).split('\n').at(-1);
+    expect(await metric()).toMatch(/ 2$/);
+    // Within 10 minutes: counted, not logged again; after them, logged again.
+    now = 9 * 60_000;
+    await engine.process([prediction('d', 7)], 5, 'test/0');
+    await counter.flush(store, sinks);
+    expect(warned).toHaveLength(1);
+    expect(await metric()).toMatch(/ 3$/);
+    now = 10 * 60_000;
+    await engine.process([prediction('e', Number.POSITIVE_INFINITY), prediction('f', 0.5, 'other')], 5, 'test/0');
+    await counter.flush(store, sinks);
+    expect(warned).toHaveLength(2);
+    await engine.process([prediction('g', 9, 'other')], 5, 'test/0');
+    await counter.flush(store, sinks);
+    expect(warned.map((w) => (w.obj as { model: string }).model)).toEqual(['m', 'm', 'other']);
+  });
+
   it('a failed flush is sent again with the same flush id, new counts in a later flush', async () => {
     const { sinks, run, flush } = setup();
     await run([prediction('a', 0.9)]);

@@ -28,7 +28,7 @@ describe('label-joiner start-up', () => {
       logger: { info() {}, warn() {}, error() {}, debug() {}, child: () => ctx.logger },
       topic: (name: string) => `${name}.v1`,
       // No prefix: the group keeps its name, nothing to take over (Kafka is not asked).
-      common: { topicPrefix: '' },
+      common: { topicPrefix: '', eventTime: { maxFutureMs: 3_600_000, minMs: 0 } },
       kafka: () => ({}),
       codec: () => codec,
       publisher: () => ({ prepare: async () => {} }),

@@ -316,7 +316,8 @@ end
 /**
  * KEYS: schedule, pending counts, dirty windows, the source's watermark, tally groups, dirty mark
  * sequence, the source's applied marker.
- * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, tally key prefix, span first offset
+ * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, tally key prefix, label
+ * reach (labelReachMs: a waiting label dated before deadline − reach is early), span first offset
  * ('' = no marker), span last offset, span's greatest Kafka timestamp, '1' to drop the marker
  * first, then per record: id, deadline, window key, prediction bytes, tally group ('' = none),
  * tally slot, tally value, offset ('' = none), Kafka timestamp ('' = none).
@@ -332,24 +333,25 @@ ${ADD_TALLIES}
 ${MARKER}
 local now_n = number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
+local reach = number_arg(ARGV[6], 'label reach')
 -- '' for a chunk of no records: no event time, the watermark stays.
 local max_et_n = max_et ~= '' and number_arg(max_et, 'max event time')
-local n = (#ARGV - 9) / 9
+local n = (#ARGV - 10) / 9
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
 local keys, offsets, times = {}, {}, {}
 for i = 1, n do
-  local j = 9 * i + 1
+  local j = 9 * i + 2
   keys[i] = state_prefix .. ARGV[j]
   offsets[i] = position_arg(ARGV[j + 7], 'offset')
   times[i] = position_arg(ARGV[j + 8], 'kafka timestamp')
 end
-local marker, next_marker, marker_existed = plan_marker(KEYS[7], ARGV[6], ARGV[7], ARGV[8], ARGV[9], offsets, times, n, now_n)
+local marker, next_marker, marker_existed = plan_marker(KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[10], offsets, times, n, now_n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
 -- The plan: per record, the write (1 pending, 2 joined) and the value it writes.
 local act, written, deltas, dirty, tallies, out = {}, {}, {}, {}, {}, {}
--- The first transition of a prediction (pending, pending-late-label, joined) counts its tally.
+-- The first transition of a prediction (pending, pending-late-label, pending-early-label, joined) counts its tally.
 local function tally(group, slot, value)
   if group == '' then return end
   local x = number_arg(value, 'tally value')
@@ -359,7 +361,7 @@ local function tally(group, slot, value)
   if t then t[1] = t[1] + 1; t[2] = t[2] + x else slots[slot] = {1, x} end
 end
 for i = 1, n do
-  local j = 9 * i + 1
+  local j = 9 * i + 2
   local deadline, wk, payload = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   local key = keys[i]
   local v = state[key]
@@ -371,8 +373,11 @@ for i = 1, n do
     outcome = 'pending'
   elseif tag == 'L' then
     local label_time, label = parse_l(key, v)
-    if label_time > number_arg(deadline, 'deadline') then
+    local deadline_n = number_arg(deadline, 'deadline')
+    if label_time > deadline_n then
       outcome = 'pending-late-label'
+    elseif label_time < deadline_n - reach then
+      outcome = 'pending-early-label'
     else
       if string.find(wk, '\\n', 1, true) then bad_argument('window key (with a newline)', wk) end
       local joined = 'K' .. now .. '\\n' .. wk .. '\\n' .. #payload .. '\\n' .. payload .. label
@@ -407,10 +412,10 @@ for i = 1, n do
   local a = act[i]
   if a == 1 then
     redis.call('SET', keys[i], written[i])
-    redis.call('ZADD', KEYS[1], ARGV[9 * i + 2], ARGV[9 * i + 1])
+    redis.call('ZADD', KEYS[1], ARGV[9 * i + 3], ARGV[9 * i + 2])
   elseif a == 2 then
     redis.call('SET', keys[i], written[i], 'PX', backstop)
-    redis.call('ZREM', KEYS[1], ARGV[9 * i + 1])
+    redis.call('ZREM', KEYS[1], ARGV[9 * i + 2])
   end
 end
 flush(deltas, raise, max_et)
@@ -499,8 +504,9 @@ return 1
 
 /**
  * KEYS: schedule, pending counts, dirty windows, the source's watermark, the source's applied marker.
- * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, span first offset ('' = no marker),
- * span last offset, span's greatest Kafka timestamp, '1' to drop the marker first, then per
+ * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, label reach (labelReachMs:
+ * a label dated before a pending prediction's deadline − reach is early; two waiting labels further
+ * apart than it keep the later), span first offset ('' = no marker), span last offset, span's greatest Kafka timestamp, '1' to drop the marker first, then per
  * record: id, label time, wait-until score, label bytes, '1' when an earlier record of the same
  * batch has the same id (its replay then carries no payloads: that earlier record's row is
  * emitted already, and a flood of one label repeated would otherwise return the stored
@@ -514,18 +520,19 @@ ${FLUSH}
 ${MARKER}
 local now_n = number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
+local reach = number_arg(ARGV[5], 'label reach')
 -- '' for a chunk of no records: no event time, the watermark stays.
 local max_et_n = max_et ~= '' and number_arg(max_et, 'max event time')
-local n = (#ARGV - 8) / 7
+local n = (#ARGV - 9) / 7
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
 local keys, offsets, times = {}, {}, {}
 for i = 1, n do
-  local j = 7 * i + 2
+  local j = 7 * i + 3
   keys[i] = state_prefix .. ARGV[j]
   offsets[i] = position_arg(ARGV[j + 5], 'offset')
   times[i] = position_arg(ARGV[j + 6], 'kafka timestamp')
 end
-local marker, next_marker, marker_existed = plan_marker(KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], offsets, times, n, now_n)
+local marker, next_marker, marker_existed = plan_marker(KEYS[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], offsets, times, n, now_n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
@@ -537,7 +544,7 @@ local function wait(i, key, et, wait_until, payload)
   act[i], written[i], state[key] = 1, waiting, waiting
 end
 for i = 1, n do
-  local j = 7 * i + 2
+  local j = 7 * i + 3
   local et, wait_until, payload, repeated = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
   local key = keys[i]
   local v = state[key]
@@ -550,8 +557,11 @@ for i = 1, n do
     out[i] = {'waiting'}
   elseif tag == 'P' then
     local deadline, wk, p = parse_p(key, v)
-    if number_arg(et, 'label time') > deadline then
+    local et_n = number_arg(et, 'label time')
+    if et_n > deadline then
       out[i] = {'late'}
+    elseif et_n < deadline - reach then
+      out[i] = {'early'} -- not this prediction's label: it keeps waiting for its own
     else
       local joined = 'K' .. now .. '\\n' .. wk .. '\\n' .. #p .. '\\n' .. p .. payload
       act[i], written[i], state[key] = 2, joined, joined
@@ -559,7 +569,9 @@ for i = 1, n do
       out[i] = {'joined', p, '', now} -- the label is the caller's own record
     end
   elseif tag == 'L' then
-    if number_arg(et, 'label time') < parse_l(key, v) then wait(i, key, et, wait_until, payload) end
+    -- The earliest wins among labels within one prediction's reach; further apart, the later.
+    local et_n, waiting = number_arg(et, 'label time'), parse_l(key, v)
+    if et_n > waiting + reach or (et_n < waiting and et_n >= waiting - reach) then wait(i, key, et, wait_until, payload) end
     out[i] = {'waiting-duplicate'}
   elseif tag == 'K' and repeated == '1' then
     out[i] = {'replayed'}
@@ -580,10 +592,10 @@ for i = 1, n do
   local a = act[i]
   if a == 1 then
     redis.call('SET', keys[i], written[i])
-    redis.call('ZADD', KEYS[1], ARGV[7 * i + 4], ARGV[7 * i + 2])
+    redis.call('ZADD', KEYS[1], ARGV[7 * i + 5], ARGV[7 * i + 3])
   elseif a == 2 then
     redis.call('SET', keys[i], written[i], 'PX', backstop)
-    redis.call('ZREM', KEYS[1], ARGV[7 * i + 2])
+    redis.call('ZREM', KEYS[1], ARGV[7 * i + 3])
   end
 end
 flush(deltas, raise, max_et)

@@ -15,6 +15,7 @@ import {
   joinKey,
   type LabelInput,
   type LabelOutcome,
+  labelReachMs,
   labelWaitUntil,
   type OffsetSpan,
   type Positioned,
@@ -387,7 +388,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer>, JoinStateReade
     const k = this.keys;
     const head = {
       keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.tallies, k.dirtySeq, k.applied(source)],
-      extra: [k.tallyPrefix],
+      extra: [k.tallyPrefix, labelReachMs(this.config)],
     };
     const p = 'djPredictionBuffer';
     return this.batched(inputs, p, 'prediction', 'join (predictions)', now, ttl, head, span, (i, args) => {
@@ -407,7 +408,10 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer>, JoinStateReade
   ): Promise<Array<Applied<Buffer, Buffer, LabelOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
-    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.applied(source)], extra: [] };
+    const head = {
+      keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.applied(source)],
+      extra: [labelReachMs(this.config)],
+    };
     const seen = new Set<string>();
     return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, span, (i, args) => {
       const key = joinKey(i);

@@ -515,7 +515,7 @@ export class ClickHousePredictionStore implements PredictionStore {
     const { window, known } = plan;
     const expired = await this.ch.select<{ segments: string[]; n: number | string }>(
       `SELECT ${segArray} AS segments, count() AS n FROM ${this.ch.table('unlabeled_predictions')} FINAL
-       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
+       WHERE ${where} AND (prediction_id, prediction_time) NOT IN (SELECT prediction_id, prediction_time FROM ${labeledTable} WHERE ${where})
        GROUP BY segments`,
       params,
     );
@@ -563,7 +563,7 @@ export class ClickHousePredictionStore implements PredictionStore {
            UNION ALL
            SELECT ${seg} AS value, 0 AS l, 0 AS b, count() AS e
            FROM ${unlabeled} FINAL
-           WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
+           WHERE ${where} AND (prediction_id, prediction_time) NOT IN (SELECT prediction_id, prediction_time FROM ${labeledTable} WHERE ${where})
            GROUP BY value)
          GROUP BY value ORDER BY sum(l) + sum(e) DESC, value LIMIT {k:UInt32}`,
         { ...params, k: maxSegments + 1 },

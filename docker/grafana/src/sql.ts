@@ -421,18 +421,27 @@ WHERE $__timeFilter(decided_at)
 ORDER BY decided_at DESC
 LIMIT 200`;
 
+const SKEW_TABLES = `merge(\${database}, '^skew_windows(_v2)?\\\\z')`;
+const SKEW_SELECTION = `$__timeFilter(window_start)
+  AND model = ${MODEL}
+  AND ${inSelection('model_version', 'version')}`;
+const SKEW_WINDOW_MS = 'toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start)';
+
 /**
  * The skew rows of the selection, of every source partition and log: `skew_windows` (a partition's
  * first log, 0620) and `skew_windows_v2` (its later logs, 0670) read through `merge()` over their
  * names, so the panels also work on a database no service of this release has migrated yet (no
  * `skew_windows_v2`: naming it failed every skew panel with UNKNOWN_TABLE until then). FINAL applies
  * to each table with its own key, and epochs never share a row: the sum over both is the window's.
+ * Of one window length, the latest window's (the skew-monitor's DRIFTLINE_SKEW_WINDOW), as the
+ * report: after a change, windows of two lengths starting at one time were added up (a review).
+ * The length is read from the selection's rows without FINAL (three columns): the latest row's.
  * The regular expression ends in `\z`, not `$` (see {@link inSelection}).
  */
-const SKEW_ROWS = `(SELECT * FROM merge(\${database}, '^skew_windows(_v2)?\\\\z') FINAL
-  WHERE $__timeFilter(window_start)
-  AND model = ${MODEL}
-  AND ${inSelection('model_version', 'version')})`;
+const SKEW_ROWS = `(SELECT * FROM ${SKEW_TABLES} FINAL
+  WHERE ${SKEW_SELECTION}
+  AND ${SKEW_WINDOW_MS} = (SELECT argMax(${SKEW_WINDOW_MS}, (window_start, updated_at)) FROM ${SKEW_TABLES}
+    WHERE ${SKEW_SELECTION}))`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of

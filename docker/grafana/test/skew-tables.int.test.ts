@@ -160,4 +160,25 @@ describe('the skew panels on a database before and after migration 0670, through
       expect(new Set(p99), s.name).toEqual(new Set([100_000]));
     }
   });
+
+  it('shows one window length, the latest: an older window of another length starting with one is not added (found by a review)', async () => {
+    // Last: it adds a row. A 2-hour window (DRIFTLINE_SKEW_WINDOW before a change) where the first 1-hour one starts.
+    const s = shapeOf('current');
+    const share = sqlOf('panel "Skew: share mismatched per feature" A');
+    const table = sqlOf('panel "Skew in the range, per feature" A');
+    const first = s.scenario.windows[0]!;
+    const before = (await run(s, share)).filter((r) => r.feature === 'amount');
+    const totalBefore = (await run(s, table)).reduce((n, r) => n + Number(r.compared), 0);
+    const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+    await s.ch.command(
+      `INSERT INTO ${s.ch.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
+         source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at)
+       VALUES ('${s.scenario.model.replaceAll("'", "\\'")}', 'v1', '${t(first)}', '${t(first + 7_200_000)}', 'amount',
+         'predictions.v1', 9, 500, 1000, 1000, 1000, 0, 0, 0, 0, 0, [], '${t(first + 7_200_000)}')`,
+    );
+    const after = (await run(s, share)).filter((r) => r.feature === 'amount');
+    expect(after).toEqual(before);
+    expect((await run(s, table)).reduce((n, r) => n + Number(r.compared), 0)).toBe(totalBefore);
+  });
 });

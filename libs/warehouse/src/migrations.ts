@@ -18,7 +18,12 @@ import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
 import { sequentialDetectionsMigration } from './tables/sequential-detections.js';
-import { skewWindowsExpiredMigration, skewWindowsMigration, skewWindowsV2Migration } from './tables/skew-windows.js';
+import {
+  skewWindowsExpiredMigration,
+  skewWindowsMigration,
+  skewWindowsV2Migration,
+  skewWindowsWindowEndMigration,
+} from './tables/skew-windows.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
 export const migrations: readonly Migration[] = [
@@ -45,4 +50,5 @@ export const migrations: readonly Migration[] = [
   performanceWindowsSampledMigration, // 0680 sampled_labels on performance_windows (windows read as a sample)
   skewWindowsExpiredMigration, // 0690 expired on skew_windows and skew_windows_v2 (the monitor lagging past a view's TTL)
   unscoredVersionsMigration, // 0700 unscored on labeled/unlabeled_predictions (versions that could not score an instance)
+  skewWindowsWindowEndMigration, // 0710 window_end in the key of skew_windows and skew_windows_v2 (tables made before: rebuilt, rows kept)
 ];

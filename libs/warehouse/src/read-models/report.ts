@@ -1,4 +1,4 @@
-import { toDriftlineError } from '@driftline/core';
+import { formatDuration, toDriftlineError } from '@driftline/core';
 import {
   booleanSpellingOf,
   isPredictionFeature,
@@ -547,26 +547,48 @@ async function loadRetrain(
  * and for the chart, per listed feature and bucket of the range the windows with the lowest and
  * the highest share (versions summed), the latest window as it is — as rows per (window, feature,
  * version). `tables`: those of SKEW_WINDOW_TABLES the database has. Every row was read.
+ *
+ * Of one window length: the latest window's (the skew-monitor's DRIFTLINE_SKEW_WINDOW as the rows
+ * tell it). After a change of that length, windows of two lengths overlap in time — both counted the
+ * predictions between the old process's last commit and its last row — and summing them counted
+ * those twice, in one window when both started at the same time (a review): the others are left
+ * out, with a note saying how many.
  */
 async function loadSkew(
   ch: ClickHouse,
   r: ReportRange,
   tables: ReadonlyArray<(typeof SKEW_WINDOW_TABLES)[number]>,
+  notes: string[],
 ): Promise<{ skew: SkewPoint[]; totals: SkewTotals | undefined }> {
+  const inRange = `model = {model:String} AND ${IN_RANGE('window_start')}`;
+  const lengthMs = 'toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start)';
+  // Per window length: its features, its windows and its latest window (the first row's length is shown).
+  const lengths = await rows<{ len: number | string; n: number | string; windows: number | string }>(
+    ch,
+    `SELECT ${lengthMs} AS len, uniqExact(feature) AS n, uniqExact(window_start) AS windows
+     FROM (${skewWindowRows((name) => ch.table(name), inRange, tables, ROW_COLUMNS_ANY_RELEASE)})
+     GROUP BY len
+     ORDER BY max(window_start) DESC, max(updated_at) DESC, len`,
+    RANGE_PARAMS(r),
+  );
+  const [shown, ...others] = lengths;
+  const total = Number(shown?.n ?? 0);
+  if (shown === undefined || total === 0) return { skew: [], totals: undefined };
+  const windowMs = Number(shown.len);
+  if (others.length > 0)
+    notes.push(
+      `skew: windows of ${formatDuration(windowMs)} shown (the latest length); ${others.reduce((n, o) => n + Number(o.windows), 0)} windows of other lengths (${others.map((o) => formatDuration(Number(o.len))).join(', ')}) left out: DRIFTLINE_SKEW_WINDOW changed in the range`,
+    );
+  const params = { ...RANGE_PARAMS(r), windowMs };
+  // One length in the range (the usual case): no filter, the queries as before.
+  const ofLength = others.length === 0 ? '' : ` AND ${lengthMs} = {windowMs:Int64}`;
   const perWindow = `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws,
        sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
        sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
        sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
        sum(newer_row) AS newer_row, sum(expired) AS expired
-     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`, tables, ROW_COLUMNS_ANY_RELEASE)})
+     FROM (${skewWindowRows((name) => ch.table(name), `${inRange}${ofLength}`, tables, ROW_COLUMNS_ANY_RELEASE)})
      GROUP BY window_start, feature, model_version`;
-  const [count] = await rows<{ n: number | string }>(
-    ch,
-    `SELECT uniqExact(feature) AS n FROM (${perWindow})`,
-    RANGE_PARAMS(r),
-  );
-  const total = Number(count?.n ?? 0);
-  if (total === 0) return { skew: [], totals: undefined };
   // A (window, version) whose Σ|diff| is NaN or ±Inf (JSON null) counts for neither sum.
   const pooled = 'isFinite(abs_diff_sum) AND numeric_compared > 0';
   const features = await rows<{
@@ -593,7 +615,7 @@ async function loadSkew(
      GROUP BY feature
      ORDER BY ifNull(share, -1) DESC, feature
      LIMIT ${MAX_REPORT_FEATURES}`,
-    RANGE_PARAMS(r),
+    params,
   );
   const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
   const listed = features.map((f) => f.feature);
@@ -615,7 +637,7 @@ async function loadSkew(
        )
      )
      ORDER BY ws, feature, version`,
-    { ...RANGE_PARAMS(r), features: listed, bucket: bucketMs },
+    { ...params, features: listed, bucket: bucketMs },
   );
   const skew = list.map((x) => ({
     feature: String(x.feature),
@@ -876,7 +898,7 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   // A database not yet migrated to 0670 (the report only reads) has the first logs' rows alone.
   const skewTables = SKEW_WINDOW_TABLES.filter((t) => tables.has(t));
   const { skew, totals: skewTotals } =
-    skewTables.length > 0 ? await loadSkew(ch, range, skewTables) : { skew: [], totals: undefined };
+    skewTables.length > 0 ? await loadSkew(ch, range, skewTables, notes) : { skew: [], totals: undefined };
   const { quality, totals: qualityTotals } = tables.has('data_quality_windows')
     ? await loadQuality(ch, range)
     : { quality: [], totals: undefined };

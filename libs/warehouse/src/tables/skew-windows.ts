@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ClickHouse } from '../client.js';
 import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
@@ -21,7 +22,8 @@ export const ROW_COLUMNS_ANY_RELEASE = `${ROW_COLUMNS}, coalesce(COLUMNS('^expir
 
 /**
  * `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch`
- * in its key and the epoch's first record (`logColumns`).
+ * in its key and the epoch's first record (`logColumns`). `window_end` is in the key since 0710
+ * (tables created before are rebuilt by {@link skewWindowsWindowEndMigration}).
  */
 function skewWindowsTable(name: string, logColumns: string, epochKey: string): string {
   return `CREATE TABLE IF NOT EXISTS {db}.${name} (
@@ -46,13 +48,13 @@ function skewWindowsTable(name: string, logColumns: string, epochKey: string): s
       updated_at DateTime64(3, 'UTC'),
       written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
     ) ENGINE = ReplacingMergeTree(through_offset)
-    ORDER BY (model, model_version, window_start, feature, source_topic, source_partition${epochKey})
+    ORDER BY (model, model_version, window_start, window_end, feature, source_topic, source_partition${epochKey})
     TTL written_at + INTERVAL 400 DAY`;
 }
 
 /**
- * `skew_windows` (training-serving skew, the skew-monitor): one row per (model, version, window,
- * feature, source topic, source partition) holding that partition's counts of the window SO FAR,
+ * `skew_windows` (training-serving skew, the skew-monitor): one row per (model, version, window —
+ * its start and end —, feature, source topic, source partition) holding that partition's counts of the window SO FAR,
  * with `through_offset` = the last source offset they include. ReplacingMergeTree(through_offset):
  * a partition's newer row replaces its older one, a replayed batch writes the same row again, and
  * rows of different partitions never replace each other — a window's value is the SUM over
@@ -86,16 +88,19 @@ export const skewWindowsMigration: Migration = {
  */
 export const skewWindowsV2Migration: Migration = {
   id: '0670_skew_windows_v2',
-  statements: [
-    skewWindowsTable(
-      SKEW_WINDOWS_V2,
-      `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',
+  statements: [skewWindowsV2Table(SKEW_WINDOWS_V2)],
+};
+
+/** The DDL of `skew_windows_v2` (0670) under the name `name`. */
+function skewWindowsV2Table(name: string): string {
+  return skewWindowsTable(
+    name,
+    `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',
       log_start_offset UInt64 COMMENT 'offset of the first record its starter processed in this epoch (where it read the log from)',
       log_start_fingerprint String COMMENT 'recordFingerprint (@driftline/kafka) of that record: with its offset, which log the epoch is',`,
-      ', log_epoch',
-    ),
-  ],
-};
+    ', log_epoch',
+  );
+}
 
 /** The tables of skew rows: the first log's (0620) and the later logs' (0670). */
 export const SKEW_WINDOW_TABLES = [SKEW_WINDOWS, SKEW_WINDOWS_V2] as const;
@@ -109,12 +114,176 @@ export const SKEW_WINDOW_TABLES = [SKEW_WINDOWS, SKEW_WINDOWS_V2] as const;
  */
 export const skewWindowsExpiredMigration: Migration = {
   id: '0690_skew_windows_expired',
-  statements: SKEW_WINDOW_TABLES.map(
-    (name) =>
-      `ALTER TABLE {db}.${name} ADD COLUMN IF NOT EXISTS expired UInt64 DEFAULT 0
-       COMMENT 'no row read while the prediction was older than the view TTL: its row had expired, not comparable'`,
-  ),
+  statements: SKEW_WINDOW_TABLES.map(addExpired),
 };
+
+function addExpired(name: string): string {
+  return `ALTER TABLE {db}.${name} ADD COLUMN IF NOT EXISTS expired UInt64 DEFAULT 0
+       COMMENT 'no row read while the prediction was older than the view TTL: its row had expired, not comparable'`;
+}
+
+/** Every column of each table since 0690, `written_at` (the retention clock) with them: what a rebuild copies. */
+const COPIED_COLUMNS = {
+  [SKEW_WINDOWS]: `${ROW_COLUMNS_0690}, written_at`,
+  [SKEW_WINDOWS_V2]: `${ROW_COLUMNS_0690}, log_epoch, log_start_offset, log_start_fingerprint, written_at`,
+} as const;
+
+/** The DDL of each table (0620, 0670 with 0690's column) under another name, for its rebuild. */
+const REBUILT_TABLE = {
+  [SKEW_WINDOWS]: (name: string) => [skewWindowsTable(name, '', ''), addExpired(name)],
+  [SKEW_WINDOWS_V2]: (name: string) => [skewWindowsV2Table(name), addExpired(name)],
+} as const;
+
+/** Tables a rebuild of `name` copies into and out of: `<name>_rebuild_<run>` (never matched by the dashboards' `merge()`). */
+const rebuildPrefix = (name: string) => `${name}_rebuild_`;
+
+/**
+ * 0710: `window_end` in the key of both tables. Without it, after a change of the window length
+ * (DRIFTLINE_SKEW_WINDOW, e.g. 10m → 5m) a row of the new length replaced, under FINAL, the row of the
+ * old length starting at the same time in the same partition and log — the old window lost its
+ * counts —, and an old-length row of a higher `through_offset` (the old process had counted past its
+ * last commit) hid the new-length row: the new window's state and totals read nothing (a review).
+ * Tables created since have the key from their DDL (0620, 0670); one created before cannot take an
+ * existing column into its key, so it is rebuilt: {@link rebuildWithWindowEnd}.
+ */
+export const skewWindowsWindowEndMigration: Migration = {
+  id: '0710_skew_windows_window_end',
+  statements: [],
+  apply: async (ch) => {
+    for (const name of SKEW_WINDOW_TABLES) await rebuildWithWindowEnd(ch, name);
+  },
+};
+
+/** The table's sorting key as its columns (undefined: no such table). */
+async function sortingKey(ch: ClickHouse, name: string): Promise<string[] | undefined> {
+  const [row] = await ch.select<{ sorting_key: string }>(
+    'SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = {name:String}',
+    { db: ch.database, name },
+  );
+  return row?.sorting_key.split(',').map((c) => c.trim());
+}
+
+const keyedByEnd = (key: readonly string[] | undefined) => key?.includes('window_end') === true;
+
+async function rebuildTables(ch: ClickHouse, name: string): Promise<string[]> {
+  const rows = await ch.select<{ name: string }>(
+    'SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, {prefix:String}) ORDER BY name',
+    { db: ch.database, prefix: rebuildPrefix(name) },
+  );
+  return rows.map((r) => r.name);
+}
+
+/** Most rows a call of a rebuild's copy takes, unless one day's windows hold more (about a second). */
+const REBUILD_CHUNK_ROWS = 1_000_000;
+
+/**
+ * Spans of consecutive days (of `window_start`, as day numbers) holding at most `maxRows` rows
+ * each — or one day, when that day alone holds more —, in order, covering every day given.
+ */
+function copySpans(days: ReadonlyArray<{ day: number; rows: number }>, maxRows: number): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  let rows = 0;
+  for (const d of days) {
+    const last = spans.at(-1);
+    if (last !== undefined && rows + d.rows <= maxRows) {
+      last[1] = d.day;
+      rows += d.rows;
+    } else {
+      spans.push([d.day, d.day]);
+      rows = d.rows;
+    }
+  }
+  return spans;
+}
+
+/**
+ * Every row of `from` into `to`, `written_at` kept (rows of an equal key and version collapse: a
+ * copy made twice is one). In calls of at most {@link REBUILD_CHUNK_ROWS} rows, by days of
+ * `window_start`: one copy of a large table outlived the call timeout (DRIFTLINE_CLICKHOUSE_TIMEOUT)
+ * and was started again at every start (0650's rebuild, since undone). The first span has no lower
+ * bound and the last none above: a row written meanwhile on another day is copied too.
+ */
+async function copyRows(
+  ch: ClickHouse,
+  name: (typeof SKEW_WINDOW_TABLES)[number],
+  from: string,
+  to: string,
+  chunkRows: number,
+  writtenSince?: number,
+) {
+  const columns = COPIED_COLUMNS[name];
+  const since = writtenSince === undefined ? [] : [`written_at >= toDateTime(${Math.floor(writtenSince)}, 'UTC')`];
+  const days = await ch.select<{ day: number | string; rows: number | string }>(
+    `SELECT toRelativeDayNum(window_start) AS day, count() AS rows FROM ${ch.table(from)}
+     WHERE ${since[0] ?? '1'} GROUP BY day ORDER BY day`,
+  );
+  const spans = copySpans(
+    days.map((d) => ({ day: Number(d.day), rows: Number(d.rows) })),
+    chunkRows,
+  );
+  for (const [i, [first, last]] of spans.entries()) {
+    const bounds = [
+      ...since,
+      ...(i === 0 ? [] : [`toRelativeDayNum(window_start) >= ${first}`]),
+      ...(i === spans.length - 1 ? [] : [`toRelativeDayNum(window_start) <= ${last}`]),
+    ];
+    await ch.command(
+      `INSERT INTO ${ch.table(to)} (${columns}) SETTINGS insert_allow_materialized_columns = 1
+       SELECT ${columns} FROM ${ch.table(from)} WHERE ${bounds.length === 0 ? '1' : bounds.join(' AND ')}`,
+    );
+  }
+}
+
+/**
+ * Rebuilds `name` under the key with `window_end`: a new table `<name>_rebuild_<run>` with the
+ * current DDL, every row copied into it (not FINAL: rows of two lengths the old key had not merged
+ * yet both live on), EXCHANGE with the table, then every `<name>_rebuild_*` table — the old
+ * table, of which the rows written to it during the copy (a previous release in a rolling deploy,
+ * by `written_at`), or whole: another run's or a crashed run's, partial copy or old table —
+ * copied into the table and dropped. A table is dropped only once all its rows are in the
+ * table. Safe to run again at every step (a crash midway: the
+ * id is recorded only after it, and a table with the key is not exchanged again), and beside
+ * another process running it: its exchange happens only if the key is still the old one just
+ * before, and a step failing because the other run dropped its table (the key changed, that table
+ * copied) is done. A row written by the previous release to the old table after its last copy is lost;
+ * its partition's next write of the window (rows are cumulative) writes it again.
+ */
+export async function rebuildWithWindowEnd(
+  ch: ClickHouse,
+  name: (typeof SKEW_WINDOW_TABLES)[number],
+  chunkRows = REBUILD_CHUNK_ROWS,
+): Promise<void> {
+  const key = await sortingKey(ch, name);
+  if (key === undefined) return;
+  // A step on `table` that failed because another run, the key changed, dropped it (after copying it whole).
+  const settled = async (table: string, step: () => Promise<void>) => {
+    try {
+      await step();
+    } catch (error) {
+      if (!keyedByEnd(await sortingKey(ch, name)) || (await sortingKey(ch, table)) !== undefined) throw error;
+    }
+  };
+  // After this run's own exchange, its table is the old one: of it, only the rows written since
+  // the copy began are copied again (by the server's clock, a minute early: an insert in flight then).
+  let exchanged: { table: string; writtenSince: number } | undefined;
+  if (!keyedByEnd(key)) {
+    const rebuilt = `${rebuildPrefix(name)}${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    for (const statement of REBUILT_TABLE[name](rebuilt)) await ch.command(statement.replaceAll('{db}', ch.database));
+    const [clock] = await ch.select<{ now: number | string }>('SELECT toUnixTimestamp(now()) AS now');
+    await settled(rebuilt, async () => {
+      await copyRows(ch, name, name, rebuilt, chunkRows);
+      if (!keyedByEnd(await sortingKey(ch, name))) {
+        await ch.command(`EXCHANGE TABLES ${ch.table(name)} AND ${ch.table(rebuilt)}`);
+        exchanged = { table: rebuilt, writtenSince: Number(clock?.now) - 60 };
+      }
+    });
+  }
+  for (const left of await rebuildTables(ch, name)) {
+    const since = left === exchanged?.table ? exchanged.writtenSince : undefined;
+    await settled(left, () => copyRows(ch, name, left, name, chunkRows, since));
+    await ch.command(`DROP TABLE IF EXISTS ${ch.table(left)} SYNC`);
+  }
+}
 
 /**
  * Every current row (FINAL) of skew_windows matching `where` (over {@link ROW_COLUMNS}), of every log
@@ -221,8 +390,8 @@ export interface SkewWindowStore {
    * The current rows of one source partition for these windows, of one of its logs (its state
    * after a restart or rebalance). Only windows `windowMs` long: after a change of the window
    * length (DRIFTLINE_SKEW_WINDOW), a row of an old window starting where a new one does is not
-   * the new one's state (window_end is in neither the table's key nor, before, this filter: a
-   * 5-minute window took up a 10-minute one's counts; a review).
+   * the new one's state (before this filter a 5-minute window took up a 10-minute one's counts,
+   * and before 0710 put window_end in the key, FINAL kept one of the two rows; reviews).
    */
   partials(
     topic: string,
@@ -239,9 +408,10 @@ export interface SkewWindowStore {
   totals(topic: string, keys: readonly SkewWindowKey[], windowMs: number): Promise<SkewTotalsRow[]>;
   /**
    * Windows of `topic` after `after` whose end is at most `upTo`, in (window_end, model, version,
-   * window_start) order, at most `limit` (at most 500). `windowMs` bounds their start for the table's
-   * key (window_start ≥ after.windowEnd − windowMs): longer windows of an earlier configuration are
-   * not found.
+   * window_start) order, at most `limit` (at most 500), of windows `windowMs` long only: those of
+   * an earlier configuration (DRIFTLINE_SKEW_WINDOW changed) are not this process's to alert on,
+   * and `totals` reads none of their rows. `windowMs` also bounds their start for the table's key
+   * (window_start ≥ after.windowEnd − windowMs).
    */
   windowsEnding(
     topic: string,
@@ -277,7 +447,7 @@ const SUM_COLUMNS = `sum(sampled) AS sampled, sum(compared) AS compared, sum(mis
 
 /**
  * A row's window is `{windowMs}` long: windows of another length (DRIFTLINE_SKEW_WINDOW changed)
- * may start at the same time and share the table's key, which has no window_end.
+ * may start at the same time — rows of their own since 0710 put window_end in the key.
  */
 const WINDOW_LENGTH_IS = `toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start) = {windowMs:Int64}`;
 
@@ -408,8 +578,8 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     windowMs: number,
     limit: number,
   ): Promise<SkewWrittenWindow[]> {
-    // The start bounds let the key (model, model_version, window_start) skip parts and granules:
-    // window_end is no key column, and without them every tick read the topic's whole history.
+    // The start bounds let the key (model, model_version, window_start, …) skip parts and granules:
+    // without them every tick read the topic's whole history.
     const rows = await this.ch.select<{
       model: string;
       model_version: string;
@@ -426,13 +596,15 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
            AND window_start <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
            AND window_end <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
            AND (toUnixTimestamp64Milli(window_end), model, model_version, toUnixTimestamp64Milli(window_start))
-               > ({afterEnd:Int64}, {afterModel:String}, {afterVersion:String}, {afterStart:Int64})`,
+               > ({afterEnd:Int64}, {afterModel:String}, {afterVersion:String}, {afterStart:Int64})
+           AND ${WINDOW_LENGTH_IS}`,
        )})
        GROUP BY model, model_version, window_start, window_end
        ORDER BY we, model, model_version, ws
        LIMIT {limit:UInt32}`,
       {
         topic,
+        windowMs,
         startFrom: after.windowEnd - windowMs,
         upTo,
         afterEnd: after.windowEnd,

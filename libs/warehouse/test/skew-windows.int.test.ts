@@ -1,0 +1,378 @@
+// skew_windows after a change of DRIFTLINE_SKEW_WINDOW, on a real ClickHouse (the embedded engine):
+// window_end was no key column, so under FINAL a row of one window length replaced the row of
+// another length starting at the same time in the same partition (found by a review).
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
+import { ClickHouseSkewWindowStore, rebuildWithWindowEnd, type SkewPartialRow } from '../src/tables/skew-windows.js';
+import { testClickHouse } from './fixtures/clickhouse.js';
+
+const path = mkdtempSync(join(tmpdir(), 'driftline-ch-skew-'));
+const M = 60_000;
+const T = Date.UTC(2026, 10, 2, 10, 0);
+const TOPIC = 'predictions.v1';
+let ch: ClickHouse;
+
+const counts = (compared: number, mismatched: number) => ({
+  sampled: compared,
+  compared,
+  mismatched,
+  numericCompared: 0,
+  absDiffSum: 0,
+  missingInStore: 0,
+  missingInPrediction: 0,
+  newerRow: 0,
+  expired: 0,
+  stalenessHist: [],
+});
+
+/** One partition's row of `amount` in the window [start, start + lengthMs). */
+const partial = (
+  model: string,
+  start: number,
+  lengthMs: number,
+  throughOffset: number,
+  compared: number,
+  mismatched: number,
+  partition = 0,
+): SkewPartialRow => ({
+  model,
+  version: 'v1',
+  windowStart: start,
+  windowEnd: start + lengthMs,
+  feature: 'amount',
+  topic: TOPIC,
+  partition,
+  logEpoch: 0,
+  throughOffset,
+  counts: counts(compared, mismatched),
+  updatedAt: start + lengthMs,
+});
+
+beforeAll(async () => {
+  ch = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
+  await migrate(ch, migrations);
+});
+afterAll(async () => {
+  await ch.close();
+});
+
+describe('skew_windows rows of two window lengths (DRIFTLINE_SKEW_WINDOW changed)', () => {
+  it('keeps a 10-minute row when a 5-minute row of the same partition and start is written after it', async () => {
+    const model = 'replaced';
+    const store = new ClickHouseSkewWindowStore(ch);
+    // The 10-minute configuration counted through offset 100, the 5-minute one then through 150.
+    await store.write([partial(model, T, 10 * M, 100, 40, 4)]);
+    await store.write([partial(model, T, 5 * M, 150, 30, 9)]);
+    const key = { model, version: 'v1', windowStart: T };
+    const ten = await store.partials(TOPIC, 0, 0, [key], 10 * M);
+    expect(ten.map((r) => [r.windowEnd, r.throughOffset, r.counts.compared])).toEqual([[T + 10 * M, 100, 40]]);
+    const five = await store.partials(TOPIC, 0, 0, [key], 5 * M);
+    expect(five.map((r) => [r.windowEnd, r.throughOffset, r.counts.compared])).toEqual([[T + 5 * M, 150, 30]]);
+    expect((await store.totals(TOPIC, [key], 10 * M)).map((t) => t.counts.compared)).toEqual([40]);
+    expect((await store.totals(TOPIC, [key], 5 * M)).map((t) => t.counts.compared)).toEqual([30]);
+  });
+
+  it('does not hide a 5-minute row behind a 10-minute row of a higher offset (commit lag at the change)', async () => {
+    const model = 'hidden';
+    const store = new ClickHouseSkewWindowStore(ch);
+    // The 10-minute process counted through 200 but committed 160: the 5-minute one starts over at 161.
+    await store.write([partial(model, T, 10 * M, 200, 50, 5)]);
+    await store.write([partial(model, T, 5 * M, 180, 12, 6)]);
+    const key = { model, version: 'v1', windowStart: T };
+    const five = await store.partials(TOPIC, 0, 0, [key], 5 * M);
+    expect(five.map((r) => [r.windowEnd, r.throughOffset, r.counts.compared])).toEqual([[T + 5 * M, 180, 12]]);
+    const totals = await store.totals(TOPIC, [key], 5 * M);
+    expect(totals.map((t) => [t.counts.compared, t.counts.mismatched])).toEqual([[12, 6]]);
+  });
+
+  it('sweeps only windows of the configured length for release', async () => {
+    const model = 'swept';
+    const store = new ClickHouseSkewWindowStore(ch);
+    await store.write([partial(model, T, 10 * M, 10, 5, 1, 1)]);
+    await store.write([partial(model, T, 5 * M, 20, 5, 1, 2), partial(model, T + 5 * M, 5 * M, 30, 5, 1, 2)]);
+    const from = { model: '', version: '', windowStart: 0, windowEnd: T };
+    const windows = await store.windowsEnding(TOPIC, from, T + 60 * M, 5 * M, 100);
+    expect(windows.filter((w) => w.model === model).map((w) => [w.windowStart, w.windowEnd])).toEqual([
+      [T, T + 5 * M],
+      [T + 5 * M, T + 10 * M],
+    ]);
+  });
+
+  it('reports one window length — the latest — and says which windows it left out, never the sum of two', async () => {
+    const model = 'report-lengths';
+    const store = new ClickHouseSkewWindowStore(ch);
+    // Partition 0 ran 10-minute windows before the change, partition 1 had its first records after it.
+    await store.write([partial(model, T - 10 * M, 10 * M, 50, 100, 10), partial(model, T, 10 * M, 100, 40, 4)]);
+    await store.write([partial(model, T, 5 * M, 7, 20, 10, 1), partial(model, T + 5 * M, 5 * M, 9, 20, 2, 1)]);
+    const data = await warehouseOn(ch).report({ model, from: T - 60 * M, to: T + 60 * M });
+    expect(data.skew?.map((p) => [p.windowStart, p.compared, p.mismatched])).toEqual([
+      [T, 20, 10],
+      [T + 5 * M, 20, 2],
+    ]);
+    expect(data.skewTotals?.features.map((f) => [f.feature, f.compared, f.share])).toEqual([['amount', 40, 12 / 40]]);
+    expect(data.notes).toContain(
+      'skew: windows of 5m shown (the latest length); 2 windows of other lengths (10m) left out: DRIFTLINE_SKEW_WINDOW changed in the range',
+    );
+  });
+});
+
+/** The tables as releases before 0710 made them (0620, 0670): window_end not in the key. */
+const previousTable = (name: string, logColumns: string, epochKey: string) =>
+  `CREATE TABLE IF NOT EXISTS {db}.${name} (
+      model LowCardinality(String), model_version LowCardinality(String),
+      window_start DateTime64(3, 'UTC'), window_end DateTime64(3, 'UTC'), feature LowCardinality(String),
+      source_topic LowCardinality(String), source_partition UInt32, ${logColumns}
+      through_offset UInt64, sampled UInt64, compared UInt64, mismatched UInt64, numeric_compared UInt64,
+      abs_diff_sum Float64, missing_in_store UInt64, missing_in_prediction UInt64, newer_row UInt64,
+      staleness_hist Array(UInt64), updated_at DateTime64(3, 'UTC'), written_at DateTime MATERIALIZED now()
+    ) ENGINE = ReplacingMergeTree(through_offset)
+    ORDER BY (model, model_version, window_start, feature, source_topic, source_partition${epochKey})
+    TTL written_at + INTERVAL 400 DAY`;
+const V2_LOG_COLUMNS = 'log_epoch UInt32, log_start_offset UInt64, log_start_fingerprint String,';
+const PREVIOUS_DDL: Record<string, string> = {
+  '0620_skew_windows': previousTable('skew_windows', '', ''),
+  '0670_skew_windows_v2': previousTable('skew_windows_v2', V2_LOG_COLUMNS, ', log_epoch'),
+};
+
+/** A database migrated by the release before 0710. */
+async function previousRelease(): Promise<ClickHouse> {
+  const db = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
+  await migrate(
+    db,
+    migrations
+      .filter((m) => m.id < '0710')
+      .map((m) => (PREVIOUS_DDL[m.id] === undefined ? m : { id: m.id, statements: [PREVIOUS_DDL[m.id]!] })),
+  );
+  return db;
+}
+
+/** A row as the previous release wrote it, `written_at` (the retention clock) set to `writtenAt`. */
+async function insertPrevious(
+  db: ClickHouse,
+  table: string,
+  row: { start: number; lengthMs: number; offset: number; compared: number; epoch?: number; partition?: number },
+) {
+  const v2 = table.startsWith('skew_windows_v2');
+  await db.command(
+    `INSERT INTO ${db.table(table)} (model, model_version, window_start, window_end, feature, source_topic,
+       source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+       missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at, expired, written_at
+       ${v2 ? ', log_epoch, log_start_offset, log_start_fingerprint' : ''})
+     SETTINGS insert_allow_materialized_columns = 1
+     VALUES ('m', 'v1', fromUnixTimestamp64Milli(toInt64(${row.start}), 'UTC'),
+       fromUnixTimestamp64Milli(toInt64(${row.start + row.lengthMs}), 'UTC'), 'amount', '${TOPIC}',
+       ${row.partition ?? 0}, ${row.offset}, ${row.compared}, ${row.compared}, 1, 0, 0, 0, 0, 0, [1, 2],
+       fromUnixTimestamp64Milli(toInt64(${row.start}), 'UTC'), 0, '2026-01-02 03:04:05'
+       ${v2 ? `, ${row.epoch ?? 1}, 7, 'fp'` : ''})`,
+  );
+}
+
+/** Every current row of a table: (window length in minutes, offset, compared, written_at). */
+async function finalRows(db: ClickHouse, table: string) {
+  const list = await db.select<{ len: number; offset: number | string; compared: number | string; written: string }>(
+    `SELECT intDiv(toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start), 60000) AS len,
+       through_offset AS offset, compared, toString(written_at) AS written
+     FROM ${db.table(table)} FINAL ORDER BY window_start, len, source_partition`,
+  );
+  return list.map((r) => [Number(r.len), Number(r.offset), Number(r.compared), r.written]);
+}
+
+async function tablesOf(db: ClickHouse) {
+  const list = await db.select<{ name: string; key: string }>(
+    `SELECT name, sorting_key AS key FROM system.tables WHERE database = {db:String} AND startsWith(name, 'skew_windows') ORDER BY name`,
+    { db: db.database },
+  );
+  return list.map((t) => [t.name, t.key.includes('window_end')]);
+}
+
+describe('0710 on a database made by the previous release', () => {
+  const W = '2026-01-02 03:04:05';
+
+  it('rebuilds both tables with window_end in the key, every row kept, and records the migration', async () => {
+    const db = await previousRelease();
+    // Written apart (two parts): the old key had not merged the 10-minute row into the 5-minute one yet.
+    await insertPrevious(db, 'skew_windows', { start: T, lengthMs: 10 * M, offset: 100, compared: 40 });
+    await insertPrevious(db, 'skew_windows', { start: T, lengthMs: 5 * M, offset: 150, compared: 30 });
+    await insertPrevious(db, 'skew_windows', { start: T + 5 * M, lengthMs: 5 * M, offset: 160, compared: 3 });
+    await insertPrevious(db, 'skew_windows_v2', { start: T, lengthMs: 10 * M, offset: 300, compared: 8 });
+    await insertPrevious(db, 'skew_windows_v2', { start: T, lengthMs: 5 * M, offset: 200, compared: 6 });
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', false],
+      ['skew_windows_v2', false],
+    ]);
+
+    expect(await migrate(db, migrations)).toEqual(['0710_skew_windows_window_end']);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', true],
+    ]);
+    expect(await finalRows(db, 'skew_windows')).toEqual([
+      [5, 150, 30, W],
+      [10, 100, 40, W],
+      [5, 160, 3, W],
+    ]);
+    expect(await finalRows(db, 'skew_windows_v2')).toEqual([
+      [5, 200, 6, W],
+      [10, 300, 8, W],
+    ]);
+    const [v2] = await db.select<{
+      epoch: number;
+      offset: number | string;
+      fp: string;
+      hist: number[];
+      expired: number;
+    }>(
+      `SELECT log_epoch AS epoch, log_start_offset AS offset, log_start_fingerprint AS fp, staleness_hist AS hist, expired
+       FROM ${db.table('skew_windows_v2')} LIMIT 1`,
+    );
+    expect(v2).toEqual({ epoch: 1, offset: 7, fp: 'fp', hist: [1, 2], expired: 0 });
+    // Applied once: recorded, and the store reads each length's own row.
+    expect(await migrate(db, migrations)).toEqual([]);
+    const store = new ClickHouseSkewWindowStore(db);
+    const key = { model: 'm', version: 'v1', windowStart: T };
+    expect((await store.totals(TOPIC, [key], 5 * M)).map((t) => t.counts.compared)).toEqual([36]);
+    expect((await store.totals(TOPIC, [key], 10 * M)).map((t) => t.counts.compared)).toEqual([48]);
+    await db.close();
+  });
+
+  it('finishes a rebuild cut short, before or after the exchange, and runs again without change', async () => {
+    const db = await previousRelease();
+    await insertPrevious(db, 'skew_windows', { start: T, lengthMs: 10 * M, offset: 100, compared: 40 });
+    // Cut short before the exchange: a partial copy under the new key is left.
+    const migration = migrations.find((m) => m.id === '0710_skew_windows_window_end');
+    await db.command(
+      `CREATE TABLE ${db.table('skew_windows_rebuild_crashed')} AS ${db.table('skew_windows')}
+       ENGINE = ReplacingMergeTree(through_offset) ORDER BY (model, model_version, window_start, window_end, feature, source_topic, source_partition)`,
+    );
+    await insertPrevious(db, 'skew_windows_rebuild_crashed', { start: T, lengthMs: 10 * M, offset: 100, compared: 40 });
+    await migration?.apply?.(db);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', true],
+    ]);
+    expect(await finalRows(db, 'skew_windows')).toEqual([[10, 100, 40, W]]);
+    // Cut short after the exchange: the old table, with a row written to it during the copy, is left.
+    await db.command(`CREATE TABLE ${db.table('skew_windows_rebuild_old')} AS ${db.table('skew_windows')}`);
+    const columns = `model, model_version, window_start, window_end, feature, source_topic, source_partition,
+      through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
+      missing_in_prediction, newer_row, staleness_hist, updated_at, expired, written_at`;
+    await db.command(
+      `INSERT INTO ${db.table('skew_windows_rebuild_old')} (${columns}) SETTINGS insert_allow_materialized_columns = 1
+       SELECT ${columns} FROM ${db.table('skew_windows')}`,
+    );
+    await insertPrevious(db, 'skew_windows_rebuild_old', { start: T, lengthMs: 5 * M, offset: 120, compared: 9 });
+    await migration?.apply?.(db);
+    await migration?.apply?.(db);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', true],
+    ]);
+    expect(await finalRows(db, 'skew_windows')).toEqual([
+      [5, 120, 9, W],
+      [10, 100, 40, W],
+    ]);
+    await db.close();
+  });
+
+  it('is rebuilt once when two processes migrate at the same time', async () => {
+    const db = await previousRelease();
+    for (let i = 0; i < 20; i++)
+      await insertPrevious(db, 'skew_windows', {
+        start: T + i * 10 * M,
+        lengthMs: 10 * M,
+        offset: i,
+        compared: i + 1,
+        partition: i % 3,
+      });
+    const other = await createClickHouse(testClickHouse(path, db.database));
+    const migration = migrations.find((m) => m.id === '0710_skew_windows_window_end');
+    await Promise.all([migration?.apply?.(db), migration?.apply?.(other)]);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', true],
+    ]);
+    expect((await finalRows(db, 'skew_windows')).map((r) => r[2])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    await other.close();
+    await db.close();
+  });
+
+  it('copies in calls of a bounded number of rows, by days of window_start, every day included', async () => {
+    const db = await previousRelease();
+    const D = 86_400_000;
+    for (const day of [0, 0, 0, 1, 3, 9])
+      await insertPrevious(db, 'skew_windows', {
+        start: T + day * D + Math.random() * 60 * M,
+        lengthMs: 5 * M,
+        offset: 1,
+        compared: day + 1,
+        partition: Math.floor(Math.random() * 1e6),
+      });
+    const copies: string[] = [];
+    const counted: ClickHouse = {
+      ...db,
+      table: (name) => db.table(name),
+      select: (sql, params) => db.select(sql, params),
+      command: (sql) => {
+        if (/^INSERT INTO \S+_rebuild_/.test(sql)) copies.push(sql);
+        return db.command(sql);
+      },
+    };
+    await rebuildWithWindowEnd(counted, 'skew_windows', 2);
+    // Day 0 (3 rows) alone, days 1 and 3, day 9; the first unbounded below, the last above.
+    expect(copies.map((c) => c.slice(c.indexOf('WHERE')).replace(/\s+/g, ' '))).toEqual([
+      `WHERE toRelativeDayNum(window_start) <= ${Math.floor(T / D)}`,
+      `WHERE toRelativeDayNum(window_start) >= ${Math.floor(T / D) + 1} AND toRelativeDayNum(window_start) <= ${Math.floor(T / D) + 3}`,
+      `WHERE toRelativeDayNum(window_start) >= ${Math.floor(T / D) + 9}`,
+    ]);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', false],
+    ]);
+    expect((await finalRows(db, 'skew_windows')).map((r) => r[2])).toEqual([1, 1, 1, 2, 4, 10]);
+    await db.close();
+  });
+
+  it('copies again the rows the previous release wrote to the old table during the copy, and only those', async () => {
+    const db = await previousRelease();
+    for (let i = 0; i < 5; i++)
+      await insertPrevious(db, 'skew_windows', { start: T + i * 5 * M, lengthMs: 5 * M, offset: i, compared: 1 });
+    const during: ClickHouse = {
+      ...db,
+      table: (name) => db.table(name),
+      select: (sql, params) => db.select(sql, params),
+      command: async (sql) => {
+        // Between the copy and the exchange: a write of the old code, with the server's written_at.
+        if (sql.startsWith('EXCHANGE'))
+          await db.command(
+            `INSERT INTO ${db.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
+               source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+               missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at)
+             VALUES ('m', 'v1', fromUnixTimestamp64Milli(toInt64(${T}), 'UTC'),
+               fromUnixTimestamp64Milli(toInt64(${T + 5 * M}), 'UTC'), 'amount', '${TOPIC}', 0, 9, 7, 7, 0, 0, 0, 0, 0, 0, [],
+               fromUnixTimestamp64Milli(toInt64(${T}), 'UTC'))`,
+          );
+        return db.command(sql);
+      },
+    };
+    await rebuildWithWindowEnd(during, 'skew_windows');
+    expect((await finalRows(db, 'skew_windows')).map((r) => [r[1], r[2]])).toEqual([
+      [9, 7],
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    // The old rows were copied once: the table holds them and the one written during the copy.
+    const [raw] = await db.select<{ n: number | string }>(`SELECT count() AS n FROM ${db.table('skew_windows')}`);
+    expect(Number(raw?.n)).toBe(6);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', false],
+    ]);
+    await db.close();
+  });
+});

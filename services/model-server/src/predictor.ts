@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DriftlineError, setOwn, uuidV4Source } from '@driftline/core';
 import { hasFeatureType } from '@driftline/features';
 import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
@@ -21,14 +22,15 @@ export interface Scored {
   readonly predictions: Prediction[];
   /** What goes to predictions.v1: the answered predictions and every shadow's. */
   readonly events: PredictionEvent[];
-  /** Versions scored only for comparison (shadows, production on canary instances) that could not score an instance (they never fail the request). */
+  /** Versions scored only for comparison (shadows, production on canary instances) that could not score an instance, or were left out of the request for its work (they never fail the request). */
   readonly shadowFailures: number;
   /** The same failures by version (each a version of the plan, so from models.v1: bounded). */
   readonly shadowFailuresByVersion: ReadonlyMap<string, number>;
   /**
    * Instances of the canary's share that the canary could not answer (a request value it encodes
-   * differently from production, a score that is not a finite number, its scorer failing):
-   * production answered them, and `why` is the first reason, in one line.
+   * differently from production, a score that is not a finite number, its scorer failing, the
+   * canary left out of the request for its work): production answered them, and `why` is the
+   * first reason, in one line.
    */
   readonly canaryFailures: { readonly version: string; readonly count: number; readonly why: string } | undefined;
   /** Numbers of the answered records logged as null for being beyond float32's range (missing to the model). */
@@ -41,7 +43,8 @@ export interface ScoredRequest extends Scored {
   readonly plan: ServingPlan;
   /**
    * The request scored by `plan` with the rows already read (synchronous): a 503 to retry when
-   * `plan` reads other views or features than those rows, a 400 as scoring would give one.
+   * `plan` reads other views or features than those rows or would walk more than one chunk
+   * ({@link SCORING_CHUNK_LEVELS}), a 400 as scoring would give one.
    */
   rescore(plan: ServingPlan): ScoredRequest;
 }
@@ -65,26 +68,96 @@ interface Scoring {
 }
 
 /**
- * Most tree levels one request may walk: its instances × the depths, summed over all trees, of every
- * version it scores (production, canary, shadows). A request past it is a 413 before any read. Its
- * scoring runs on the serving thread, 20 to 50 ns a level: 200 chain trees of depth 999 (within the
- * served model bounds) and a batch of 1,000 held every other request, /healthz included, for 4 s.
- * 1,000 trees of depth 10 scored by production, a canary and two shadows at a batch of 1,000 is
- * 40,000,000.
+ * Most tree levels one version may walk for a request: its instances × the depths, summed over all
+ * trees, of that version. Production past it is a 413 before any read; a canary or a shadow past it
+ * is left out of the request (named in `unscored`, below), so the batches a client may send do not
+ * depend on the rollout: starting a canary or a shadow turned batches production alone scored into
+ * 413s (a regression review: 4,200 instances of a 1,000-tree depth-6 model). Scoring runs on the
+ * serving thread, a few to 50 ns a level, in chunks of {@link SCORING_CHUNK_LEVELS} between which other
+ * requests are served: 200 chain trees of depth 999 (within the served model bounds) at a batch of
+ * 1,000, before the chunks, held every other request, /healthz included, for 4 s.
  */
 export const MAX_REQUEST_TREE_LEVELS = 50_000_000;
 
-/** Throws the 413 of a request that would walk more than {@link MAX_REQUEST_TREE_LEVELS} tree levels with `plan`. */
+/**
+ * Most tree levels all the versions of one request may walk together (4 × a version's bound): the
+ * versions past it (the canary first, then the shadows in plan order) are left out of the request.
+ * It bounds a request's CPU time (production, a canary and 8 shadows could each walk
+ * {@link MAX_REQUEST_TREE_LEVELS}); the chunks keep the thread answering meanwhile.
+ */
+export const MAX_REQUEST_TREE_LEVELS_ALL = 4 * MAX_REQUEST_TREE_LEVELS;
+
+/**
+ * Tree levels a request walks between two turns of the event loop: 4 to 12 ms at the 4 to 12 ns a
+ * level measured for 100 to 1,000 trees of depth 6 to 10 in batch calls; at least one instance a
+ * chunk. Smaller chunks cost throughput: 1,000 trees of depth 10 walk 11 ns a level 100 rows a call,
+ * 17 ns 48 rows a call, 45 ns one row a call. A request that walks no more than this is scored in
+ * one go, with no await (most requests: 100 trees of depth 6 at a batch of 100 is 60,000).
+ */
+export const SCORING_CHUNK_LEVELS = 1_000_000;
+
+/** Scorings of one request restarted because its plan was swapped between chunks, before a 503. */
+const MAX_SCORINGS = 3;
+
+/**
+ * Throws the 413 of a request whose production version would walk more than
+ * {@link MAX_REQUEST_TREE_LEVELS} tree levels with `plan` (production alone: the other versions'
+ * work never refuses a request).
+ */
 export function checkScoringWork(plan: ServingPlan, instances: number): void {
-  let levels = plan.production.loaded.scorer.totalDepth;
-  if (plan.canary !== undefined) levels += plan.canary.planned.loaded.scorer.totalDepth;
-  for (const s of plan.shadows) levels += s.loaded.scorer.totalDepth;
+  const levels = plan.production.loaded.scorer.totalDepth;
   if (instances * levels <= MAX_REQUEST_TREE_LEVELS) return;
   throw new HttpError(
     413,
     'BAD_REQUEST',
-    `request would walk ${instances * levels} tree levels (${instances} instances × ${levels}, the levels of every version of model "${oneLine(plan.model)}" it scores: production, canary, shadows), more than ${MAX_REQUEST_TREE_LEVELS}: send at most ${Math.max(1, Math.floor(MAX_REQUEST_TREE_LEVELS / levels))} instances per request (DRIFTLINE_MODEL_SERVER_MAX_BATCH bounds a batch)`,
+    `request would walk ${instances * levels} tree levels (${instances} instances × ${levels}, the levels of model "${oneLine(plan.model)}"'s production version ${oneLine(plan.production.loaded.version)}), more than ${MAX_REQUEST_TREE_LEVELS}: send at most ${Math.max(1, Math.floor(MAX_REQUEST_TREE_LEVELS / levels))} instances per request (DRIFTLINE_MODEL_SERVER_MAX_BATCH bounds a batch)`,
   );
+}
+
+/**
+ * The canary and shadows of `plan` left out of a request of `instances` for its work, each with
+ * why (one line); undefined when every version scores it (no allocation then). A version past
+ * {@link MAX_REQUEST_TREE_LEVELS} alone (as production it would refuse the request), or one that
+ * would take the request past {@link MAX_REQUEST_TREE_LEVELS_ALL} (the canary counted first, then
+ * the shadows in plan order). The canary is judged on every instance, as if it answered them all.
+ */
+function leftOut(plan: ServingPlan, instances: number): Map<PlannedVersion, string> | undefined {
+  let all = plan.production.loaded.scorer.totalDepth;
+  if (plan.canary !== undefined) all += plan.canary.planned.loaded.scorer.totalDepth;
+  for (const s of plan.shadows) all += s.loaded.scorer.totalDepth;
+  if (instances * all <= MAX_REQUEST_TREE_LEVELS) return undefined;
+  const out = new Map<PlannedVersion, string>();
+  let total = instances * plan.production.loaded.scorer.totalDepth;
+  const judge = (v: PlannedVersion) => {
+    const levels = v.loaded.scorer.totalDepth;
+    const work = instances * levels;
+    if (work > MAX_REQUEST_TREE_LEVELS) {
+      out.set(
+        v,
+        `left out of the request: it would walk ${work} tree levels (${instances} instances × ${levels}), more than the ${MAX_REQUEST_TREE_LEVELS} one version may walk for a request`,
+      );
+    } else if (total + work > MAX_REQUEST_TREE_LEVELS_ALL) {
+      out.set(
+        v,
+        `left out of the request: its versions would walk more than the ${MAX_REQUEST_TREE_LEVELS_ALL} tree levels a request may walk in all`,
+      );
+    } else total += work;
+  };
+  if (plan.canary !== undefined) judge(plan.canary.planned);
+  for (const s of plan.shadows) judge(s);
+  return out.size === 0 ? undefined : out;
+}
+
+/** Whether a request of `instances` scored by `plan` walks more than one chunk (the versions left out not counted). */
+function walksChunks(plan: ServingPlan, instances: number): boolean {
+  let all = plan.production.loaded.scorer.totalDepth;
+  if (plan.canary !== undefined) all += plan.canary.planned.loaded.scorer.totalDepth;
+  for (const s of plan.shadows) all += s.loaded.scorer.totalDepth;
+  if (instances * all <= SCORING_CHUNK_LEVELS) return false;
+  const out = leftOut(plan, instances);
+  if (out === undefined) return true;
+  for (const v of out.keys()) all -= v.loaded.scorer.totalDepth;
+  return instances * all > SCORING_CHUNK_LEVELS;
 }
 
 /**
@@ -171,18 +244,22 @@ function rowsFor(reads: ServingPlan['reads'], done: ReadDone): ReadDone | undefi
 /**
  * Scores instances with the newest serving plan of their model: `plan` is the plan, or how to get
  * the model's current one. Features come from ONE batch read of the plan's views (skipped when it
- * reads none) and the request's values, which take precedence. The read is the only wait: when the
- * plan was swapped during it, the request is scored by the new plan (its features read again only
- * when that plan reads other views or features than every read done, in any order; a plan swapped again during
- * that second read, to reads neither read did, is a 503 to retry rather than a third read; one
- * swapped back to the first read's reads is scored with its rows), so no request is scored by a plan
- * replaced before its scoring. A feature that is neither in the store nor in the request is
- * missing: null in the log, NaN to the model, which takes its trained default direction; so is a
- * number beyond float32's range. An instance with no row in any view and no values of its own is a
- * 422 (nothing to score); a value for a feature no version takes, or one production cannot encode,
- * is a 400. An instance of the canary's share that only the canary cannot encode (a request-only
- * feature it takes as a number where production takes categories) is answered by production and
- * counted (`canaryFailures`): it was a 400 to the same entities on every retry. Shadows score every
+ * reads none) and the request's values, which take precedence. The read is the only wait but for
+ * the turns between the chunks of a long scoring: when the plan was swapped during it, the request
+ * is scored by the new plan (its features read again only when that plan reads other views or
+ * features than every read done, in any order; a plan swapped again during that second read, to
+ * reads neither read did, is a 503 to retry rather than a third read; one swapped back to the first
+ * read's reads is scored with its rows), so no request is scored by a plan replaced before its
+ * scoring (swapped between chunks, the scoring starts again with the newest plan; a third such swap
+ * is a 503 to retry). Production walks at most {@link MAX_REQUEST_TREE_LEVELS} (else a 413); a
+ * canary or shadow past its share of the work is left out of the request, as a version that could
+ * not score it (`unscored`). A feature that is neither in the store nor in the request is missing:
+ * null in the log, NaN to the model, which takes its trained default direction; so is a number
+ * beyond float32's range. An instance with no row in any view and no values of its own is a 422
+ * (nothing to score); a value for a feature no version takes, or one production cannot encode, is a
+ * 400. An instance of the canary's share that only the canary cannot encode (a request-only feature
+ * it takes as a number where production takes categories) is answered by production and counted
+ * (`canaryFailures`): it was a 400 to the same entities on every retry. Shadows score every
  * instance and are logged, never answered. The answered record carries `scores`: every version
  * scored on the instance (production too when the canary answered), by version; and `unscored`,
  * when some version was to score it and could not (the canary of its share, a shadow, production
@@ -215,50 +292,75 @@ export async function scoreInstances(
   // reads what an earlier read read, and is scored with its rows (a 503 to 4.3% of requests under
   // a fast-moving models.v1 before, found by a review).
   const done: ReadDone[] = [{ reads: p.reads, rows }];
-  // After the read, no await until the answer is scored: the plan checked last is the one that scores.
-  for (let newest = current(); newest !== p; newest = current()) {
-    checkFeatures(newest, instances, where);
-    p = newest;
-    const reads = p.reads;
-    let same: ReadDone | undefined;
-    for (const d of done) same ??= rowsFor(reads, d);
-    if (same !== undefined) {
-      rows = same.rows;
-      continue;
+  const scoredWith = (
+    plan: ServingPlan,
+    rowsOf: ReadDone,
+    scored: Scored = scoreRows(plan, request, rowsOf.rows, now, newId, where),
+  ): ScoredRequest => ({
+    ...scored,
+    plan,
+    rescore(next) {
+      checkFeatures(next, instances, where);
+      const same = rowsFor(next.reads, rowsOf);
+      if (same === undefined) {
+        throw new HttpError(
+          503,
+          'SINK_UNAVAILABLE',
+          `model "${oneLine(next.model)}": its serving plan changed to other reads while the request waited for room in the prediction log; retry`,
+        );
+      }
+      // Synchronous (the log takes the records in the same turn): a long scoring would hold the
+      // thread for all of its chunks at once.
+      if (walksChunks(next, instances.length)) {
+        throw new HttpError(
+          503,
+          'SINK_UNAVAILABLE',
+          `model "${oneLine(next.model)}": its serving plan changed while the request waited for room in the prediction log, and the request is too long to score again at once; retry`,
+        );
+      }
+      return scoredWith(next, same);
+    },
+  });
+  for (let scorings = 0; ; scorings++) {
+    // After the read, no await until the answer is scored but between the chunks of a long scoring,
+    // after which a swapped plan scores again: the plan checked last is the one that scores.
+    for (let newest = current(); newest !== p; newest = current()) {
+      checkFeatures(newest, instances, where);
+      p = newest;
+      const reads = p.reads;
+      let same: ReadDone | undefined;
+      for (const d of done) same ??= rowsFor(reads, d);
+      if (same !== undefined) {
+        rows = same.rows;
+        continue;
+      }
+      if (done.length > 1) {
+        throw new HttpError(
+          503,
+          'SINK_UNAVAILABLE',
+          `model "${oneLine(p.model)}": its serving plan changed twice during the feature read, to other reads each time; retry`,
+        );
+      }
+      rows = await readFor(p);
+      done.push({ reads, rows });
     }
-    if (done.length > 1) {
+    // Most requests: one chunk or less, scored at once (no await, as before the chunks).
+    if (!walksChunks(p, instances.length)) return scoredWith(p, { reads: p.reads, rows });
+    if (scorings === MAX_SCORINGS) {
       throw new HttpError(
         503,
         'SINK_UNAVAILABLE',
-        `model "${oneLine(p.model)}": its serving plan changed twice during the feature read, to other reads each time; retry`,
+        `model "${oneLine(p.model)}": its serving plan changed ${MAX_SCORINGS} times during the request's scoring; retry`,
       );
     }
-    rows = await readFor(p);
-    done.push({ reads, rows });
+    const plan = p;
+    const scored = await scoreRowsInChunks(plan, request, rows, now, newId, where, () => current() !== plan);
+    if (scored !== undefined && current() === plan) return scoredWith(plan, { reads: plan.reads, rows }, scored);
+    // Swapped between chunks: the newest plan scores it (above), with the rows read when it reads the same.
   }
-  const scoredWith = (plan: ServingPlan, rowsOf: ReadDone) => {
-    const scored: ScoredRequest = {
-      ...scoreRows(plan, request, rowsOf.rows, now, newId, where),
-      plan,
-      rescore(next) {
-        checkFeatures(next, instances, where);
-        const same = rowsFor(next.reads, rowsOf);
-        if (same === undefined) {
-          throw new HttpError(
-            503,
-            'SINK_UNAVAILABLE',
-            `model "${oneLine(next.model)}": its serving plan changed to other reads while the request waited for room in the prediction log; retry`,
-          );
-        }
-        return scoredWith(next, same);
-      },
-    };
-    return scored;
-  };
-  return scoredWith(p, { reads: p.reads, rows });
 }
 
-/** Phases 1-3 of {@link scoreInstances}, on the rows read for the plan (synchronous). */
+/** Phases 1-3 of {@link scoreInstances} at once, on the rows read for the plan (synchronous). */
 function scoreRows(
   plan: ServingPlan,
   request: { readonly batch: boolean; readonly instances: readonly Instance[] },
@@ -267,12 +369,103 @@ function scoreRows(
   newId: () => string,
   where: (i: number) => string,
 ): Scored {
+  const encoded = encodeRows(plan, request, rows, where);
+  for (const [v, b] of encoded.batches) {
+    if (b.count === 0) continue;
+    try {
+      b.scores = v.loaded.scorer.predict(b.rows.subarray(0, b.count * v.loaded.features.length));
+    } catch (error) {
+      scorerFailed(plan, encoded, v, b, error);
+    }
+  }
+  return answers(plan, request, encoded, now, newId, where);
+}
+
+/**
+ * Phases 1-3 of {@link scoreInstances}, the batch calls in chunks of about
+ * {@link SCORING_CHUNK_LEVELS} tree levels, each after a turn of the event loop (other requests,
+ * /healthz, are served in between); undefined, with no more work done, once `swapped` says the
+ * plan was replaced meanwhile. Each row is scored exactly as in one call: a row's trees are summed
+ * in order whatever the rows beside it.
+ */
+async function scoreRowsInChunks(
+  plan: ServingPlan,
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
+  rows: Rows,
+  now: number,
+  newId: () => string,
+  where: (i: number) => string,
+  swapped: () => boolean,
+): Promise<Scored | undefined> {
+  const encoded = encodeRows(plan, request, rows, where);
+  for (const [v, b] of encoded.batches) {
+    if (b.count === 0) continue;
+    const f = v.loaded.features.length;
+    const per = Math.max(1, Math.floor(SCORING_CHUNK_LEVELS / Math.max(1, v.loaded.scorer.totalDepth)));
+    const scores = new Float64Array(b.count);
+    let from = 0;
+    for (; from < b.count; from += per) {
+      await nextTurn();
+      if (swapped()) return undefined;
+      const to = Math.min(b.count, from + per);
+      try {
+        v.loaded.scorer.predict(b.rows.subarray(from * f, to * f), scores.subarray(from, to));
+      } catch (error) {
+        scorerFailed(plan, encoded, v, b, error);
+        break;
+      }
+    }
+    if (from >= b.count) b.scores = scores;
+  }
+  return answers(plan, request, encoded, now, newId, where);
+}
+
+/**
+ * A version's batch call threw: production's answers fail the request; a version scored only for
+ * comparison never does (its scores are missing); neither do the canary's, whose share production
+ * then answers (phase 3).
+ */
+function scorerFailed(plan: ServingPlan, encoded: Encoded, v: PlannedVersion, b: VersionBatch, error: unknown): void {
+  if (b.answers && v === plan.production) throw error;
+  if (b.answers) encoded.canaryScorerError ??= error instanceof Error ? error.message : String(error);
+}
+
+/** A request after phase 1: each version's input matrix, and what scores each instance. */
+interface Encoded {
+  readonly batches: Map<PlannedVersion, VersionBatch>;
+  /** Per instance: its answer, the others scored on it, and the canary of its share when production answers for it. */
+  readonly planned: Array<{ answer: Scoring; extra: readonly Scoring[]; canaryUnscored: PlannedVersion | undefined }>;
+  canaryFailures: { version: string; count: number; why: string } | undefined;
+  /** The first error of the canary's batch call, when it threw. */
+  canaryScorerError: string | undefined;
+}
+
+/** Counts an instance of the canary's share that production answers, with the first reason. */
+function canaryFailed(encoded: Encoded, v: PlannedVersion, why: () => string): void {
+  encoded.canaryFailures ??= { version: v.loaded.version, count: 0, why: oneLine(why()) };
+  encoded.canaryFailures.count++;
+}
+
+/** The record of a version left out of the request: it scores no instance (no record built). */
+const LEFT_OUT: Readonly<Record<string, FeatureValue>> = Object.freeze({});
+
+/**
+ * Phase 1 of {@link scoreInstances}, per instance in order: which versions score it, and each one's
+ * feature record, encoded into that version's input matrix. Phase 2: one batch call per version
+ * (the scorer interleaves rows; a call per row was 1.5× slower), or its chunks. Phase 3
+ * ({@link answers}): the answers and log records, in instance order.
+ */
+function encodeRows(
+  plan: ServingPlan,
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
+  rows: Rows,
+  where: (i: number) => string,
+): Encoded {
   const { instances } = request;
   // Again: the plan may have been swapped during the read (a deeper version promoted).
   checkScoringWork(plan, instances.length);
-  // Phase 1, per instance in order: which versions score it, and each one's feature record, encoded
-  // into that version's input matrix. Phase 2: one batch call per version (the scorer interleaves
-  // rows; a call per row was 1.5× slower). Phase 3: the answers and log records, in instance order.
+  // The canary and shadows too costly for this request score none of it (each named in `unscored`).
+  const skipped = leftOut(plan, instances.length);
   const batches = new Map<PlannedVersion, VersionBatch>();
   const batchOf = (v: PlannedVersion): VersionBatch => {
     let b = batches.get(v);
@@ -310,11 +503,8 @@ function scoreRows(
     }
     return out;
   };
-  let canaryFailures: { version: string; count: number; why: string } | undefined;
-  const canaryFailed = (v: PlannedVersion, why: () => string) => {
-    canaryFailures ??= { version: v.loaded.version, count: 0, why: oneLine(why()) };
-    canaryFailures.count++;
-  };
+  const planned: Encoded['planned'] = [];
+  const encoded: Encoded = { batches, planned, canaryFailures: undefined, canaryScorerError: undefined };
   /**
    * Encodes the record into the version's matrix; its row, or -1 when the version cannot take it
    * (a version scored only for comparison, or the canary when production can answer instead).
@@ -332,7 +522,7 @@ function scoreRows(
       if (answered && error instanceof ScoringInputError) {
         if (v !== plan.production) {
           // The canary cannot take a value production may: production answers (below).
-          canaryFailed(v, () => `cannot take ${error.message}`);
+          canaryFailed(encoded, v, () => `cannot take ${error.message}`);
           return -1;
         }
         throw badRequest(`${where(i)}.${error.message}`);
@@ -343,8 +533,6 @@ function scoreRows(
     if (answered) b.answers = true;
     return b.count++;
   };
-  /** Per instance: its answer, the others scored on it, and the canary of its share when production answers for it. */
-  const planned: Array<{ answer: Scoring; extra: readonly Scoring[]; canaryUnscored: PlannedVersion | undefined }> = [];
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
     const found = rows?.some((r) => r[i] !== undefined) === true;
@@ -357,10 +545,17 @@ function scoreRows(
       );
     }
     let answer = answering(plan, inst.entityId);
+    let canaryUnscored: PlannedVersion | undefined;
+    const why = skipped?.get(answer);
+    if (why !== undefined) {
+      // The canary is left out of this request: production answers its share, as when it fails.
+      canaryFailed(encoded, answer, () => why);
+      canaryUnscored = answer;
+      answer = plan.production;
+    }
     let answerRecord = record(answer, i, inst);
     let answerOutOfRange = recordOutOfRange;
     let row = enqueue(answer, answerRecord, true, i);
-    let canaryUnscored: PlannedVersion | undefined;
     if (row < 0) {
       // The canary could not take it: production answers, as for an entity outside the share.
       canaryUnscored = answer;
@@ -379,24 +574,27 @@ function scoreRows(
         others.length === 0
           ? NONE
           : others.map((v) => {
+              if (skipped?.has(v) === true) return { v, record: LEFT_OUT, row: -1, outOfRange: 0 };
               const rec = record(v, i, inst);
               const counted = recordOutOfRange;
               return { v, record: rec, row: enqueue(v, rec, false, i), outOfRange: counted };
             }),
     });
   }
-  let canaryScorerError: string | undefined;
-  for (const [v, b] of batches) {
-    if (b.count === 0) continue;
-    try {
-      b.scores = v.loaded.scorer.predict(b.rows.subarray(0, b.count * v.loaded.features.length));
-    } catch (error) {
-      // A version scored only for comparison never fails the request: its scores are missing; so
-      // are the canary's, whose share production then answers (below).
-      if (b.answers && v === plan.production) throw error;
-      if (b.answers) canaryScorerError ??= error instanceof Error ? error.message : String(error);
-    }
-  }
+  return encoded;
+}
+
+/** Phase 3 of {@link scoreInstances}: the answers and log records, in instance order, once the batch calls ran. */
+function answers(
+  plan: ServingPlan,
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
+  encoded: Encoded,
+  now: number,
+  newId: () => string,
+  where: (i: number) => string,
+): Scored {
+  const { instances } = request;
+  const { batches, planned, canaryScorerError } = encoded;
   const scoreOf = (s: Scoring) => batches.get(s.v)!.scores?.[s.row] ?? Number.NaN;
   const predictions: Prediction[] = [];
   const events: PredictionEvent[] = [];
@@ -419,7 +617,7 @@ function scoreRows(
       const s = scoreOf(production);
       if (Number.isFinite(s)) {
         const failed = answer.v;
-        canaryFailed(failed, () =>
+        canaryFailed(encoded, failed, () =>
           canaryScorerError === undefined ? `scored ${score}` : `its scorer failed: ${canaryScorerError}`,
         );
         canaryUnscored = failed;
@@ -470,6 +668,7 @@ function scoreRows(
     }
     if (unscored !== undefined) answered.unscored = unscored;
   }
+  const { canaryFailures } = encoded;
   return { predictions, events, shadowFailures, shadowFailuresByVersion, canaryFailures, outOfRange };
 }
 

@@ -38,6 +38,41 @@ export function writeVersion(
   return json;
 }
 
+/** `trees` chain trees of `depth` levels each (a split per level, a leaf beside it) in XGBoost's JSON. */
+export function chainModel(trees: number, depth: number): unknown {
+  const j = syntheticModelJson(3, 1, 1, FEATURES.length) as {
+    learner: { gradient_booster: { model: Record<string, unknown> } };
+  };
+  const tree = (id: number) => {
+    const n = 2 * depth + 1;
+    const left = Array<number>(n).fill(-1);
+    const right = Array<number>(n).fill(-1);
+    for (let k = 0; k < depth; k++) {
+      left[2 * k] = 2 * k + 2;
+      right[2 * k] = 2 * k + 1;
+    }
+    return {
+      id,
+      tree_param: { num_nodes: String(n), num_feature: String(FEATURES.length), size_leaf_vector: '1' },
+      left_children: left,
+      right_children: right,
+      split_indices: left.map((_, i) => i % FEATURES.length),
+      split_conditions: left.map((l) => (l === -1 ? 0.001 : -1e30)),
+      default_left: left.map(() => 1),
+      split_type: left.map(() => 0),
+      categories: [],
+      categories_nodes: [],
+      categories_segments: [],
+      categories_sizes: [],
+    };
+  };
+  const m = j.learner.gradient_booster.model;
+  m.trees = Array.from({ length: trees }, (_, i) => tree(i));
+  m.tree_info = Array(trees).fill(0);
+  m.gbtree_model_param = { num_parallel_tree: '1', num_trees: String(trees) };
+  return j;
+}
+
 /** Prediction record `i` as the log's tests append it (ids `p-<i>`, event time rising with `i`). */
 export const loggedPrediction = (i: number): PredictionEvent => ({
   prediction_id: `p-${i}`,

@@ -20,7 +20,7 @@ import { countingReads } from '../src/service.js';
 import { ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
 import { buildVersion, planServing } from '../src/version.js';
-import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
+import { chainModel, FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
 const views = parseFeatureViewsText(VIEWS_YAML);
 const dir = mkdtempSync(join(tmpdir(), 'model-server-'));
@@ -1150,6 +1150,68 @@ describe("the stored rows a request reads are bounded, as the feature API's (fou
       expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
         /more than the 33554432 one request may read/,
       );
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a long scoring leaves the server answering (found by a review: 4 s with /healthz held)', () => {
+  it('answers /healthz between the chunks of a request that walks 50,000,000 tree levels', async () => {
+    // 200 chain trees of depth 999 (199,800 levels) at 250 instances: 49,950,000 levels, within the
+    // bound; one batch call held the serving thread, /healthz included, for seconds.
+    const deep = buildVersion('m', 'deep', chainModel(200, 999), { features: FEATURES, categories: {} });
+    let calls = 0; // batch calls of the scorer so far
+    const counted = {
+      ...deep,
+      scorer: Object.assign(Object.create(deep.scorer) as typeof deep.scorer, {
+        predict: (rows: Float32Array, out?: Float64Array) => {
+          calls++;
+          return deep.scorer.predict(rows, out);
+        },
+      }),
+    };
+    const server = await startModelServer({
+      store: new InMemoryOnlineStore(),
+      views,
+      load: async () => counted,
+      log: { publish: async () => {}, deadLetter: async () => {} },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      logger: silentLogger,
+      maxBatch: 1_000,
+    });
+    try {
+      await server.table.promote('m', 'deep');
+      const base = `http://127.0.0.1:${server.port}`;
+      const instances = Array.from({ length: 250 }, (_, i) => ({
+        entity_id: `u${i}`,
+        features: { f0: i, f1: 1, f2: 2, f3: 3 },
+      }));
+      let answered = false;
+      const predicting = fetch(`${base}/v1/models/m:predict`, {
+        method: 'POST',
+        body: JSON.stringify({ instances }),
+      }).finally(() => {
+        answered = true;
+      });
+      // Probes sent once the scoring began (a batch call made), and the batch calls made by their answer.
+      const probes: Array<{ took: number; callsThen: number }> = [];
+      const deadline = performance.now() + 60_000;
+      while (!answered && performance.now() < deadline) {
+        const began = calls > 0;
+        const sent = performance.now();
+        const health = await fetch(`${base}/healthz`);
+        await health.text();
+        expect(health.status).toBe(200);
+        if (began) probes.push({ took: performance.now() - sent, callsThen: calls });
+      }
+      const res = await predicting;
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { predictions: unknown[] }).predictions).toHaveLength(250);
+      // Answered while the scoring went on: batch calls came after the answer.
+      const during = probes.filter((p) => p.callsThen < calls);
+      expect(during.length).toBeGreaterThan(0);
+      expect(Math.min(...during.map((p) => p.took))).toBeLessThan(200);
     } finally {
       await server.close();
     }

@@ -5,8 +5,8 @@ import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
 import { answering, MAX_READ_ROW_BYTES, scoreInstances } from '../src/predictor.js';
 import type { Instance } from '../src/request.js';
-import { buildVersion, planServing, versionOf } from '../src/version.js';
-import { FEATURES, VIEWS_YAML } from './fixtures.js';
+import { buildVersion, type LoadedVersion, planServing, versionOf } from '../src/version.js';
+import { chainModel, FEATURES, VIEWS_YAML } from './fixtures.js';
 
 const views = parseFeatureViewsText(VIEWS_YAML);
 const version = (v: string, seed: number, categories: Record<string, string[]> = {}) =>
@@ -314,41 +314,6 @@ describe('scoreInstances on the largest batches', () => {
   });
 });
 
-/** `trees` chain trees of `depth` levels each (a split per level, a leaf beside it) in XGBoost's JSON. */
-function chainModel(trees: number, depth: number): unknown {
-  const j = syntheticModelJson(3, 1, 1, FEATURES.length) as {
-    learner: { gradient_booster: { model: Record<string, unknown> } };
-  };
-  const tree = (id: number) => {
-    const n = 2 * depth + 1;
-    const left = Array<number>(n).fill(-1);
-    const right = Array<number>(n).fill(-1);
-    for (let k = 0; k < depth; k++) {
-      left[2 * k] = 2 * k + 2;
-      right[2 * k] = 2 * k + 1;
-    }
-    return {
-      id,
-      tree_param: { num_nodes: String(n), num_feature: String(FEATURES.length), size_leaf_vector: '1' },
-      left_children: left,
-      right_children: right,
-      split_indices: left.map((_, i) => i % FEATURES.length),
-      split_conditions: left.map((l) => (l === -1 ? 0.001 : -1e30)),
-      default_left: left.map(() => 1),
-      split_type: left.map(() => 0),
-      categories: [],
-      categories_nodes: [],
-      categories_segments: [],
-      categories_sizes: [],
-    };
-  };
-  const m = j.learner.gradient_booster.model;
-  m.trees = Array.from({ length: trees }, (_, i) => tree(i));
-  m.tree_info = Array(trees).fill(0);
-  m.gbtree_model_param = { num_parallel_tree: '1', num_trees: String(trees) };
-  return j;
-}
-
 describe('the scoring work of one request', () => {
   const chain = (v: string, trees: number, depth: number) =>
     buildVersion('m', v, chainModel(trees, depth), { features: FEATURES, categories: {} });
@@ -385,6 +350,204 @@ describe('the scoring work of one request', () => {
     const scored = await scoreInstances(big, batch(1_000), new InMemoryOnlineStore(), 0);
     expect(scored.predictions).toHaveLength(1_000);
     expect(scored.events).toHaveLength(3_000);
+  });
+});
+
+describe('the scoring work of one request, whatever the rollout (a regression review)', () => {
+  const numeric = (v: string, seed: number, trees = 30) =>
+    buildVersion('m', v, syntheticModelJson(seed, trees, 6, FEATURES.length), { features: FEATURES, categories: {} });
+  /**
+   * `v` priced as a model of `totalDepth` levels: what the bounds read. Its trees stay small, so a
+   * test of the bounds walks little (a walk of 200,000,000 levels takes seconds).
+   */
+  const priced = (v: LoadedVersion, totalDepth: number): LoadedVersion => ({
+    ...v,
+    scorer: Object.assign(Object.create(v.scorer) as LoadedVersion['scorer'], { totalDepth }),
+  });
+  const instances = (n: number) =>
+    Array.from(
+      { length: n },
+      (_, i): Instance => ({
+        entityId: `e${i}`,
+        features: { f0: i / 100, f1: i % 7, f2: -i, f3: 1 },
+        eventTime: undefined,
+      }),
+    );
+  const store = new InMemoryOnlineStore();
+
+  it('judges the 413 on production alone: beside a canary, a batch production alone scores is answered by both', async () => {
+    // 4,200 instances of a 1,000-tree depth-6 model (6,000 levels): 25,200,000 levels, within the
+    // bound alone; beside a canary of the same size, 50,400,000: a 413 before.
+    const plan = planServing(views, {
+      production: priced(numeric('v1', 1), 6_000),
+      canary: { loaded: priced(numeric('v2', 2), 6_000), share: 0.5 },
+      shadows: [],
+    });
+    const scored = await scoreInstances(plan, { batch: true, instances: instances(4_200) }, store, 0);
+    expect(scored.predictions).toHaveLength(4_200);
+    expect(new Set(scored.predictions.map((p) => p.role))).toEqual(new Set(['production', 'canary']));
+    expect(scored.canaryFailures).toBeUndefined();
+    expect(scored.events.filter((e) => e.unscored !== undefined)).toEqual([]);
+    // Production alone past the bound is a 413 that names it, canary or not.
+    const heavy = planServing(views, { production: priced(numeric('v1', 1), 12_000), shadows: [] });
+    await expect(scoreInstances(heavy, { batch: true, instances: instances(4_200) }, store, 0)).rejects.toMatchObject({
+      status: 413,
+      message: expect.stringMatching(
+        /^request would walk 50400000 tree levels \(4200 instances × 12000, the levels of model "m"'s production version v1\), more than 50000000: send at most 4166 instances per request/,
+      ),
+    });
+  });
+
+  it('leaves out of the request a canary or a shadow that alone walks past the bound: production answers, the records name them unscored', async () => {
+    const production = numeric('v1', 1);
+    const plan = planServing(views, {
+      production,
+      canary: { loaded: priced(numeric('v2', 2), 200_000), share: 0.5 },
+      shadows: [priced(numeric('v3', 3), 200_000)],
+    });
+    const batch = instances(300);
+    const scored = await scoreInstances(plan, { batch: true, instances: batch }, store, 0);
+    expect(scored.predictions.map((p) => [p.version, p.role, p.score])).toEqual(
+      batch.map((inst) => ['v1', 'production', oneByOne(production, inst)]),
+    );
+    const share = batch.filter((inst) => answering(plan, inst.entityId).role === 'canary').length;
+    expect(share).toBeGreaterThan(100);
+    expect(scored.canaryFailures).toEqual({
+      version: 'v2',
+      count: share,
+      why: 'left out of the request: it would walk 60000000 tree levels (300 instances × 200000), more than the 50000000 one version may walk for a request',
+    });
+    expect(scored.shadowFailuresByVersion).toEqual(new Map([['v3', 300]]));
+    // Answered records only (no shadow record), each naming what did not score it.
+    expect(scored.events.map((e) => [e.model_version, e.scores, e.unscored])).toEqual(
+      batch.map((inst, i) => [
+        'v1',
+        { v1: scored.predictions[i]!.score },
+        answering(plan, inst.entityId).role === 'canary' ? { v2: 'canary', v3: 'shadow' } : { v3: 'shadow' },
+      ]),
+    );
+  });
+
+  it('leaves out the shadows that would take the request past 200,000,000 levels in all, in plan order', async () => {
+    // 250 instances × 180,000 levels: 45,000,000 a version; production, the canary and two shadows
+    // make 180,000,000, a third shadow would pass 200,000,000; a small fourth (30 trees) still fits.
+    const at = (v: string, seed: number) => priced(numeric(v, seed), 180_000);
+    const plan = planServing(views, {
+      production: at('v1', 1),
+      canary: { loaded: at('v2', 2), share: 0.5 },
+      shadows: [at('v3', 3), at('v4', 4), at('v5', 5), numeric('v6', 6)],
+    });
+    const scored = await scoreInstances(plan, { batch: true, instances: instances(250) }, store, 0);
+    expect(scored.canaryFailures).toBeUndefined();
+    expect(scored.shadowFailuresByVersion).toEqual(new Map([['v5', 250]]));
+    const answered = scored.events.filter((e) => e.role !== 'shadow');
+    expect(answered.every((e) => e.unscored?.v5 === 'shadow' && Object.keys(e.unscored).length === 1)).toBe(true);
+    expect(new Set(scored.events.filter((e) => e.role === 'shadow').map((e) => e.model_version))).toEqual(
+      new Set(['v3', 'v4', 'v6']),
+    );
+  });
+
+  // Large enough to be scored in chunks: 1,000 trees of depth 6, 6,000 levels × 1,000 instances a
+  // version, chunks of 166 instances.
+  const chunky = (v: string, seed: number, categories: Record<string, string[]>) =>
+    buildVersion('m', v, syntheticModelJson(seed, 1_000, 6, FEATURES.length), { features: FEATURES, categories });
+  const p1 = chunky('v1', 11, { f3: ['a', 'b'] });
+  const c1 = chunky('v2', 12, { f3: ['a', 'b'] });
+  const s1 = chunky('v3', 13, {}); // cannot take a string f3
+  const mixed = Array.from({ length: 1_000 }, (_, i) => instance(i, i % 4 === 1 ? 'a' : i % 2));
+
+  /** Turns of the event loop taken while `work` runs (none for work done without a wait). */
+  async function turnsDuring<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
+    let turns = 0;
+    let running = true;
+    const tick = () => {
+      if (!running) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      return { result: await work(), turns };
+    } finally {
+      running = false;
+    }
+  }
+
+  it('scores a long request in chunks, between turns of the event loop, exactly as one batch call per version', async () => {
+    const plan = planServing(views, { production: p1, canary: { loaded: c1, share: 0.5 }, shadows: [s1] });
+    /** Each version's scores of every instance it can take, in ONE batch call (the scoring before chunks). */
+    const oneCall = (v: LoadedVersion) => {
+      const rows = new Float32Array(mixed.length * FEATURES.length);
+      const at: number[] = [];
+      let n = 0;
+      mixed.forEach((inst, i) => {
+        try {
+          v.encoder.encode(inst.features!, rows, n * FEATURES.length);
+          at[i] = n++;
+        } catch {
+          at[i] = -1;
+        }
+      });
+      const scores = v.scorer.predict(rows.subarray(0, n * FEATURES.length));
+      return (i: number) => (at[i]! < 0 ? undefined : scores[at[i]!]);
+    };
+    const ref = { v1: oneCall(p1), v2: oneCall(c1), v3: oneCall(s1) };
+    let id = 0;
+    const { result: scored, turns } = await turnsDuring(() =>
+      scoreInstances(plan, { batch: true, instances: mixed }, store, 0, () => `id${id++}`),
+    );
+    // 7 chunks for production, 7 for the shadow, 4 for the canary's ~500: before, no turn at all.
+    expect(turns).toBeGreaterThanOrEqual(15);
+    const byId = new Map(scored.events.map((e) => [e.prediction_id, e]));
+    mixed.forEach((inst, i) => {
+      const p = scored.predictions[i]!;
+      const answer = answering(plan, inst.entityId).loaded.version as 'v1' | 'v2';
+      expect([p.version, p.score]).toEqual([answer, ref[answer](i)]);
+      const expected: Record<string, number | undefined> = { [answer]: p.score };
+      if (answer === 'v2') expected.v1 = ref.v1(i);
+      if (ref.v3(i) !== undefined) expected.v3 = ref.v3(i);
+      expect(byId.get(p.prediction_id)!.scores).toEqual(expected);
+      expect(byId.get(`${p.prediction_id}.shadow.v3`)?.prediction).toBe(ref.v3(i));
+    });
+    expect(scored.shadowFailures).toBe(mixed.filter((x) => typeof x.features!.f3 === 'string').length);
+  });
+
+  it('a plan swapped between chunks scores the request (it starts again); one swapped at every turn is a 503 to retry', async () => {
+    const before = planServing(views, { production: p1, shadows: [] });
+    const after = planServing(views, { production: c1, shadows: [] });
+    let current = before;
+    setImmediate(() => {
+      current = after;
+    });
+    const scored = await scoreInstances(() => current, { batch: true, instances: mixed }, store, 0);
+    expect(scored.plan === after).toBe(true); // (not toBe: a failure would diff the models)
+    expect(new Set(scored.predictions.map((p) => p.version))).toEqual(new Set(['v2']));
+    expect(scored.predictions[0]!.score).toBe(oneByOne(c1, mixed[0]!));
+    // Swapped while the request waits for room in the log, scored again at once (synchronous): a
+    // 503 to retry rather than all its chunks in one go; a short request is scored again.
+    const long = await scoreInstances(before, { batch: true, instances: mixed }, store, 0);
+    expect(() => long.rescore(after)).toThrow(
+      expect.objectContaining({
+        status: 503,
+        message: expect.stringMatching(/too long to score again at once; retry$/),
+      }),
+    );
+    const short = await scoreInstances(before, { batch: true, instances: mixed.slice(0, 100) }, store, 0);
+    expect(short.rescore(after).predictions[0]!.version).toBe('v2');
+    // A plan swapped at every turn: three scorings started again, then a 503.
+    let swaps = 0;
+    const flip = () => {
+      current = current === before ? after : before;
+      if (++swaps < 100) setImmediate(flip);
+    };
+    setImmediate(flip);
+    const refused = await scoreInstances(() => current, { batch: true, instances: mixed }, store, 0).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({
+      status: 503,
+      message: `model "m": its serving plan changed 3 times during the request's scoring; retry`,
+    });
   });
 });
 

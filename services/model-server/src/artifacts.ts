@@ -1,5 +1,6 @@
 // A version's artifacts, read and compiled: in place (`artifactLoader`), or on a thread of its own
 // (load-thread.ts) so a large model does not stop the serving thread while it parses.
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName } from '@driftline/core';
@@ -60,15 +61,15 @@ export async function compileArtifacts(dir: string, model: string, version: stri
         `model ${model} version ${version}: ${name} is ${info.size} bytes, more than ${MAX_ARTIFACT_FILE_BYTES}`,
       );
     }
-    return readFile(join(at, name), 'utf8');
+    return readFile(join(at, name));
   };
-  let modelText: string;
+  let modelBytes: Buffer;
   let metaText: string;
   try {
     // One after the other: a load stuck on a hung volume holds one thread of libuv's pool, not two
     // (see MAX_ABANDONED_LOADS in load-thread.ts).
-    modelText = await read('model.json');
-    metaText = await read('meta.json');
+    modelBytes = await read('model.json');
+    metaText = (await read('meta.json')).toString('utf8');
   } catch (error) {
     if (error instanceof DriftlineError) throw error;
     // Retriable: a PROMOTED can arrive before its files are written or their volume is mounted.
@@ -78,14 +79,37 @@ export async function compileArtifacts(dir: string, model: string, version: stri
       { cause: error, retriable: true },
     );
   }
-  const compiled = compileXgboostModel(modelText, SERVED_MODEL_LIMITS);
   let meta: unknown;
   try {
     meta = JSON.parse(withoutBom(metaText));
   } catch (error) {
     throw new ModelFormatError('meta', `not JSON: ${(error as Error).message}`, { cause: error });
   }
+  checkModelDigest(model, version, modelBytes, meta);
+  const compiled = compileXgboostModel(modelBytes.toString('utf8'), SERVED_MODEL_LIMITS);
   return { compiled, meta };
+}
+
+/**
+ * When `meta` names its model file by SHA-256 (`model_sha256`, the trainer's worker writes it), the
+ * bytes read must be that file: the two files of a version are read one after the other, and a
+ * second run of the same request replacing them in between (two trainers after a rebalance) could
+ * pair one run's trees with the other's features and categories, which scores wrongly without an
+ * error. A mismatch is retriable: the next load reads the pair again. Older versions have no digest.
+ */
+function checkModelDigest(model: string, version: string, modelBytes: Buffer, meta: unknown): void {
+  const expected =
+    typeof meta === 'object' && meta !== null && 'model_sha256' in meta
+      ? (meta as { model_sha256: unknown }).model_sha256
+      : undefined;
+  if (expected === undefined) return;
+  const actual = createHash('sha256').update(modelBytes).digest('hex');
+  if (typeof expected === 'string' && expected.toLowerCase() === actual) return;
+  throw new DriftlineError(
+    'NOT_FOUND',
+    `model ${model} version ${version}: model.json (sha256 ${actual}) is not the file meta.json names (model_sha256 ${JSON.stringify(String(expected)).slice(0, 80)}): the version's files are being replaced, or were mixed by hand; retried`,
+    { retriable: true },
+  );
 }
 
 /** `text` without a leading UTF-8 byte order mark (which JSON.parse refuses, naming an invisible character). */

@@ -364,6 +364,30 @@ describe('artifacts', () => {
   });
 });
 
+describe("model.json checked against meta.json's model_sha256 (found by a review)", () => {
+  it('loads the pair meta.json names, and refuses retriably a model.json of another run', async () => {
+    const { createHash } = await import('node:crypto');
+    const { readFileSync } = await import('node:fs');
+    const at = mkdtempSync(join(tmpdir(), 'ms-digest-'));
+    writeVersion(at, 'm', 'v1', 1);
+    writeVersion(at, 'm', 'v2', 2);
+    const sha = (v: string) =>
+      createHash('sha256')
+        .update(readFileSync(join(at, 'm', v, 'model.json')))
+        .digest('hex');
+    const meta = (digest: string) => JSON.stringify({ features: FEATURES, categories: {}, model_sha256: digest });
+    writeFileSync(join(at, 'm', 'v1', 'meta.json'), meta(sha('v1')));
+    await expect(artifactLoader(at)('m', 'v1')).resolves.toMatchObject({ version: 'v1' });
+    // v2's meta names v1's model: two runs' files mixed.
+    writeFileSync(join(at, 'm', 'v2', 'meta.json'), meta(sha('v1')));
+    await expect(artifactLoader(at)('m', 'v2')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      retriable: true,
+      message: expect.stringContaining(`is not the file meta.json names (model_sha256 "${sha('v1')}")`),
+    });
+  });
+});
+
 describe('artifacts that are not regular files (found by a review)', () => {
   it('refuses a FIFO (the read hung) and a device (/dev/zero reports size 0) without reading them', async () => {
     const { execFileSync } = await import('node:child_process');

@@ -3,7 +3,9 @@ import {
   DriftlineError,
   type EventTimeCheck,
   eventTimeProblem,
+  formatDuration,
   humanSpan,
+  keyedLineLimit,
   type Logger,
   labelFieldsProblem,
   lineLimit,
@@ -12,12 +14,15 @@ import {
   toDriftlineError,
 } from '@driftline/core';
 import {
+  CLOCK_SKEW_MS,
+  type JoinConfig,
   type Joined,
   type JoinRef,
   type JoinStateReader,
   type JoinStore,
   joinKey,
   type LabelInput,
+  labelEarlyMs,
   mergeSinkLookups,
   type OffsetSpan,
   type PredictionInput,
@@ -30,7 +35,7 @@ import {
   type TallyInput,
   type WrittenRow,
 } from '@driftline/join';
-import { counter, histogram, type Registry } from '@driftline/observability';
+import { counter, histogram, MAX_LABEL_VALUES, type Registry } from '@driftline/observability';
 import { isClassLabel, type Task, windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow, PredictionStore } from '@driftline/warehouse';
@@ -198,6 +203,34 @@ export interface SinkCheck {
 
 export const SINK_SKIP_LOG_MS = 60_000;
 
+/**
+ * Labels dated more than {@link labelEarlyMs} (DRIFTLINE_EVENT_TIME_MAX_FUTURE + 1 min) before
+ * their prediction never join it: `early` (read after the prediction, which keeps waiting and
+ * expires unlabeled) and `pending-early-label` (read first and waiting, then replaced by the
+ * prediction: never an orphan). A producer dating labels by the event the prediction was about
+ * (a transaction scored by a nightly batch hours later) lost every label with no line and no
+ * alert (a regression review). Warned of per model, each outcome at most once per
+ * {@link EARLY_LABEL_WARNING_MS} with the count since the last line; `config` gives the reach.
+ */
+export interface EarlyLabelCheck {
+  readonly config: JoinConfig;
+  readonly logger: Logger;
+}
+
+export const EARLY_LABEL_WARNING_MS = 10 * 60_000;
+
+/** What to do about early labels, the end of both warnings. */
+const EARLY_LABEL_ADVICE =
+  "date each label by when its outcome was observed (at or after its prediction), not by the event the prediction was about; labels dated before their predictions on purpose need the label-joiner's DRIFTLINE_EVENT_TIME_MAX_FUTURE raised above that span, with DRIFTLINE_JOINER_TOMBSTONE_TTL above it and the model-controller's DRIFTLINE_EVENT_TIME_MAX_FUTURE at least as large (label-joiner README, Limits: \"Labels dated before their prediction\"); an older prediction's label under an id the model used again is early too";
+
+type EarlyOutcome = 'early' | 'pending-early-label';
+
+/** A record the store answered `early` (a label) or `pending-early-label` (a prediction). */
+interface EarlyRecord {
+  readonly outcome: EarlyOutcome;
+  readonly input: { readonly model: string; readonly id: string; readonly eventTime: number };
+}
+
 export interface EngineStats {
   joined: number;
   outcomes: Record<string, number>;
@@ -213,6 +246,19 @@ export class JoinEngine {
   private readonly invalidLines = lineLimit();
   private readonly expiredLines = lineLimit();
   private readonly copiesLines = lineLimit();
+  // Models come from events: one line per model and outcome, past MAX_LABEL_VALUES models one more.
+  private readonly earlyLines = {
+    early: keyedLineLimit<string>({
+      intervalMs: EARLY_LABEL_WARNING_MS,
+      maxKeys: MAX_LABEL_VALUES,
+      onFull: 'overflow',
+    }),
+    'pending-early-label': keyedLineLimit<string>({
+      intervalMs: EARLY_LABEL_WARNING_MS,
+      maxKeys: MAX_LABEL_VALUES,
+      onFull: 'overflow',
+    }),
+  };
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -223,6 +269,7 @@ export class JoinEngine {
     private readonly tallies?: PredictionTallies,
     private readonly labelCheck?: JoinedLabelCheck,
     private readonly sinkCheck?: SinkCheck,
+    private readonly earlyCheck?: EarlyLabelCheck,
   ) {
     this.metrics =
       registry === undefined
@@ -254,6 +301,11 @@ export class JoinEngine {
               { bounded: ['model'] },
             ),
           };
+    // Exported at 0 from the start: rate() and increase() miss the first step of a series created
+    // above 0, and the first labels of a producer that misdates them all are what
+    // DriftlineJoinerEarlyLabelsHigh is for.
+    this.metrics?.outcomes.inc({ kind: 'label', outcome: 'early' }, 0);
+    this.metrics?.outcomes.inc({ kind: 'prediction', outcome: 'pending-early-label' }, 0);
   }
 
   /** Joins one batch of records read from `source` (a partition: its watermark rises with them). */
@@ -348,9 +400,11 @@ export class JoinEngine {
     const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
     const labelRecords = joinable.filter((r) => r.kind === 'label');
     if (predictions.length > 0) this.tallies?.admit();
+    const early: EarlyRecord[] = [];
     (await this.store.applyPredictions(predictions, now, source, side === 'prediction' ? span : undefined)).forEach(
       (a, n) => {
         count('prediction', a.outcome);
+        if (a.outcome === 'pending-early-label') early.push({ outcome: a.outcome, input: predictions[n]! });
         if (a.emit === undefined) return;
         const r = predictionRecords[n];
         emits.push(
@@ -360,10 +414,12 @@ export class JoinEngine {
     );
     (await this.store.applyLabels(labels, now, source, side === 'label' ? span : undefined)).forEach((a, n) => {
       count('label', a.outcome);
+      if (a.outcome === 'early') early.push({ outcome: a.outcome, input: labels[n]! });
       if (a.emit === undefined) return;
       const r = labelRecords[n];
       emits.push(a.outcome === 'joined' && r?.kind === 'label' ? { emit: a.emit, label: r.event } : { emit: a.emit });
     });
+    this.earlyLabels(early, now);
     if (emits.length === 0) {
       if (acknowledge.size > 0) await this.store.ackJoined([...acknowledge.values()], now);
       return { joined: 0, outcomes };
@@ -474,6 +530,61 @@ export class JoinEngine {
       },
       'labels on time by event time were read after their prediction had expired unlabeled and are dropped: DRIFTLINE_JOINER_EXPIRY_GRACE must exceed how long after their event time labels are published (README, "When a label joins")',
     );
+  }
+
+  /**
+   * Early labels of the batch (EarlyLabelCheck): per model and outcome, at most one warning per
+   * {@link EARLY_LABEL_WARNING_MS} naming one example, with the count since the last line. The
+   * store answers with the outcome alone, so the line names the record's own time and the bound
+   * the other side's lies beyond (the waiting label is gone, the pending prediction unread).
+   */
+  private earlyLabels(early: readonly EarlyRecord[], now: number): void {
+    const check = this.earlyCheck;
+    if (check === undefined || early.length === 0) return;
+    const reachMs = labelEarlyMs(check.config);
+    const bound = `DRIFTLINE_EVENT_TIME_MAX_FUTURE (${formatDuration(reachMs - CLOCK_SKEW_MS)}) + 1 minute`;
+    const byModel = new Map<string, { outcome: EarlyOutcome; first: EarlyRecord['input']; n: number }>();
+    for (const { outcome, input } of early) {
+      const key = JSON.stringify([outcome, input.model]);
+      const seen = byModel.get(key);
+      if (seen === undefined) byModel.set(key, { outcome, first: input, n: 1 });
+      else seen.n++;
+    }
+    const iso = (t: number) => new Date(t).toISOString();
+    for (const { outcome, first, n } of byModel.values()) {
+      const leftOut = this.earlyLines[outcome].admit(first.model, now, n);
+      if (leftOut === undefined) continue;
+      const shown = { model: first.model, prediction_id: first.id, allowedBefore: formatDuration(reachMs) };
+      if (outcome === 'early') {
+        check.logger.warn(
+          {
+            earlyLabels: leftOut + n,
+            ...shown,
+            labelTime: iso(first.eventTime),
+            predictionTimeAfter: iso(first.eventTime + reachMs),
+          },
+          `labels dated more than ${bound} before their pending prediction never join it (early): the prediction keeps waiting and expires unlabeled, and the window's label coverage and metrics miss them; ${EARLY_LABEL_ADVICE}`,
+        );
+      } else {
+        check.logger.warn(
+          {
+            earlyLabelsReplaced: leftOut + n,
+            ...shown,
+            predictionTime: iso(first.eventTime),
+            labelTimeBefore: iso(first.eventTime - reachMs),
+          },
+          `predictions found their label waiting but dated more than ${bound} before them (pending-early-label): the label is dropped, never counted as an orphan, and the prediction waits for another; ${EARLY_LABEL_ADVICE}`,
+        );
+      }
+    }
+    for (const outcome of ['early', 'pending-early-label'] as const) {
+      const over = this.earlyLines[outcome].overflow(now);
+      if (over === undefined) continue;
+      check.logger.warn(
+        { outcome, models: `${over.keys}${over.keysAtLeast ? '+' : ''}`, count: over.weight },
+        `more models with labels dated before their prediction beyond DRIFTLINE_EVENT_TIME_MAX_FUTURE + 1 minute (${outcome}): never joined`,
+      );
+    }
   }
 
   private checkLabels(rows: readonly JoinedRow[], now: number): void {

@@ -154,6 +154,8 @@ export const labelJoinerService = defineService({
         { taskOf, logger },
         // Labels whose prediction is pending or joined are not looked up: their states are read first.
         { config: sinkCheck, states: store, logger },
+        // Labels dated before their prediction beyond the event-time future bound: a warning per model.
+        { config: sinkCheck, logger },
       );
       // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
       // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).

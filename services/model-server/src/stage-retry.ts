@@ -29,7 +29,10 @@ export interface StageApplierOptions {
   /** Events dated beyond now + `maxFutureMs` are refused (DRIFTLINE_EVENT_TIME_*; default: libs/core's). */
   readonly eventTime?: EventTimeBounds;
   readonly now?: () => number;
-  /** Most models followed (default {@link MAX_MODELS}): the events of a new one beyond are refused. */
+  /**
+   * Most models followed (default {@link MAX_MODELS}): the events of a new one beyond wait while
+   * applications of other models that may free a place run, and are refused once none does.
+   */
   readonly maxModels?: number;
   /**
    * Whether the model is followed now (ServingTable.follows): a model that is not, and has no
@@ -50,6 +53,14 @@ export interface StageApplierOptions {
  * so that a stale event of one is still ignored), the oldest forgotten first. Before, every name
  * ever seen on models.v1 (the start-up replay included) held a place for good: the 1,001st name in
  * log order was never served, however many before it had ended.
+ *
+ * A new model past the bound is not refused while applications of models taken are under way (one
+ * may end with the model no longer followed, and free its place): its events wait, in arrival
+ * order, and are applied when a place frees; they are refused once nothing is under way and the
+ * bound is still full. The start-up replay applies every model at once, so the 1,001st name was
+ * refused while the ended models before it were still being applied (found by a review). What
+ * waits is what `apply`'s callers hold until its promise resolves (the follower: the start-up
+ * replay, then one batch at a time): the wait adds no events to memory.
  */
 export const MAX_MODELS = 1_000;
 
@@ -136,27 +147,43 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   /** Models taken once and no longer followed whose stages the table keeps, oldest first (at most `maxModels`). */
   const retired = new Set<string>();
   const refusedLines = { future_event_time: lineLimit(), too_many_models: lineLimit() };
+  /**
+   * New models past `maxModels` waiting for a place, in arrival order, while applications run
+   * (`inFlight`): `settle` resolves `done` (what their `apply` calls return) with the application
+   * once admitted, at once when refused.
+   */
+  const queued = new Map<
+    string,
+    { events: StageEvent[]; settle: (applied?: Promise<void>) => void; done: Promise<void> }
+  >();
 
-  /** The events of `model` that may be applied: a refused one is counted, and said at most once a minute per reason. */
-  const admitted = (model: string, events: readonly StageEvent[]): readonly StageEvent[] => {
-    const refuse = (reason: keyof typeof refusedLines, n: number, fields: Record<string, unknown>, msg: string) => {
-      refusedEvents?.inc({ reason }, n);
-      const leftOut = admitLine(refusedLines[reason], Date.now(), LINE_INTERVAL_MS, n);
-      if (leftOut !== undefined) logger.error({ model, ...fields, refused_since_last_line: leftOut + n }, msg);
-    };
-    if (!known.has(model) && known.size >= maxModels) {
-      refuse(
-        'too_many_models',
-        events.length,
-        { models: known.size },
-        `models.v1 events of a new model not applied: ${maxModels} models are followed already, the model is not served here (see driftline_model_server_model_events_refused_total)`,
-      );
-      return [];
-    }
+  /** Counts refused events of `model`, and says so at most once a minute per reason. */
+  const refuse = (
+    model: string,
+    reason: keyof typeof refusedLines,
+    n: number,
+    fields: Record<string, unknown>,
+    msg: string,
+  ) => {
+    refusedEvents?.inc({ reason }, n);
+    const leftOut = admitLine(refusedLines[reason], Date.now(), LINE_INTERVAL_MS, n);
+    if (leftOut !== undefined) logger.error({ model, ...fields, refused_since_last_line: leftOut + n }, msg);
+  };
+  const refuseNew = (model: string, n: number) =>
+    refuse(
+      model,
+      'too_many_models',
+      n,
+      { models: known.size },
+      `models.v1 events of a new model not applied: ${maxModels} models are followed already, the model is not served here (see driftline_model_server_model_events_refused_total)`,
+    );
+  /** The events of `model` not dated beyond the event-time bound: the others are refused. */
+  const timely = (model: string, events: readonly StageEvent[]): StageEvent[] => {
     const at = now();
-    const kept = events.filter((e) => {
+    return events.filter((e) => {
       if (e.event_time === undefined || e.event_time <= at + bounds.maxFutureMs) return true;
       refuse(
+        model,
         'future_event_time',
         1,
         { version: e.version, kind: e.kind, err: eventTimeProblem(e.event_time, at, bounds) },
@@ -164,11 +191,6 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       );
       return false;
     });
-    if (kept.length > 0) {
-      known.add(model);
-      retired.delete(model);
-    }
-    return kept;
   };
 
   /**
@@ -185,6 +207,24 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       if (retired.size <= maxModels) break;
       retired.delete(oldest);
       options.forget?.(oldest);
+    }
+  };
+
+  /**
+   * Admits the models waiting, oldest first, while places are free; once no application runs (none
+   * can free a place), those still waiting are refused.
+   */
+  const admitWaiting = () => {
+    for (const [model, { events, settle }] of queued) {
+      if (known.size >= maxModels) break;
+      queued.delete(model);
+      settle(start(model, events));
+    }
+    if (inFlight.size > 0 || queued.size === 0) return;
+    for (const [model, { events, settle }] of queued) {
+      queued.delete(model);
+      refuseNew(model, events.length);
+      settle();
     }
   };
 
@@ -286,6 +326,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
           const held = take(model);
           if (held !== undefined) await run(model, held.events, held.attempt + 1, held.events.length);
           release(model);
+          admitWaiting();
         });
       }, delay);
       timer.unref();
@@ -308,30 +349,61 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   // so a stale PROMOTED took production back from a newer one once its files appeared.
   const serially = serialByKey();
 
+  /** Takes `model` (a place under `maxModels`) and applies `events`, after its earlier ones. */
+  function start(model: string, events: readonly StageEvent[]): Promise<void> {
+    known.add(model);
+    retired.delete(model);
+    inFlight.set(model, (inFlight.get(model) ?? 0) + 1);
+    return serially(model, async () => {
+      try {
+        const held = take(model);
+        // Held events go first, with everything after them: the model's events stay in order.
+        await (held === undefined
+          ? run(model, events, 0)
+          : run(model, [...held.events, ...events], held.attempt + 1, held.events.length));
+      } finally {
+        const left = inFlight.get(model)! - 1;
+        if (left > 0) inFlight.set(model, left);
+        else inFlight.delete(model);
+        release(model);
+        admitWaiting();
+      }
+    });
+  }
+
   return {
     apply(model, given) {
-      const events = admitted(model, given);
-      if (events.length === 0) return Promise.resolve();
-      inFlight.set(model, (inFlight.get(model) ?? 0) + 1);
-      return serially(model, async () => {
-        try {
-          const held = take(model);
-          // Held events go first, with everything after them: the model's events stay in order.
-          await (held === undefined
-            ? run(model, events, 0)
-            : run(model, [...held.events, ...events], held.attempt + 1, held.events.length));
-        } finally {
-          const left = inFlight.get(model)! - 1;
-          if (left > 0) inFlight.set(model, left);
-          else inFlight.delete(model);
-          release(model);
+      const entry = queued.get(model);
+      if (entry !== undefined) {
+        // Behind its earlier events, still waiting for a place: applied (or refused) with them.
+        entry.events.push(...timely(model, given));
+        return entry.done;
+      }
+      if (!known.has(model) && known.size >= maxModels) {
+        // Nothing under way can free a place: refused at once, as before.
+        if (inFlight.size === 0) {
+          refuseNew(model, given.length);
+          return Promise.resolve();
         }
-      });
+        const events = timely(model, given);
+        if (events.length === 0) return Promise.resolve();
+        let settle!: (applied?: Promise<void>) => void;
+        const done = new Promise<void>((resolve) => {
+          settle = resolve;
+        });
+        queued.set(model, { events, settle, done });
+        return done;
+      }
+      const events = timely(model, given);
+      if (events.length === 0) return Promise.resolve();
+      return start(model, events);
     },
     pending: () => [...waiting.keys()],
     failed: () => [...failedModels],
     stop() {
       stopped = true;
+      for (const { settle } of queued.values()) settle();
+      queued.clear();
       for (const { timer } of waiting.values()) clearTimeout(timer);
       waiting.clear();
       clearTimeout(summaryTimer);

@@ -552,7 +552,7 @@ describe('the scoring work of one request, whatever the rollout (a regression re
 });
 
 describe('the rows a request reads are bounded (found by a review: 1,000 rows of 512 KB were read whole)', () => {
-  it('asks the store for its rows within the bound, by default 32 MiB; a read split in parts shares it by entities', async () => {
+  it('asks the store for its rows within the bound, by default 32 MiB; a read split in parts gives each what is left of it', async () => {
     const asked: Array<{ entities: number; maxRowBytes: number | undefined }> = [];
     const store = new InMemoryOnlineStore();
     const spy = Object.assign(Object.create(store) as InMemoryOnlineStore, {
@@ -568,12 +568,65 @@ describe('the rows a request reads are bounded (found by a review: 1,000 rows of
     expect(asked).toEqual([{ entities: 3, maxRowBytes: MAX_READ_ROW_BYTES }]);
     expect(MAX_READ_ROW_BYTES).toBe(32 * 1_048_576);
     // Two views: 5,000 entities a read at most (the store's 10,000 entities per call), so 6,000
-    // instances are read in two parts, each bounded by its share: the request's rows stay within it.
+    // instances are read in two parts, each bounded by what the parts before it left (no rows here).
     asked.length = 0;
     await scoreInstances(small, { batch: true, instances: bare(6_000) }, spy, 0, undefined, 6_000_000);
     expect(asked).toEqual([
-      { entities: 5_000, maxRowBytes: 5_000_000 },
-      { entities: 1_000, maxRowBytes: 1_000_000 },
+      { entities: 5_000, maxRowBytes: 6_000_000 },
+      { entities: 1_000, maxRowBytes: 6_000_000 },
     ]);
+  });
+
+  it('a read split in parts is bounded as a whole: heavy rows in one part, or an entity repeated in several, are no 400 within the bound (found by a review)', async () => {
+    // Before, each part had a share of the bound by its entities: 5/6 of it for the first 5,000.
+    const t = Date.now();
+    const store = new InMemoryOnlineStore();
+    const heavy = 'x'.repeat(60_000);
+    await store.write(
+      planWrites(
+        Array.from({ length: 15 }, (_, i) =>
+          validateFeatureEvent(views, {
+            event_id: `w${i}`,
+            view: 'user',
+            entity_id: `e${i}`,
+            event_time: t,
+            features: { f0: i, f1: 1, other: heavy },
+          }),
+        ),
+      ),
+    );
+    const small = planServing(views, { production: shadow });
+    const bare = (ids: string[]): Instance[] =>
+      ids.map((entityId) => ({ entityId, features: { f3: 1 }, eventTime: undefined }));
+    const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => `e${from + i}`);
+    // 15 rows of 60 KB (900 KB) in the first part, within a 1 MB bound: its share was 833 KB.
+    const clustered = await scoreInstances(
+      small,
+      { batch: true, instances: bare(ids(0, 6_000)) },
+      store,
+      t,
+      undefined,
+      1_000_000,
+    );
+    expect(clustered.predictions).toHaveLength(6_000);
+    // 4,999 entities (3 rows of 60 KB), one of them asked for by 1,001 more instances: read once,
+    // within a 200 KB bound (its second part, 1,000 times e12, had a share of 33 KB), every
+    // instance given its row.
+    const repeated = [...ids(12, 4_999), ...Array.from({ length: 1_001 }, () => 'e12')];
+    const answer = await scoreInstances(
+      small,
+      { batch: true, instances: bare(repeated) },
+      store,
+      t,
+      undefined,
+      200_000,
+    );
+    expect(answer.events.filter((e) => e.entity_id === 'e12').map((e) => e.features.f0)).toEqual(
+      Array.from({ length: 1_002 }, () => 12),
+    );
+    // Past the bound in all, the request is refused naming its bytes.
+    await expect(
+      scoreInstances(small, { batch: true, instances: bare(ids(0, 6_000)) }, store, t, undefined, 800_000),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { rowBytes: expect.any(Number), maxRowBytes: 800_000 } });
   });
 });

@@ -6,10 +6,12 @@ import { DriftlineError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
 import type { StageEvent } from '@driftline/policy';
+import type { ModelEvent } from '@driftline/schemas';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it, vi } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
 import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
+import { modelsFollower } from '../src/models-follower.js';
 import { ServingTable, type ServingTableOptions, VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier, MAX_MODELS } from '../src/stage-retry.js';
 import { buildVersion } from '../src/version.js';
@@ -737,6 +739,116 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
     await applier.apply('exp_3', [at('SHADOW', 'v1', 100)]);
     await applier.apply('exp_1', [at('SHADOW', 'v1', 100)]);
     expect([table.follows('exp_3'), table.follows('exp_1')]).toEqual([false, true]);
+    applier.stop();
+  });
+
+  it('the start-up replay applies every model at once: a new model past the bound waits for the ended ones in flight, none refused while one may free a place', async () => {
+    // Found by a review: the follower applies the replay with Promise.all, so the bound counted the
+    // experiments still being applied, and `a` (the third name, maxModels 2) was refused and never
+    // served although both experiments before it ended.
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      follows: (m) => table.follows(m),
+      forget: (m) => void table.forget(m),
+      logger: { ...silentLogger, error: (obj: object) => void lines.push(obj as Record<string, unknown>) },
+      registry,
+      maxModels: 2,
+    });
+    const follower = modelsFollower((model, events) => applier.apply(model, events));
+    const ev = (model: string, kind: ModelEvent['kind'], version: string, t: number): ModelEvent => ({
+      model,
+      version,
+      kind,
+      event_time: t,
+      request_id: null,
+      metrics: {},
+      artifact_uri: '',
+      reference_uri: null,
+      decided_by: 'operator:test',
+    });
+    let offset = 0;
+    const batch = (events: ModelEvent[]) =>
+      follower.process(
+        events.map((value) => ({
+          record: {
+            topic: 'models.v1',
+            partition: 0,
+            offset: String(offset++),
+            key: null,
+            value: null,
+            headers: {},
+            timestamp: 0,
+          },
+          value,
+        })),
+        { partition: 0 },
+      );
+    await batch([
+      ev('exp_1', 'SHADOW', 'v1', 100),
+      ev('exp_1', 'REJECTED', 'v1', 200),
+      ev('exp_2', 'SHADOW', 'v1', 100),
+      ev('exp_2', 'REJECTED', 'v1', 200),
+      ev('a', 'PROMOTED', 'v1', 300),
+      ev('b', 'SHADOW', 'v1', 300),
+      ev('c', 'PROMOTED', 'v1', 300),
+    ]);
+    expect(await follower.finishReplay()).toBe(5);
+    expect(table.get('a')?.production.loaded.version).toBe('v1');
+    expect([table.follows('a'), table.follows('b'), table.follows('exp_1')]).toEqual([true, true, false]);
+    // The bound holds: with a and b followed and nothing left under way, c is refused, once.
+    expect(table.get('c')).toBeUndefined();
+    expect(lines).toEqual([expect.objectContaining({ model: 'c', models: 2, refused_since_last_line: 1 })]);
+    // A batch after the replay is applied at once too: d waits for a's application, which frees no
+    // place (a stays followed), then is refused; b's shadow rejected in the same batch as e frees
+    // its place for e.
+    await batch([ev('a', 'PROMOTED', 'v2', 500), ev('d', 'PROMOTED', 'v1', 500)]);
+    expect([table.get('a')?.production.loaded.version, table.get('d')]).toEqual(['v2', undefined]);
+    await batch([ev('b', 'REJECTED', 'v1', 600), ev('e', 'PROMOTED', 'v1', 600)]);
+    expect(table.get('e')?.production.loaded.version).toBe('v1');
+    expect(table.follows('b')).toBe(false);
+    expect(await registry.getSingleMetricAsString('driftline_model_server_model_events_refused_total')).toMatch(
+      /reason="too_many_models"[^}]*\} 2$/m,
+    );
+    applier.stop();
+  });
+
+  it('a model waiting for a place takes its later events behind the first, in order, and is applied once one frees', async () => {
+    const applied: Array<[string, string[]]> = [];
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    const followed = new Set<string>();
+    const applier = createStageApplier({
+      apply: async (model, events) => {
+        if (model === 'exp') await ended;
+        applied.push([model, events.map((e) => `${e.kind}:${e.version}`)]);
+        if (model !== 'exp') followed.add(model);
+      },
+      follows: (m) => followed.has(m),
+      logger: silentLogger,
+      maxModels: 1,
+    });
+    const first = applier.apply('exp', [{ kind: 'REJECTED', version: 'v1' }]);
+    const shadow = applier.apply('x', [{ kind: 'SHADOW', version: 'v1' }]);
+    const promotion = applier.apply('x', [promoted('v1')]);
+    expect(applied).toEqual([]);
+    end();
+    await Promise.all([first, shadow, promotion]);
+    expect(applied).toEqual([
+      ['exp', ['REJECTED:v1']],
+      ['x', ['SHADOW:v1', 'PROMOTED:v1']],
+    ]);
     applier.stop();
   });
 

@@ -259,8 +259,22 @@ export class SchemaRegistryCodec {
     return last.fresh;
   }
 
-  /** Reads the writer schema of `id` from the registry (`again`: to replace the one cached). */
+  /**
+   * Reads the writer schema of `id` from the registry (`again`: to replace the one cached). An
+   * answer that is no usable Avro schema (an empty or broken text from the registry or a proxy in
+   * front of it) is poison like an unknown id, remembered UNKNOWN_ID_TTL_MS: parsed in the success
+   * handler, its error never reached the eviction, and the rejected reading stayed cached, every
+   * record of the id dead-lettered until a restart (found by a review). A reading again that gets
+   * one keeps the schema it had.
+   */
   private read(id: number, again: boolean): Promise<Writer> {
+    const refuse = (error: PoisonRecordError): never => {
+      if (again) throw error;
+      this.writers.delete(id);
+      this.unknown.set(id, { error, until: Date.now() + UNKNOWN_ID_TTL_MS });
+      if (this.unknown.size > UNKNOWN_IDS_KEPT) this.unknown.delete(this.unknown.keys().next().value as number);
+      throw error;
+    };
     return this.registry.schemaById(id).then(
       (text) => {
         this.known(id);
@@ -268,9 +282,9 @@ export class SchemaRegistryCodec {
           const schema: unknown = JSON.parse(text);
           return { type: avro.Type.forSchema(schema as avro.Schema), schema, text };
         } catch (error) {
-          throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, {
-            cause: error,
-          });
+          return refuse(
+            new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, { cause: error }),
+          );
         }
       },
       (error: unknown) => {

@@ -8,6 +8,7 @@ export {
   SchemaRegistryCodec,
   type SchemaSource,
   type TopicCodec,
+  UNKNOWN_ID_TTL_MS,
 } from './codec.js';
 export { registryEnvShape, toRegistryConfig } from './config.js';
 export type { RegistryConfig } from './registry.js';

@@ -1,7 +1,7 @@
 import { DriftlineError, PoisonRecordError } from '@driftline/core';
 import avro from 'avsc';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SchemaRegistryCodec, type SchemaSource } from '../src/index.js';
+import { SchemaRegistryCodec, type SchemaSource, UNKNOWN_ID_TTL_MS } from '../src/index.js';
 
 interface Click {
   user: string;
@@ -203,5 +203,35 @@ describe('a consumer whose registry numbered its schemas anew', () => {
     });
     expect(await clicks.decode(framed(1, click, { user: 'd', clicks: 4 }))).toEqual({ user: 'd', clicks: 4 });
     expect(await clicks.decode(framed(2, click, { user: 'e', clicks: 5 }))).toEqual({ user: 'e', clicks: 5 });
+  });
+});
+
+describe('a registry answering an unusable schema once', () => {
+  it('dead-letters the records of the id for a while, not until a restart: the id is read again after UNKNOWN_ID_TTL_MS (found by a review: the rejected reading stayed cached)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const registry = resettableRegistry(new Map([[7, click]]));
+    let garbage = 1;
+    const source: SchemaSource = {
+      ...registry,
+      schemaById: async (id) => {
+        if (garbage-- <= 0) return registry.schemaById(id);
+        registry.reads.push(id);
+        return '';
+      },
+    };
+    const clicks = new SchemaRegistryCodec(source).forSchema<Click>(click, 'clicks');
+    const record = framed(7, click, { user: 'u', clicks: 3 });
+    await expect(clicks.decode(record)).rejects.toMatchObject({
+      code: 'DECODE_FAILED',
+      message: expect.stringMatching(/schema id 7 is not a usable Avro schema/),
+    });
+    // Within the while, the answer is remembered: no request a record.
+    passes(UNKNOWN_ID_TTL_MS - 1_000);
+    await expect(clicks.decode(record)).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    expect(registry.reads).toEqual([7]);
+    passes(2_000);
+    expect(await clicks.decode(record)).toEqual({ user: 'u', clicks: 3 });
+    expect(registry.reads).toEqual([7, 7]);
   });
 });

@@ -1,5 +1,5 @@
 import { DriftlineError, type ErrorCode } from '@driftline/core';
-import { type EventProducer, isTooLarge } from './producer.js';
+import { type EventProducer, isTooLarge, refusalOf } from './producer.js';
 import {
   BATCH_OVERHEAD,
   boundedRuns,
@@ -37,7 +37,9 @@ const MIN_RECORD_BYTES = 4 * 1024;
  * Sends dead letters in bounded produce requests. A request the broker refuses as too large
  * (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`: never retried as such) is split in halves; a
  * single dead letter still refused is rebuilt with a smaller budget (truncated further) down to
- * 4 KiB. Any other failure (the DLQ is unavailable) is rethrown: the caller retries the batch and
+ * 4 KiB. A DLQ that refuses the letters otherwise (INVALID_RECORD from a compacted DLQ and a
+ * letter without a key) is a retriable SINK_UNAVAILABLE naming the refusal: the letters are held,
+ * never dropped. Any other failure (the DLQ is unavailable) is rethrown: the caller retries the batch and
  * commits nothing. Resolves once every dead letter is acknowledged.
  */
 export async function sendDeadLetters(
@@ -58,7 +60,23 @@ export async function sendDeadLetters(
     try {
       await send(batch);
     } catch (error) {
-      if (!isTooLarge(error)) throw error;
+      if (!isTooLarge(error)) {
+        const refusal = refusalOf(error);
+        // A DLQ that refuses the letters (a compacted one refuses a letter without a key as
+        // INVALID_RECORD) holds them: never dropped, retried until its config is fixed. It was
+        // reported as an outage of the DLQ, the cause nowhere in the line.
+        if (refusal !== undefined && error instanceof DriftlineError && !error.retriable)
+          throw new DriftlineError(
+            'SINK_UNAVAILABLE',
+            `the dead-letter topic refuses: ${refusal} (check its config): ${error.message}`,
+            {
+              cause: error,
+              retriable: true,
+              details: { kafkaError: refusal },
+            },
+          );
+        throw error;
+      }
       if (to - from > 1) {
         const middle = from + Math.ceil((to - from) / 2);
         await deliver(from, middle, budget, batch.slice(0, middle - from));

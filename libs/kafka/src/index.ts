@@ -37,7 +37,7 @@ export type { Deferral } from './deferral.js';
 export { type HeldPartition, leasedPartitions, type Membership } from './group-membership.js';
 export { partitionKey } from './partition-key.js';
 export { partitionOf } from './partitioner.js';
-export { createProducer, type EventProducer } from './producer.js';
+export { createProducer, type EventProducer, REFUSAL_TYPES } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export { DEFAULT_READ_ANSWER_TIMEOUT_MS, readToEnd } from './read-to-end.js';
 export { recordFingerprint } from './record-fingerprint.js';

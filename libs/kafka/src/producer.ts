@@ -20,8 +20,10 @@ import { BATCH_OVERHEAD, boundedRuns, messageSize, type OutboundMessage } from '
 export interface EventProducer {
   /**
    * Sends and resolves once every replica in sync has the messages (acks=all). A broker or
-   * network failure is a retriable `SINK_UNAVAILABLE`; messages the broker refuses as too large
-   * (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`) are a non-retriable `SINK_REJECTED`.
+   * network failure is a retriable `SINK_UNAVAILABLE`; messages the broker refuses as they are
+   * (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`, `INVALID_RECORD`, `INVALID_TIMESTAMP`) are a
+   * non-retriable `SINK_REJECTED`; the other REFUSAL_TYPES (rights, the topic's or broker's setup)
+   * a retriable `SINK_UNAVAILABLE` naming the refusal (`details.kafkaError`).
    */
   send(topic: string, messages: readonly OutboundMessage[]): Promise<void>;
   disconnect(): Promise<void>;
@@ -32,10 +34,48 @@ export const MAX_SEND_BYTES = 1_048_576;
 
 const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
-/** The broker's "too large" answer inside a client error (wrapped by the client's retrier), if any. */
-function tooLargeType(error: unknown): string | undefined {
-  return kafkaErrorTypeIn(error, TOO_LARGE_TYPES);
-}
+/**
+ * kafkajs' answers (protocol error types) that refuse a write for good: a try before a fix is
+ * refused again. Only these: kafkajs marks many passing states non-retriable too
+ * (BROKER_NOT_AVAILABLE, UNKNOWN — an unknown server error —, INVALID_PRODUCER_ID_MAPPING and the
+ * idempotent producer's sequence answers, which a fresh producer mends), and CORRUPT_MESSAGE is not
+ * here: a CRC mismatch on the way is retriable (kafkajs and the Java client alike). Shared with the
+ * CLI (a replay that meets one exits 1, not 69).
+ */
+export const REFUSAL_TYPES: ReadonlySet<string> = new Set([
+  // the rights of this Kafka user
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+  // the record as it is: too large for the topic, or one the topic refuses (a compacted topic's
+  // record without a key; a timestamp outside message.timestamp.difference.max.ms)
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TIMESTAMP',
+  // a topic no record may be written to
+  'INVALID_TOPIC_EXCEPTION',
+  // what this broker or topic cannot take from this client, whatever the record: a topic on a
+  // pre-0.11 message format refuses the replay's headers; a compression, an acks setting or an API
+  // version it does not support (a broker too old for kafkajs)
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+  'UNSUPPORTED_COMPRESSION_TYPE',
+  'INVALID_REQUIRED_ACKS',
+  'UNSUPPORTED_VERSION',
+  // a delegation token refused or expired: new credentials, not a retry
+  'DELEGATION_TOKEN_AUTHORIZATION_FAILED',
+  'DELEGATION_TOKEN_EXPIRED',
+]);
+
+/**
+ * The refusals of REFUSAL_TYPES that are the records' own (the same records are refused again, other
+ * records may pass): a non-retriable SINK_REJECTED, so a consumer dead-letters the input whose output
+ * was refused. The others refuse every write of this client or to this topic (rights, credentials, the
+ * topic's or broker's setup): retriable, named in the message — the consumer holds its input until
+ * they are fixed (an ACL can be) instead of draining the topic into its DLQ.
+ */
+const RECORD_REFUSAL_TYPES: ReadonlySet<string> = new Set([...TOO_LARGE_TYPES, 'INVALID_RECORD', 'INVALID_TIMESTAMP']);
 
 /** The first kafkajs error type of `types` in an error or its causes. */
 function kafkaErrorTypeIn(error: unknown, types: ReadonlySet<string>, depth = 0): string | undefined {
@@ -64,6 +104,13 @@ const PRODUCER_STATE_TYPES = new Set([
 /** True when a send failed because the producer's idempotence state is lost: replace it at once. */
 export function producerStateLost(error: unknown): boolean {
   return kafkaErrorTypeIn(error, PRODUCER_STATE_TYPES) !== undefined;
+}
+
+/** The broker's refusal (one of REFUSAL_TYPES) a failed send was classified as, if any. */
+export function refusalOf(error: unknown): string | undefined {
+  if (!(error instanceof DriftlineError)) return undefined;
+  const type = (error.details as { kafkaError?: unknown } | undefined)?.kafkaError;
+  return typeof type === 'string' && REFUSAL_TYPES.has(type) ? type : undefined;
 }
 
 /** True when a send failed because the broker refused the messages as too large (not retriable as they are). */
@@ -234,18 +281,30 @@ function clientHeaders(headers: NonNullable<OutboundMessage['headers']>): NonNul
   ) as NonNullable<Message['headers']>;
 }
 
-/** A failed send as a DriftlineError: refused as too large (not retriable as they are), or Kafka unavailable. */
+/**
+ * A failed send as a DriftlineError: refused for what the records are (too large, invalid for the
+ * topic: not retriable as they are, `details.kafkaError` names the refusal), refused for who sends or
+ * where (retriable, the refusal named: a fix of the ACL or the topic lets it through), or Kafka unavailable.
+ */
 function classifySendError(topic: string, error: unknown): DriftlineError {
   if (error instanceof DriftlineError) return error;
-  const type = tooLargeType(error);
-  if (type !== undefined) {
-    return new DriftlineError('SINK_REJECTED', `producing to ${topic} refused (${type}): ${(error as Error).message}`, {
+  const message = (error as Error).message;
+  const type = kafkaErrorTypeIn(error, REFUSAL_TYPES);
+  if (type !== undefined && RECORD_REFUSAL_TYPES.has(type)) {
+    return new DriftlineError('SINK_REJECTED', `producing to ${topic} refused (${type}): ${message}`, {
       cause: error,
       retriable: false,
       details: { kafkaError: type },
     });
   }
-  return new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: ${(error as Error).message}`, {
+  if (type !== undefined) {
+    return new DriftlineError(
+      'SINK_UNAVAILABLE',
+      `producing to ${topic} refused (${type}: fix the client's rights or the topic; retried meanwhile): ${message}`,
+      { cause: error, retriable: true, details: { kafkaError: type } },
+    );
+  }
+  return new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: ${message}`, {
     cause: error,
     retriable: true,
   });

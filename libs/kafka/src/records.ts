@@ -139,8 +139,12 @@ const unbounded: DeadLetterBounds = {
   maxReasonBytes: DEFAULT_MAX_REASON_BYTES,
 };
 
+/** The names of driftline's dead-letter headers (DLQ_HEADERS) all begin with this. */
+const DLQ_HEADER_PREFIX = 'driftline.dlq.';
+
 /**
- * Builds the dead-letter message for a record: original bytes plus the reason in headers.
+ * Builds the dead-letter message for a record: original bytes plus the reason in headers. The
+ * record's headers are kept but for those named `driftline.dlq.*` (left out: read as the letter's own).
  * A record larger than `maxRecordBytes` is truncated so it still fits in the DLQ: its value is
  * cut to its first bytes and `driftline.dlq.truncated` holds the original value size; when the
  * key and headers alone do not fit either, the original headers are dropped and the key is cut
@@ -164,7 +168,10 @@ export function deadLetterMessage(
   };
   const original: Record<string, HeaderValue> = {};
   for (const [name, value] of Object.entries(record.headers)) {
-    if (value !== undefined) setOwn(original, name, value);
+    // A record's own `driftline.dlq.*` headers (a record read from a DLQ, or a producer's) are left
+    // out: the letter's readers took them for its own (a `driftline.dlq.truncated` one had the
+    // replay skip a whole record as truncated). A replay leaves them out anyway.
+    if (value !== undefined && !name.startsWith(DLQ_HEADER_PREFIX)) setOwn(original, name, value);
   }
   const whole: OutboundMessage = { key: record.key, value: record.value, headers: { ...original, ...own } };
   if (messageSize(whole) <= bounds.maxRecordBytes) return whole;

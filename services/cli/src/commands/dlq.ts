@@ -11,6 +11,7 @@ import {
   kafkaEnvShape,
   listTopics,
   type OutboundMessage,
+  REFUSAL_TYPES,
   REPLAYED_FROM_HEADER,
   readDeadLetter,
   readToEnd,
@@ -193,40 +194,6 @@ class ReplayWriteFailed extends Error {
 }
 
 /**
- * kafkajs' answers (protocol error types) that refuse a write for good: a run before a fix is
- * refused again. Only these: kafkajs marks many passing states non-retriable too
- * (BROKER_NOT_AVAILABLE, UNKNOWN — an unknown server error —, INVALID_PRODUCER_ID_MAPPING and the
- * idempotent producer's sequence answers, which a fresh producer mends), and a script that stops on
- * exit 1 would give up on an outage. CORRUPT_MESSAGE is not here: a CRC mismatch on the way is
- * retriable (kafkajs and the Java client alike).
- */
-const REFUSAL_TYPES: ReadonlySet<string> = new Set([
-  // the rights of this Kafka user
-  'TOPIC_AUTHORIZATION_FAILED',
-  'CLUSTER_AUTHORIZATION_FAILED',
-  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
-  'SASL_AUTHENTICATION_FAILED',
-  // the record as it is: too large for the topic, or one the topic refuses (a compacted topic's
-  // record without a key; a timestamp outside message.timestamp.difference.max.ms)
-  'MESSAGE_TOO_LARGE',
-  'RECORD_LIST_TOO_LARGE',
-  'INVALID_RECORD',
-  'INVALID_TIMESTAMP',
-  // a topic no record may be written to
-  'INVALID_TOPIC_EXCEPTION',
-  // what this broker or topic cannot take from this client, whatever the record: a topic on a
-  // pre-0.11 message format refuses the replay's headers; a compression, an acks setting or an API
-  // version it does not support (a broker too old for kafkajs)
-  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
-  'UNSUPPORTED_COMPRESSION_TYPE',
-  'INVALID_REQUIRED_ACKS',
-  'UNSUPPORTED_VERSION',
-  // a delegation token refused or expired: new credentials, not a retry
-  'DELEGATION_TOKEN_AUTHORIZATION_FAILED',
-  'DELEGATION_TOKEN_EXPIRED',
-]);
-
-/**
  * kafkajs' own refusals (error class names, no protocol type), each with what it is reported as:
  * a failed SASL authentication, and a broker that lacks an API kafkajs needs (too old for it).
  */
@@ -236,9 +203,9 @@ const REFUSAL_CLASSES: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
- * The refusal in a failed write (REFUSAL_TYPES, or one of kafkajs' REFUSAL_CLASSES), found
- * anywhere in the cause chain: libs/kafka's producer reports everything but "too large" as a
- * retriable SINK_UNAVAILABLE with kafkajs' error as its cause.
+ * The refusal in a failed write (libs/kafka's REFUSAL_TYPES, or one of kafkajs' REFUSAL_CLASSES),
+ * found anywhere in the cause chain: libs/kafka's producer reports the refusals of rights and of
+ * the topic's setup as a retriable SINK_UNAVAILABLE with kafkajs' error as its cause.
  */
 function refusedByBroker(error: unknown, depth = 0): string | undefined {
   if (error === null || typeof error !== 'object' || depth > 5) return undefined;

@@ -433,15 +433,19 @@ const SKEW_WINDOW_MS = 'toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Mi
  * names, so the panels also work on a database no service of this release has migrated yet (no
  * `skew_windows_v2`: naming it failed every skew panel with UNKNOWN_TABLE until then). FINAL applies
  * to each table with its own key, and epochs never share a row: the sum over both is the window's.
- * Of one window length, the latest window's (the skew-monitor's DRIFTLINE_SKEW_WINDOW), as the
- * report: after a change, windows of two lengths starting at one time were added up (a review).
- * The length is read from the selection's rows without FINAL (three columns): the latest row's.
- * The regular expression ends in `\z`, not `$` (see {@link inSelection}).
+ * After a change of the window length (the skew-monitor's DRIFTLINE_SKEW_WINDOW), as the report:
+ * every window of the latest length (the latest window's), and of other lengths only the windows
+ * starting before the latest length's first one in the range — windows of two lengths starting at
+ * one time were added up (a review), and reading the latest length alone hid all history before the
+ * change (one new window left 1 of 12; a review). The lengths are read from the selection's rows
+ * without FINAL (three columns). The regular expression ends in `\z`, not `$` (see {@link inSelection}).
  */
-const SKEW_ROWS = `(SELECT * FROM ${SKEW_TABLES} FINAL
+const SKEW_ROWS = `(WITH (SELECT argMax((len, first), last) FROM (
+      SELECT ${SKEW_WINDOW_MS} AS len, min(window_start) AS first, max((window_start, updated_at)) AS last
+      FROM ${SKEW_TABLES} WHERE ${SKEW_SELECTION} GROUP BY len)) AS latest
+  SELECT * FROM ${SKEW_TABLES} FINAL
   WHERE ${SKEW_SELECTION}
-  AND ${SKEW_WINDOW_MS} = (SELECT argMax(${SKEW_WINDOW_MS}, (window_start, updated_at)) FROM ${SKEW_TABLES}
-    WHERE ${SKEW_SELECTION}))`;
+  AND (${SKEW_WINDOW_MS} = latest.1 OR window_start < latest.2))`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of

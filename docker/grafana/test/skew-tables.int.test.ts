@@ -181,4 +181,29 @@ describe('the skew panels on a database before and after migration 0670, through
     expect(after).toEqual(before);
     expect((await run(s, table)).reduce((n, r) => n + Number(r.compared), 0)).toBe(totalBefore);
   });
+
+  it('keeps the history before a change of the window length: a newer, shorter window hides no earlier window (found by a review)', async () => {
+    // DRIFTLINE_SKEW_WINDOW changed 1h → 30m: the new process writes its first window, the last half hour of the range.
+    const s = shapeOf('previous');
+    const share = sqlOf('panel "Skew: share mismatched per feature" A');
+    const table = sqlOf('panel "Skew in the range, per feature" A');
+    const before = (await run(s, share)).filter((r) => r.feature === 'amount');
+    const compared = async () =>
+      (await run(s, table)).filter((r) => r.feature === 'amount').reduce((n, r) => n + Number(r.compared), 0);
+    const totalBefore = await compared();
+    const last = s.scenario.windows.at(-1)! + 1_800_000;
+    const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+    await s.ch.command(
+      `INSERT INTO ${s.ch.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
+         source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at)
+       VALUES ('${s.scenario.model.replaceAll("'", "\\'")}', 'v2', '${t(last)}', '${t(last + 1_800_000)}', 'amount',
+         'predictions.v1', 0, 9999, 10, 10, 0, 0, 0, 0, 0, 0, [], '${t(last + 1_800_000)}')`,
+    );
+    const after = (await run(s, share)).filter((r) => r.feature === 'amount');
+    expect(before).toHaveLength(s.scenario.windows.length);
+    expect(after.slice(0, -1)).toEqual(before);
+    expect(after.map((r) => r.time).at(-1)).toBe(t(last));
+    expect(await compared()).toBe(totalBefore + 10);
+  });
 });

@@ -102,20 +102,22 @@ describe('skew_windows rows of two window lengths (DRIFTLINE_SKEW_WINDOW changed
     ]);
   });
 
-  it('reports one window length — the latest — and says which windows it left out, never the sum of two', async () => {
+  it('reports the latest length and, before its first window, the earlier length: never the sum of two, no history hidden', async () => {
     const model = 'report-lengths';
     const store = new ClickHouseSkewWindowStore(ch);
     // Partition 0 ran 10-minute windows before the change, partition 1 had its first records after it.
     await store.write([partial(model, T - 10 * M, 10 * M, 50, 100, 10), partial(model, T, 10 * M, 100, 40, 4)]);
     await store.write([partial(model, T, 5 * M, 7, 20, 10, 1), partial(model, T + 5 * M, 5 * M, 9, 20, 2, 1)]);
     const data = await warehouseOn(ch).report({ model, from: T - 60 * M, to: T + 60 * M });
+    // The 10-minute window before the change is kept (reading one length hid it; a review), the one at T is not added.
     expect(data.skew?.map((p) => [p.windowStart, p.compared, p.mismatched])).toEqual([
+      [T - 10 * M, 100, 10],
       [T, 20, 10],
       [T + 5 * M, 20, 2],
     ]);
-    expect(data.skewTotals?.features.map((f) => [f.feature, f.compared, f.share])).toEqual([['amount', 40, 12 / 40]]);
+    expect(data.skewTotals?.features.map((f) => [f.feature, f.compared, f.share])).toEqual([['amount', 140, 22 / 140]]);
     expect(data.notes).toContain(
-      'skew: windows of 5m shown (the latest length); 2 windows of other lengths (10m) left out: DRIFTLINE_SKEW_WINDOW changed in the range',
+      `skew: windows of 5m (the latest length) from ${new Date(T).toISOString()}, of 10m before; 1 windows of other lengths from then on left out: DRIFTLINE_SKEW_WINDOW changed in the range`,
     );
   });
 });
@@ -290,7 +292,33 @@ describe('0710 on a database made by the previous release', () => {
       });
     const other = await createClickHouse(testClickHouse(path, db.database));
     const migration = migrations.find((m) => m.id === '0710_skew_windows_window_end');
-    await Promise.all([migration?.apply?.(db), migration?.apply?.(other)]);
+    // After every statement of either: the rows held by copy tables (each process made its own full
+    // copy before: 40). A second, empty copy table may exist for a moment — made in the milliseconds
+    // between the other process's claim and its exchange, then abandoned before any row and dropped
+    // —, so the rows, not the tables, are what is bounded.
+    let most = 0;
+    const copiedRows = async () => {
+      let rows = 0;
+      for (const [name] of await tablesOf(db)) {
+        if (!String(name).includes('_rebuild_')) continue;
+        const [n] = await db
+          .select<{ n: number | string }>(`SELECT count() AS n FROM ${db.table(String(name))}`)
+          .catch(() => [{ n: 0 }]); // dropped meanwhile
+        rows += Number(n?.n ?? 0);
+      }
+      return rows;
+    };
+    const watched = (c: ClickHouse): ClickHouse => ({
+      ...c,
+      table: (name) => c.table(name),
+      select: (sql, params) => c.select(sql, params),
+      command: async (sql) => {
+        await c.command(sql);
+        most = Math.max(most, await copiedRows());
+      },
+    });
+    await Promise.all([migration?.apply?.(watched(db)), migration?.apply?.(watched(other))]);
+    expect(most).toBe(20);
     expect(await tablesOf(db)).toEqual([
       ['skew_windows', true],
       ['skew_windows_v2', true],
@@ -300,41 +328,104 @@ describe('0710 on a database made by the previous release', () => {
     await db.close();
   });
 
-  it('copies in calls of a bounded number of rows, by days of window_start, every day included', async () => {
+  it('copies in calls of a bounded number of rows, a large day by window starts and hash buckets, every row included', async () => {
     const db = await previousRelease();
     const D = 86_400_000;
-    for (const day of [0, 0, 0, 1, 3, 9])
+    // Day 0: 3 rows at 3 starts; day 9: 5 rows at one start (more than a call: hash buckets).
+    // Partitions fixed: the hash buckets (about half a call's rows each, by a hash) are the same at every run.
+    const rows = [
+      [0, 1],
+      [0, 2],
+      [0, 3],
+      [1, 0],
+      [3, 0],
+      [9, 0],
+      [9, 0],
+      [9, 0],
+      [9, 0],
+      [9, 0],
+    ] as const;
+    for (const [i, [day, minute]] of rows.entries())
       await insertPrevious(db, 'skew_windows', {
-        start: T + day * D + Math.random() * 60 * M,
+        start: T + day * D + minute * M,
         lengthMs: 5 * M,
         offset: 1,
         compared: day + 1,
-        partition: Math.floor(Math.random() * 1e6),
+        partition: i,
       });
-    const copies: string[] = [];
+    const copied: number[] = [];
+    const rowsOf = async (table: string) =>
+      Number((await db.select<{ n: number | string }>(`SELECT count() AS n FROM ${db.table(table)}`))[0]?.n);
     const counted: ClickHouse = {
       ...db,
       table: (name) => db.table(name),
       select: (sql, params) => db.select(sql, params),
-      command: (sql) => {
-        if (/^INSERT INTO \S+_rebuild_/.test(sql)) copies.push(sql);
-        return db.command(sql);
+      command: async (sql) => {
+        const into = /^INSERT INTO \S+\.(\S+_rebuild_\S+) /.exec(sql)?.[1];
+        const before = into === undefined ? 0 : await rowsOf(into);
+        await db.command(sql);
+        if (into !== undefined) copied.push((await rowsOf(into)) - before);
       },
     };
     await rebuildWithWindowEnd(counted, 'skew_windows', 2);
-    // Day 0 (3 rows) alone, days 1 and 3, day 9; the first unbounded below, the last above.
-    expect(copies.map((c) => c.slice(c.indexOf('WHERE')).replace(/\s+/g, ' '))).toEqual([
-      `WHERE toRelativeDayNum(window_start) <= ${Math.floor(T / D)}`,
-      `WHERE toRelativeDayNum(window_start) >= ${Math.floor(T / D) + 1} AND toRelativeDayNum(window_start) <= ${Math.floor(T / D) + 3}`,
-      `WHERE toRelativeDayNum(window_start) >= ${Math.floor(T / D) + 9}`,
-    ]);
+    expect(copied.reduce((a, b) => a + b, 0)).toBe(10);
+    expect(Math.max(...copied)).toBeLessThanOrEqual(2);
     expect(await tablesOf(db)).toEqual([
       ['skew_windows', true],
       ['skew_windows_v2', false],
     ]);
-    expect((await finalRows(db, 'skew_windows')).map((r) => r[2])).toEqual([1, 1, 1, 2, 4, 10]);
+    expect((await finalRows(db, 'skew_windows')).map((r) => r[2])).toEqual([1, 1, 1, 2, 4, 10, 10, 10, 10, 10]);
     await db.close();
   });
+
+  it("finishes under a call timeout shorter than a day's copy: each start goes on from the last, one copy table at most, no row lost", async () => {
+    const db = await previousRelease();
+    const ROWS = 400_000;
+    // One day of 5-minute windows (288), 50 models, 100 features, 4 partitions: 8 times a call's rows.
+    await db.command(
+      `INSERT INTO ${db.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
+         source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at, expired)
+       SELECT concat('m', toString(number % 50)), 'v1',
+         fromUnixTimestamp64Milli(toInt64(${T}), 'UTC') + toIntervalMinute(5 * (intDiv(number, 50) % 288)),
+         fromUnixTimestamp64Milli(toInt64(${T + 5 * M}), 'UTC') + toIntervalMinute(5 * (intDiv(number, 50) % 288)),
+         concat('f', toString(intDiv(number, 14400) % 100)), '${TOPIC}', intDiv(number, 144000), number, 10, 10, 1,
+         0, 0, 0, 0, 0, [1, 2], now64(3), 0
+       FROM numbers(${ROWS})`,
+    );
+    const finalCount = async (table: string) =>
+      Number((await db.select<{ n: number | string }>(`SELECT count() AS n FROM ${db.table(table)} FINAL`))[0]?.n);
+    const before = await finalCount('skew_windows');
+    const rebuildTablesNow = async () =>
+      (await tablesOf(db)).filter(([name]) => String(name).includes('_rebuild_')).map(([name]) => name);
+    // A one-call copy of the day takes longer than the bound; a call of ROWS / 8 rows fits in it.
+    const bounded = migrations.map((m) =>
+      m.id === '0710_skew_windows_window_end'
+        ? { ...m, apply: (c: ClickHouse) => rebuildWithWindowEnd(c, 'skew_windows', ROWS / 8) }
+        : m,
+    );
+    let most = 0;
+    let done = false;
+    for (let start = 0; start < 40 && !done; start++) {
+      const service = await createClickHouse(testClickHouse(path, db.database, 250));
+      done = await migrate(service, bounded).then(
+        () => true,
+        () => false,
+      );
+      await service.close();
+      most = Math.max(most, (await rebuildTablesNow()).length);
+    }
+    expect(done).toBe(true);
+    expect(most).toBeLessThanOrEqual(1);
+    expect(await rebuildTablesNow()).toEqual([]);
+    expect(await tablesOf(db)).toEqual([
+      ['skew_windows', true],
+      ['skew_windows_v2', false],
+    ]);
+    expect(await finalCount('skew_windows')).toBe(before);
+    expect(before).toBe(ROWS);
+    await db.close();
+  }, 180_000);
 
   it('copies again the rows the previous release wrote to the old table during the copy, and only those', async () => {
     const db = await previousRelease();

@@ -548,11 +548,13 @@ async function loadRetrain(
  * the highest share (versions summed), the latest window as it is — as rows per (window, feature,
  * version). `tables`: those of SKEW_WINDOW_TABLES the database has. Every row was read.
  *
- * Of one window length: the latest window's (the skew-monitor's DRIFTLINE_SKEW_WINDOW as the rows
- * tell it). After a change of that length, windows of two lengths overlap in time — both counted the
- * predictions between the old process's last commit and its last row — and summing them counted
- * those twice, in one window when both started at the same time (a review): the others are left
- * out, with a note saying how many.
+ * After a change of the window length (the skew-monitor's DRIFTLINE_SKEW_WINDOW as the rows tell
+ * it): every window of the latest length (the latest window's), and of other lengths only those
+ * starting before its first window in the range, with a note. Windows of two lengths overlap in time
+ * — both counted the predictions between the old process's last commit and its last row — and
+ * summing them counted those twice, in one window when both started at the same time (a review):
+ * the windows of other lengths from then on are left out, the note says how many. (Reading the
+ * latest length alone hid all history before the change; the dashboards do as this.)
  */
 async function loadSkew(
   ch: ClickHouse,
@@ -562,26 +564,39 @@ async function loadSkew(
 ): Promise<{ skew: SkewPoint[]; totals: SkewTotals | undefined }> {
   const inRange = `model = {model:String} AND ${IN_RANGE('window_start')}`;
   const lengthMs = 'toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start)';
-  // Per window length: its features, its windows and its latest window (the first row's length is shown).
-  const lengths = await rows<{ len: number | string; n: number | string; windows: number | string }>(
+  // Per window length: its features, its first and its latest window (the first row's length is shown).
+  const lengths = await rows<{ len: number | string; n: number | string; first: number | string }>(
     ch,
-    `SELECT ${lengthMs} AS len, uniqExact(feature) AS n, uniqExact(window_start) AS windows
+    `SELECT ${lengthMs} AS len, uniqExact(feature) AS n, toUnixTimestamp64Milli(min(window_start)) AS first
      FROM (${skewWindowRows((name) => ch.table(name), inRange, tables, ROW_COLUMNS_ANY_RELEASE)})
      GROUP BY len
      ORDER BY max(window_start) DESC, max(updated_at) DESC, len`,
     RANGE_PARAMS(r),
   );
   const [shown, ...others] = lengths;
-  const total = Number(shown?.n ?? 0);
-  if (shown === undefined || total === 0) return { skew: [], totals: undefined };
+  if (shown === undefined || Number(shown.n) === 0) return { skew: [], totals: undefined };
   const windowMs = Number(shown.len);
-  if (others.length > 0)
-    notes.push(
-      `skew: windows of ${formatDuration(windowMs)} shown (the latest length); ${others.reduce((n, o) => n + Number(o.windows), 0)} windows of other lengths (${others.map((o) => formatDuration(Number(o.len))).join(', ')}) left out: DRIFTLINE_SKEW_WINDOW changed in the range`,
-    );
-  const params = { ...RANGE_PARAMS(r), windowMs };
+  const params = { ...RANGE_PARAMS(r), windowMs, since: Number(shown.first) };
   // One length in the range (the usual case): no filter, the queries as before.
-  const ofLength = others.length === 0 ? '' : ` AND ${lengthMs} = {windowMs:Int64}`;
+  const keptRow = `(${lengthMs} = {windowMs:Int64} OR window_start < fromUnixTimestamp64Milli({since:Int64}, 'UTC'))`;
+  const ofLength = others.length === 0 ? '' : ` AND ${keptRow}`;
+  let total = Number(shown.n);
+  if (others.length > 0) {
+    const [mix] = await rows<{ n: number | string; left: number | string; lens: Array<number | string> }>(
+      ch,
+      `SELECT uniqExactIf(feature, ${keptRow}) AS n, uniqExactIf((window_start, len), NOT ${keptRow}) AS left,
+         arraySort(groupUniqArrayIf(len, len != {windowMs:Int64})) AS lens
+       FROM (SELECT *, ${lengthMs} AS len
+             FROM (${skewWindowRows((name) => ch.table(name), inRange, tables, ROW_COLUMNS_ANY_RELEASE)}))`,
+      params,
+    );
+    total = Number(mix?.n ?? total);
+    const left = Number(mix?.left ?? 0);
+    const since = new Date(Number(shown.first)).toISOString();
+    notes.push(
+      `skew: windows of ${formatDuration(windowMs)} (the latest length) from ${since}, of ${(mix?.lens ?? []).map((l) => formatDuration(Number(l))).join(', ')} before; ${left} windows of other lengths from then on left out: DRIFTLINE_SKEW_WINDOW changed in the range`,
+    );
+  }
   const perWindow = `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws,
        sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
        sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,

@@ -5,6 +5,7 @@
 // on live paired evidence, the drift monitor measures against the new reference, and live ROC AUC
 // recovers. Scenario `bad-candidate` also sends a deliberately bad version into shadow, which the
 // promotion policy must reject on live labels.
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -564,7 +565,12 @@ function writeBadCandidate(modelsDir: string, base: string): string {
   const from = join(modelsDir, MODEL, base);
   const to = join(modelsDir, MODEL, version);
   mkdirSync(to, { recursive: true });
-  writeFileSync(join(to, 'model.json'), invertedModel(readFileSync(join(from, 'model.json'), 'utf8')));
-  writeFileSync(join(to, 'meta.json'), readFileSync(join(from, 'meta.json')));
+  const model = invertedModel(readFileSync(join(from, 'model.json'), 'utf8'));
+  writeFileSync(join(to, 'model.json'), model);
+  // The meta names its model file by digest (the model-server loads only the pair it names): a
+  // version made by hand names its own model.json.
+  const meta = JSON.parse(readFileSync(join(from, 'meta.json'), 'utf8')) as Record<string, unknown>;
+  meta.model_sha256 = createHash('sha256').update(model).digest('hex');
+  writeFileSync(join(to, 'meta.json'), JSON.stringify(meta));
   return version;
 }

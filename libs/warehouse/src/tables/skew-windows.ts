@@ -414,7 +414,11 @@ export async function rebuildWithWindowEnd(
         .catch(async (error: unknown) => {
           if ((await sortingKey(ch, copy)) === undefined) throw error;
         });
-      for (const statement of alter) await ch.command(statement.replaceAll('{db}', ch.database));
+      // The copy taken meanwhile by another run (renamed to claim it): that run alters it too.
+      for (const statement of alter)
+        await ch.command(statement.replaceAll('{db}', ch.database)).catch(async (error: unknown) => {
+          if ((await sortingKey(ch, copy)) !== undefined) throw error;
+        });
     }
     // Another run exchanged meanwhile: the copy is one of the leftovers (step 3), not to be filled from the new table.
     const abandon = async () => keyedByEnd(await sortingKey(ch, name));

@@ -1,4 +1,4 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, eventTimeProblem, type Logger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, eventTimeProblem } from '@driftline/core';
 import { referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -8,25 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { AHEAD_WARNING_INTERVAL_MS, stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress, memoryReferenceStore } from './support.js';
+import { memoryProgress, memoryReferenceStore, warnings } from './support.js';
 
 const T0 = Date.UTC(2026, 11, 7, 10, 0, 30);
 const MINUTE = 60_000;
-
-/** A logger that keeps its warnings. */
-function warnings(): { logger: Logger; lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> } {
-  const lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    error: () => {},
-    warn: (obj, msg) => {
-      lines.push({ obj: obj as Record<string, unknown>, msg });
-    },
-    child: () => logger,
-  };
-  return { logger, lines };
-}
 
 /** Stage one on 5-minute windows (the defaults' horizon, 1 min), its records stamped at `clock`. */
 function setup() {

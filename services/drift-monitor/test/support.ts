@@ -1,4 +1,4 @@
-import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, type Logger } from '@driftline/core';
 import { decodePartials, type OutboundPartials, type PartialsMessage, type ReferenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { ExpectationSet } from '@driftline/quality';
@@ -183,4 +183,22 @@ export function writtenReferences(
 /** A batch's (model, version) pairs for `ReferenceCache.ensure`, each with events from `earliestWindowStart` on. */
 export function batchPairs(pairs: ReadonlyArray<readonly [string, string]>, earliestWindowStart: number): BatchPair[] {
   return pairs.map(([model, version]) => ({ model, version, earliestWindowStart }));
+}
+
+/** A logger that keeps its warnings. */
+export function warnings(): {
+  logger: Logger;
+  lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }>;
+} {
+  const lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    error: () => {},
+    warn: (obj, msg) => {
+      lines.push({ obj: obj as Record<string, unknown>, msg });
+    },
+    child: () => logger,
+  };
+  return { logger, lines };
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, type Logger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
 import { referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -10,24 +10,9 @@ import {
   UNREFERENCED_WARNING_INTERVAL_MS,
   UNREFERENCED_WARNING_MAX_KEYS,
 } from '../src/stage-one.js';
-import { memoryProgress, memoryReferenceStore } from './support.js';
+import { memoryProgress, memoryReferenceStore, warnings } from './support.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-
-/** A logger that keeps its warnings. */
-function warnings(): { logger: Logger; lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> } {
-  const lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    error: () => {},
-    warn: (obj, msg) => {
-      lines.push({ obj: obj as Record<string, unknown>, msg });
-    },
-    child: () => logger,
-  };
-  return { logger, lines };
-}
 
 describe('stage one: predictions no reference measures are warned of per (model, version), rate-limited', () => {
   it('one line per (model, version) per interval, naming what is unmonitored and how many events; measured ones are not', async () => {

@@ -17,10 +17,12 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 # corepack's own pnpm download fails its signature check with this Node; npm's install works.
+# A pnpm on PATH counts only when it runs and is major $(PNPM_VERSION): corepack's shim (after
+# `corepack enable`) exists but fails with a stack trace, and pnpm 7 or 8 cannot read the lockfile.
 # Errors only (a silent reporter hid why an install failed: a registry down said nothing).
 bootstrap: ## check Node, install pnpm (when missing, into .cache/pnpm) and the workspace packages
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("driftline needs Node >= $(NODE_MIN) (package.json engines); this is " + process.version); process.exit(1); }'
-	@command -v pnpm >/dev/null 2>&1 || npm install --global --prefix "$(PNPM_PREFIX)" --loglevel=error --no-fund --no-audit pnpm@$(PNPM_VERSION)
+	@v=$$(COREPACK_ENABLE_DOWNLOAD_PROMPT=0 pnpm --version 2>/dev/null) && [ "$${v%%.*}" = "$(PNPM_VERSION)" ] || npm install --global --prefix "$(PNPM_PREFIX)" --loglevel=error --no-fund --no-audit pnpm@$(PNPM_VERSION)
 	@$(PNPM) install --frozen-lockfile --prefer-offline --loglevel=error
 
 # One esbuild bundle of the CLI (services run through `driftline run`): services/cli/dist.

@@ -18,13 +18,16 @@ import {
   withServing,
 } from '@driftline/policy';
 import type { VersionLoader } from './artifacts.js';
-import { type ServedSet, servedSet } from './stages.js';
+import { hiddenCanary, type ServedSet, type StageOverrides, servedSet } from './stages.js';
 import { type LoadedVersion, planServing, type ServingPlan } from './version.js';
 
 export interface ServingTableOptions {
   readonly views: FeatureViews;
   readonly load: VersionLoader;
-  /** Operator overrides (DRIFTLINE_MODEL_SERVER_CANARY): replace the canary of models.v1. */
+  /**
+   * Operator overrides (DRIFTLINE_MODEL_SERVER_CANARY): replace the canary of models.v1 (one
+   * warning per model and staged canary hidden), unless their version is production.
+   */
   readonly canaries: ReadonlyMap<string, CanarySpec>;
   /** Operator overrides (DRIFTLINE_MODEL_SERVER_SHADOW): scored in addition to the staged shadows. */
   readonly shadows: ReadonlyMap<string, readonly string[]>;
@@ -67,6 +70,11 @@ export class ServingTable {
   private readonly unserved = new Map<string, UnservedProduction>();
   /** By model, the productions the stages named whose load failed while nothing served (see `unwatchNeverLoaded`). */
   private readonly failedUnserved = new Map<string, Set<string>>();
+  /**
+   * By model, the staged canary the operator's canary hides, once said (see `sayHiddenCanary`): at
+   * most one entry per model with an override.
+   */
+  private readonly hiddenCanaries = new Map<string, string>();
   /**
    * "version not loaded; served without it", at most once per model and version per
    * {@link NOT_LOADED_LINE_MS} (the rest counted in the next), for as many versions as the serving
@@ -157,6 +165,7 @@ export class ServingTable {
     return this.serially(model, async () => {
       if (this.follows(model)) return;
       this.stages.delete(model);
+      this.hiddenCanaries.delete(model);
       this.failedUnserved.delete(model);
       this.servedProductions.delete(model);
       for (const [key, e] of this.givenUpVersions) if (e.model === model) this.givenUpVersions.delete(key);
@@ -302,12 +311,14 @@ export class ServingTable {
         ? this.unwatchNeverLoaded(model, stages)
         : this.watchServedOnly(model, before, stages, current);
     this.stages.set(model, stages);
-    const served = servedSet(stages, {
+    const overrides: StageOverrides = {
       ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
       shadows: this.options.shadows.get(model) ?? [],
-    });
+    };
+    const served = servedSet(stages, overrides);
     // No production (no PROMOTED yet).
     if (served === undefined) return;
+    this.sayHiddenCanary(model, stages, overrides, served);
     // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
     // what the stages ask for (a version failed to load before): then any event retries it.
     if (current !== undefined && servesExactly(current, served)) return;
@@ -357,6 +368,31 @@ export class ServingTable {
     if (missing.length > 0) {
       throw new VersionsNotServedError(model, missing, { retriable: missing.some(retriable) });
     }
+  }
+
+  /**
+   * Says once per model and staged canary that DRIFTLINE_MODEL_SERVER_CANARY keeps the canary
+   * models.v1 stages from serving here. It did so silently: the controller waited for evidence of a
+   * canary no request reached (found by a review).
+   */
+  private sayHiddenCanary(model: string, stages: ModelStages, overrides: StageOverrides, served: ServedSet): void {
+    const hidden = hiddenCanary(stages, overrides);
+    if (hidden === undefined) {
+      this.hiddenCanaries.delete(model);
+      return;
+    }
+    if (this.hiddenCanaries.get(model) === hidden.version) return;
+    this.hiddenCanaries.set(model, hidden.version);
+    this.options.logger.warn(
+      {
+        model,
+        staged_canary: hidden.version,
+        staged_share: hidden.share,
+        override_canary: served.canary?.version,
+        override_share: served.canary?.share,
+      },
+      `DRIFTLINE_MODEL_SERVER_CANARY serves ${served.canary?.version} as the canary of ${model} instead of ${hidden.version}, the canary models.v1 stages: ${hidden.version} is not scored here, so this instance gives its comparison no evidence; served by no instance, the controller rejects it at max_time (rolled back, too_few_labels). Remove the override to serve it`,
+    );
   }
 
   /**

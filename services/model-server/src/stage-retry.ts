@@ -26,7 +26,10 @@ export interface StageApplierOptions {
   /** First retry delay; it doubles up to `maxDelayMs`. */
   readonly firstDelayMs?: number;
   readonly maxDelayMs?: number;
-  /** Events dated beyond now + `maxFutureMs` are refused (DRIFTLINE_EVENT_TIME_*; default: libs/core's). */
+  /**
+   * Events dated beyond now + {@link FUTURE_SKEW_FACTOR} × `maxFutureMs` are refused; those beyond
+   * `maxFutureMs` only are applied with a warning (DRIFTLINE_EVENT_TIME_*; default: libs/core's).
+   */
   readonly eventTime?: EventTimeBounds;
   readonly now?: () => number;
   /**
@@ -63,6 +66,20 @@ export interface StageApplierOptions {
  * replay, then one batch at a time): the wait adds no events to memory.
  */
 export const MAX_MODELS = 1_000;
+
+/**
+ * How far ahead of this server's clock a models.v1 event may be dated and still be applied, in
+ * multiples of DRIFTLINE_EVENT_TIME_MAX_FUTURE (the bound): its producer's clock may be up to the
+ * bound ahead, and this server's as much behind. An event within the bound on the clock of the
+ * host that dated it (the controller's, `driftline model stage`'s) was refused here when this
+ * server's clock was a little behind (producers 59 min ahead, the server 2 min behind: the
+ * CANARY refused; a PROMOTED so refused leaves the old production answering), and never applied again while the controller took it as
+ * delivered (it publishes a transition once; found by a review). Beyond twice the bound (9e18,
+ * microseconds) an event is refused: taken, it made every later transition of the model look
+ * stale. Applied at once rather than held until its time comes: held, the model's later events
+ * would wait behind it, and once applied its date weighs the same on later events' staleness.
+ */
+export const FUTURE_SKEW_FACTOR = 2;
 
 /** Retry lines written per interval at most; the failures of the others are summed in one line at its end. */
 const RETRY_LINES_PER_INTERVAL = 10;
@@ -131,9 +148,12 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : counter(
           options.registry,
           'driftline_model_server_model_events_refused_total',
-          `models.v1 events not applied: dated beyond the event-time bound into the future (reason future_event_time: taken, they made every later transition of the model look stale), or of a new model while ${MAX_MODELS} are followed (too_many_models)`,
+          `models.v1 events not applied: dated more than ${FUTURE_SKEW_FACTOR} x the event-time bound into the future (reason future_event_time: taken, they made every later transition of the model look stale), or of a new model while ${MAX_MODELS} are followed (too_many_models); not applied later: the transitions they carry are missing here`,
           ['reason'],
         );
+  // Both series from the start: increase() does not count a series' first sample, so an alert on
+  // it missed a first refusal after the first scrape.
+  for (const reason of ['future_event_time', 'too_many_models'] as const) refusedEvents?.inc({ reason }, 0);
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
   const failedModels = new Set<string>();
   let stopped = false;
@@ -147,6 +167,9 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   /** Models taken once and no longer followed whose stages the table keeps, oldest first (at most `maxModels`). */
   const retired = new Set<string>();
   const refusedLines = { future_event_time: lineLimit(), too_many_models: lineLimit() };
+  /** Events applied though dated beyond the bound (within {@link FUTURE_SKEW_FACTOR} of it): one warning a minute. */
+  const aheadLines = lineLimit();
+  const accepted: EventTimeBounds = { ...bounds, maxFutureMs: FUTURE_SKEW_FACTOR * bounds.maxFutureMs };
   /**
    * New models past `maxModels` waiting for a place, in arrival order, while applications run
    * (`inFlight`): `settle` resolves `done` (what their `apply` calls return) with the application
@@ -177,17 +200,37 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       { models: known.size },
       `models.v1 events of a new model not applied: ${maxModels} models are followed already, the model is not served here (see driftline_model_server_model_events_refused_total)`,
     );
-  /** The events of `model` not dated beyond the event-time bound: the others are refused. */
+  /**
+   * The events of `model` not dated beyond {@link FUTURE_SKEW_FACTOR} × the event-time bound: the
+   * others are refused. Those beyond the bound only are applied, with a warning a minute.
+   */
   const timely = (model: string, events: readonly StageEvent[]): StageEvent[] => {
     const at = now();
     return events.filter((e) => {
       if (e.event_time === undefined || e.event_time <= at + bounds.maxFutureMs) return true;
+      if (e.event_time <= at + accepted.maxFutureMs) {
+        const leftOut = admitLine(aheadLines, Date.now(), LINE_INTERVAL_MS);
+        if (leftOut !== undefined) {
+          logger.warn(
+            {
+              model,
+              version: e.version,
+              kind: e.kind,
+              ahead_ms: e.event_time - at,
+              max_future_ms: bounds.maxFutureMs,
+              since_last_line: leftOut + 1,
+            },
+            `models.v1 event dated beyond DRIFTLINE_EVENT_TIME_MAX_FUTURE ahead of this server's clock, within ${FUTURE_SKEW_FACTOR} x it: applied (clock skew); check the clocks of this host and of the one that dated it (the controller's, driftline model stage's)`,
+          );
+        }
+        return true;
+      }
       refuse(
         model,
         'future_event_time',
         1,
-        { version: e.version, kind: e.kind, err: eventTimeProblem(e.event_time, at, bounds) },
-        'models.v1 event dated in the future not applied: taken, every later transition of the model would look stale (DRIFTLINE_EVENT_TIME_MAX_FUTURE)',
+        { version: e.version, kind: e.kind, err: eventTimeProblem(e.event_time, at, accepted) },
+        `models.v1 event dated in the future not applied (beyond ${FUTURE_SKEW_FACTOR} x DRIFTLINE_EVENT_TIME_MAX_FUTURE): taken, every later transition of the model would look stale; the transition it carries is missing here`,
       );
       return false;
     });

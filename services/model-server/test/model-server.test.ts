@@ -126,6 +126,60 @@ describe('serving plan', () => {
   });
 });
 
+describe('operator canary (DRIFTLINE_MODEL_SERVER_CANARY)', () => {
+  it('says once per model and staged canary that it hides the canary models.v1 stages, naming both', async () => {
+    const warnings: Array<{ fields: unknown; msg: string | undefined }> = [];
+    const byVersion = new Map(
+      (['v1', 'v2', 'v3', 'v4'] as const).map((v) => [
+        v,
+        buildVersion('m', v, models[v === 'v4' ? 'v1' : v], { features: FEATURES }),
+      ]),
+    );
+    const table = new ServingTable({
+      views,
+      load: async (_model, version) => byVersion.get(version as 'v1')!,
+      canaries: parseCanaries('m=v2@0.05'),
+      shadows: new Map(),
+      logger: { ...silentLogger, warn: (fields: unknown, msg?: string) => void warnings.push({ fields, msg }) },
+    });
+    await table.apply('m', [
+      { kind: 'PROMOTED', version: 'v1' },
+      { kind: 'SHADOW', version: 'v3' },
+      { kind: 'CANARY', version: 'v3', canary_share: 0.1 },
+    ]);
+    expect(table.describe()).toEqual([
+      { model: 'm', production: 'v1', canary: { version: 'v2', share: 0.05 }, shadows: [] },
+    ]);
+    expect(warnings).toEqual([
+      {
+        fields: { model: 'm', staged_canary: 'v3', staged_share: 0.1, override_canary: 'v2', override_share: 0.05 },
+        msg: expect.stringMatching(
+          /^DRIFTLINE_MODEL_SERVER_CANARY serves v2 as the canary of m instead of v3, the canary models\.v1 stages: v3 is not scored here.*rolled back, too_few_labels/,
+        ),
+      },
+    ]);
+    // The same staged canary (a new share, a retry): no second line.
+    await table.apply('m', [{ kind: 'CANARY', version: 'v3', canary_share: 0.2 }]);
+    expect(warnings).toHaveLength(1);
+    // Another staged canary: said again.
+    await table.apply('m', [
+      { kind: 'ROLLED_BACK', version: 'v3' },
+      { kind: 'SHADOW', version: 'v4' },
+      { kind: 'CANARY', version: 'v4', canary_share: 0.1 },
+    ]);
+    expect(warnings.map((w) => w.fields)).toEqual([
+      expect.objectContaining({ staged_canary: 'v3' }),
+      expect.objectContaining({ staged_canary: 'v4', override_canary: 'v2' }),
+    ]);
+    // The override's version promoted: it is no canary any more, the staged one serves (no line).
+    await table.apply('m', [{ kind: 'PROMOTED', version: 'v2', previous_version: 'v1' }]);
+    expect(table.describe()).toEqual([
+      { model: 'm', production: 'v2', canary: { version: 'v4', share: 0.1 }, shadows: ['v1'] },
+    ]);
+    expect(warnings).toHaveLength(2);
+  });
+});
+
 interface Harness {
   server: ModelServer;
   base: string;

@@ -940,4 +940,84 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
     expect(table.get('fraud')?.production.loaded.version).toBe('v4');
     applier.stop();
   });
+
+  it("applies an event dated past the bound by less than the bound again (this server's clock behind its producer's), with a warning; beyond, refused", async () => {
+    const views = parseFeatureViewsText(VIEWS_YAML);
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+    });
+    const warnings: Array<Record<string, unknown>> = [];
+    const errors: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const now = 1_800_000_000_000;
+    const hour = 3_600_000;
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      logger: {
+        ...silentLogger,
+        warn: (obj: object) => void warnings.push(obj as Record<string, unknown>),
+        error: (obj: object) => void errors.push(obj as Record<string, unknown>),
+      },
+      registry,
+      now: () => now,
+      eventTime: { maxFutureMs: hour, minMs: 0 },
+    });
+    const refused = async () =>
+      (await registry.getSingleMetricAsString('driftline_model_server_model_events_refused_total'))
+        .split('\n')
+        .filter((l) => l.startsWith('driftline_'));
+    await applier.apply('fraud', [{ kind: 'PROMOTED', version: 'v1', event_time: now - 10 }]);
+    // The controller's clock 59 min ahead (within the bound on its own), this server's 2 min behind:
+    // 61 min ahead here. Refused before, and never applied again: the canary never served here.
+    await applier.apply('fraud', [
+      { kind: 'SHADOW', version: 'v2', event_time: now + 61 * 60_000 },
+      { kind: 'CANARY', version: 'v2', canary_share: 0.1, event_time: now + 61 * 60_000 + 1 },
+    ]);
+    expect(table.describe()).toEqual([
+      { model: 'fraud', production: 'v1', canary: { version: 'v2', share: 0.1 }, shadows: [] },
+    ]);
+    // One warning a minute, the others counted in the next.
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        model: 'fraud',
+        version: 'v2',
+        kind: 'SHADOW',
+        ahead_ms: 61 * 60_000,
+        since_last_line: 1,
+      }),
+    ]);
+    expect(errors).toEqual([]);
+    // Nothing refused, and both series there from the start: an alert on increase() sees a first refusal.
+    expect(await refused()).toEqual([
+      expect.stringMatching(/reason="future_event_time".*\} 0$/),
+      expect.stringMatching(/reason="too_many_models".*\} 0$/),
+    ]);
+    // Its promotion, as far ahead as twice the bound: applied too.
+    await applier.apply('fraud', [
+      { kind: 'PROMOTED', version: 'v2', previous_version: 'v1', event_time: now + 2 * hour },
+    ]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v2');
+    // Beyond twice the bound: refused, with its line naming the allowed span.
+    await applier.apply('fraud', [
+      { kind: 'ROLLED_BACK', version: 'v2', previous_version: 'v1', event_time: now + 2 * hour + 1 },
+    ]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v2');
+    expect(errors).toEqual([
+      expect.objectContaining({
+        version: 'v2',
+        kind: 'ROLLED_BACK',
+        err: expect.stringMatching(/at most 2 hours allowed/),
+      }),
+    ]);
+    expect(await refused()).toEqual([
+      expect.stringMatching(/reason="future_event_time".*\} 1$/),
+      expect.stringMatching(/reason="too_many_models".*\} 0$/),
+    ]);
+    applier.stop();
+  });
 });

@@ -8,7 +8,7 @@ import {
 } from '@driftline/policy';
 import type { ModelEventKind } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
-import { servedSet } from '../src/stages.js';
+import { hiddenCanary, servedSet } from '../src/stages.js';
 
 const ev = (kind: ModelEventKind, version: string, extra: Partial<StageEvent> = {}): StageEvent => ({
   kind,
@@ -446,11 +446,29 @@ describe('stage following: models.v1 events → what a model serves', () => {
       canary: { version: 'v4', share: 0.3 },
       shadows: ['v2', 'v5'],
     });
-    // The static canary promoted: it is production, the canary ends.
+    // The static canary promoted: it is production, no canary of its own any more, so the staged
+    // one serves (it was kept from serving by an override naming production: no canary at all).
     const promoted = applyStageEvent(s, ev('PROMOTED', 'v4')).stages;
     expect(servedSet(promoted, { canary: { version: 'v4', share: 0.3 } })).toEqual({
       production: 'v4',
+      canary: { version: 'v3', share: 0.1 },
       shadows: ['v2', 'v1'],
     });
+    expect(hiddenCanary(promoted, { canary: { version: 'v4', share: 0.3 } })).toBeUndefined();
+  });
+
+  it('hiddenCanary: the staged canary an operator canary keeps from serving, and only that', () => {
+    const staged = fold([ev('PROMOTED', 'v1'), ev('SHADOW', 'v3'), ev('CANARY', 'v3', { canary_share: 0.1 })]).stages;
+    const v9 = { canary: { version: 'v9', share: 0.05 } };
+    expect(servedSet(staged, v9)).toEqual({ production: 'v1', canary: { version: 'v9', share: 0.05 }, shadows: [] });
+    expect(hiddenCanary(staged, v9)).toEqual({ version: 'v3', share: 0.1 });
+    // No override, or one naming the staged version (another share): nothing hidden.
+    expect(hiddenCanary(staged)).toBeUndefined();
+    expect(hiddenCanary(staged, { canary: { version: 'v3', share: 0.5 } })).toBeUndefined();
+    // No staged canary, or none promoted yet: nothing hidden.
+    expect(hiddenCanary(fold([ev('PROMOTED', 'v1')]).stages, v9)).toBeUndefined();
+    expect(
+      hiddenCanary(fold([ev('SHADOW', 'v3'), ev('CANARY', 'v3', { canary_share: 0.1 })]).stages, v9),
+    ).toBeUndefined();
   });
 });

@@ -11,6 +11,23 @@ import { STALENESS_BOUNDS_MS } from '@driftline/skew';
 const T = (table: string) => `\${database}.${table}`;
 
 /**
+ * The feature names the drift monitor writes for the model's output (libs/drift PREDICTION_FEATURE,
+ * PREDICTED_CLASS_FEATURE), and all it reserves: those and a late-only window's row (LATE_ONLY_FEATURE).
+ * A copy (the dashboards do not depend on libs/drift); a test checks it is libs/drift's. Exactly these
+ * names, not every name starting with `__`: an input feature `__x` vanished from every panel.
+ */
+export const PREDICTION_FEATURES = ['__prediction__', '__predicted_class__'] as const;
+export const RESERVED_FEATURES = [...PREDICTION_FEATURES, '__window__'] as const;
+/**
+ * The distribution panels' bucket of current values the reference never saw, as libs/report labels
+ * it (UNSEEN_VALUES; a test checks they are the same): "other" was also a category's name.
+ */
+export const UNSEEN_VALUES = '(unseen values)';
+const sqlNames = (names: readonly string[]) => `(${names.map((n) => `'${n}'`).join(', ')})`;
+/** An input feature's row: not one of the RESERVED_FEATURES. */
+const INPUT_FEATURE = `feature NOT IN ${sqlNames(RESERVED_FEATURES)}`;
+
+/**
  * A single-value variable as a ClickHouse String. Names come from events with no character rule:
  * `:sqlstring` only doubles `'` while ClickHouse also reads `\` as an escape, and the plugin expands
  * `$__macros` after interpolation even inside string literals. Grafana's `:percentencode` leaves only
@@ -45,7 +62,7 @@ export const variableSql = {
   model: `SELECT DISTINCT model FROM ${T('drift_windows')} ORDER BY model`,
   version: `SELECT DISTINCT version FROM ${T('drift_windows')} WHERE model = ${MODEL} ORDER BY version`,
   feature: `SELECT DISTINCT feature FROM ${T('drift_windows')}
-WHERE model = ${MODEL} AND NOT startsWith(feature, '__') ORDER BY feature`,
+WHERE model = ${MODEL} AND ${INPUT_FEATURE} ORDER BY feature`,
   perfModel: `SELECT DISTINCT model FROM ${T('performance_windows')} ORDER BY model`,
   perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')} WHERE model = ${MODEL} ORDER BY model_version`,
 } as const;
@@ -83,7 +100,7 @@ export function driftStatisticSql(method: string, column: 'statistic' | 'p_value
     `      SELECT window_start AS time, feature, version, ${column} AS ${alias}
       FROM ${T('drift_windows')} FINAL
       WHERE ${DRIFT_FILTER}
-        AND NOT startsWith(feature, '__')
+        AND ${INPUT_FEATURE}
         AND ${inSelection('feature', 'feature')}
         AND method = '${method}'${column === 'p_value' ? '\n        AND p_value IS NOT NULL' : ''}`,
   );
@@ -122,7 +139,7 @@ export const shareDriftedSql = `SELECT window_start AS time, version,
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
   AND method = 'psi'
-  AND NOT startsWith(feature, '__')
+  AND ${INPUT_FEATURE}
   AND events >= ${MIN_EVENTS}
 GROUP BY time, version
 ORDER BY time, version`;
@@ -158,7 +175,7 @@ export const predictionDriftSql = perVersionWhereOverlapping(
   `      SELECT window_start AS time, concat(feature, ' ', method) AS output_method, version, statistic
       FROM ${T('drift_windows')} FINAL
       WHERE ${DRIFT_FILTER}
-        AND startsWith(feature, '__')
+        AND feature IN ${sqlNames(PREDICTION_FEATURES)}
         AND method IN ('psi', 'ks', 'jensen_shannon')`,
 );
 
@@ -255,7 +272,7 @@ grid AS (
 SELECT
   grid.bin AS bin,
   multiIf(
-    ref_kind = 'categorical', if(grid.bin < length(categories), categories[grid.bin + 1], 'other'),
+    ref_kind = 'categorical', if(grid.bin < length(categories), categories[grid.bin + 1], '${UNSEEN_VALUES}'),
     length(edges) = 0, 'all',
     grid.bin = 0, concat('<= ', toString(round(edges[1], 4))),
     grid.bin = length(edges), concat('> ', toString(round(edges[grid.bin], 4))),

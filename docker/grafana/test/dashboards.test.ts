@@ -15,7 +15,13 @@ import {
   REPO_ROOT,
   serialize,
 } from '../src/index.js';
-import { REALIZED_COVERAGE, REALIZED_MIN_SAMPLES } from '../src/sql.js';
+import {
+  PREDICTION_FEATURES,
+  REALIZED_COVERAGE,
+  REALIZED_MIN_SAMPLES,
+  RESERVED_FEATURES,
+  UNSEEN_VALUES,
+} from '../src/sql.js';
 
 const onDisk = readdirSync(DASHBOARD_DIR)
   .filter((f) => f.endsWith('.json'))
@@ -186,6 +192,29 @@ describe('provisioned dashboards', () => {
     const panel = clickHouseQueries().find((q) => q.where === 'panel "Estimated vs realized ROC AUC" A');
     expect(panel?.text).toContain(`label_coverage >= ${REALIZED_COVERAGE}`);
     expect(panel?.text).toContain(`labeled >= invalid_labels + ${REALIZED_MIN_SAMPLES}`);
+  });
+
+  it('leave out exactly the feature names libs/drift reserves, the same list (an input `__x` vanished; found by a review)', () => {
+    const dir = join(REPO_ROOT, 'libs/drift/src');
+    const source = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => readFileSync(join(dir, f), 'utf8'))
+      .join('\n');
+    const declared = new Map(
+      [...source.matchAll(/export const (\w+) = '(__[^']*)';/g)].map((m) => [m[1]!, m[2]!] as const),
+    );
+    expect([...declared.values()].sort()).toEqual([...RESERVED_FEATURES].sort());
+    expect(PREDICTION_FEATURES).toEqual([declared.get('PREDICTION_FEATURE'), declared.get('PREDICTED_CLASS_FEATURE')]);
+    for (const q of clickHouseQueries()) {
+      expect(q.text, `${q.dashboard} ${q.where}`).not.toMatch(/startsWith\(feature, '__'\)/);
+    }
+  });
+
+  it('label the bucket of unseen categories as libs/report does, not "other" (a category\'s name too; found by a review)', () => {
+    const source = readFileSync(join(REPO_ROOT, 'libs/report/src/distribution.ts'), 'utf8');
+    expect(/export const UNSEEN_VALUES = '([^']*)';/.exec(source)?.[1]).toBe(UNSEEN_VALUES);
+    const panel = clickHouseQueries().find((q) => q.repeat === 'feature');
+    expect(panel?.text).toContain(`categories[grid.bin + 1], '${UNSEEN_VALUES}')`);
   });
 
   it('ask Prometheus only for metrics the code exports, histograms by their buckets', () => {

@@ -593,7 +593,9 @@ describe('panel figures against an independent computation on the seeded rows', 
       const { data } = await panel(DISTRIBUTION, { database, model, version: ['v1'], feature: 'flag' });
       const share = (category: string) =>
         FLAGS.filter((f) => (f ? spelling.true : spelling.false) === category).length / FLAGS.length;
-      expect(data.map((r) => String(r.bucket)).sort()).toEqual([spelling.false, spelling.true, 'other'].sort());
+      expect(data.map((r) => String(r.bucket)).sort()).toEqual(
+        [spelling.false, spelling.true, '(unseen values)'].sort(),
+      );
       for (const r of data) expect(Number(r.current), String(r.bucket)).toBeCloseTo(share(String(r.bucket)), 12);
       expect(share(spelling.true)).toBe(0.25);
     });

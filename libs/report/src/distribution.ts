@@ -1,6 +1,13 @@
 import { edgeLabels } from '@driftline/core';
 import type { DistributionBin, FeatureDistribution } from './types.js';
 
+/**
+ * The label of a categorical distribution's last bin: current values the reference never saw (and
+ * the reference's own share beyond its listed categories). Not "other": a category named `other`
+ * and this bin both read "other". The dashboards use the same label (docker/grafana sql.ts).
+ */
+export const UNSEEN_VALUES = '(unseen values)';
+
 /** The parts of a stored numeric reference profile (`driftline.profile/1`) a distribution needs. */
 export interface NumericProfileView {
   readonly kind: 'numeric';
@@ -69,7 +76,12 @@ export function featureDistribution(
       reference: profile.shares[j] ?? 0,
       current: share(counts.get(label) ?? 0),
     }));
-    bins.push({ label: 'other', reference: profile.shares[profile.categories.length] ?? 0, current: share(other) });
+    // Not "other": a category may be named that, and the two read as one (found by a review).
+    bins.push({
+      label: UNSEEN_VALUES,
+      reference: profile.shares[profile.categories.length] ?? 0,
+      current: share(other),
+    });
   }
   return { feature, kind: profile.kind, version, bins, currentCount: total, referenceCount: profile.n };
 }

@@ -50,7 +50,7 @@ const usedLabels = (p: PerformancePoint): number => (isSampled(p) ? p.sampled! :
  * is finite (as the label-joiner's alerts judge it), the estimate otherwise. 90 labels of 150
  * predictions (coverage 0.6) showed the realized value while the alert judged the estimate.
  */
-function currentValue(
+export function currentValue(
   p: PerformancePoint,
   metric: string,
   rule: RealizedRule,

@@ -9,7 +9,14 @@ import {
   MAX_TIMELINE_EVENTS,
   markedEvents,
 } from './bounds.js';
-import { businessSection, DEFAULT_ALERT_MIN_SAMPLES, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
+import {
+  businessSection,
+  currentValue,
+  DEFAULT_ALERT_MIN_SAMPLES,
+  DEFAULT_REALIZED_COVERAGE,
+  estimateSection,
+  type RealizedRule,
+} from './estimates.js';
 import { groupBy, iso } from './group.js';
 import { productionVersion } from './production.js';
 import { qualityChecks } from './quality.js';
@@ -128,6 +135,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
       title: 'PSI per feature',
       series: driftSeries(psi, (r) => r.statistic),
       yLabel: 'PSI',
+      clipOutliers: true,
       xDomain: domain,
       markers,
       ...aggregated,
@@ -164,6 +172,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
         (r) => r.statistic,
       ),
       yLabel: 'PSI',
+      clipOutliers: true,
       xDomain: domain,
       markers,
       ...aggregated,
@@ -174,6 +183,15 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
   ];
   return `<section id="drift"><h2>Drift over time</h2><div class="grid-2">${charts.join('')}</div>${latestDriftTable(d.drift)}</section>`;
 }
+
+/** Methods whose rows carry a p-value: there a missing one was stored as NaN ("—"); PSI has none (empty). */
+const P_VALUE_METHODS: ReadonlySet<string> = new Set(['ks', 'chi2']);
+const pValueCell = (r: DriftPoint) =>
+  r.pValue !== null && Number.isFinite(r.pValue)
+    ? r.pValue.toExponential(2)
+    : P_VALUE_METHODS.has(r.method) || r.pValue !== null
+      ? '—'
+      : '';
 
 function latestDriftTable(rows: readonly DriftPoint[]): string {
   const primary = rows.filter((r) => r.method === 'psi' || r.method === 'ks' || r.method === 'chi2');
@@ -192,7 +210,7 @@ function latestDriftTable(rows: readonly DriftPoint[]): string {
   const body = last
     .map(
       (r) =>
-        `<tr><td>${bdi(name(r.feature))}</td><td>${escapeHtml(r.method)}</td><td>${bdi(r.version)}</td><td class="num">${r.statistic === null ? '—' : r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(name(r.feature))}</td><td>${escapeHtml(r.method)}</td><td>${bdi(r.version)}</td><td class="num">${r.statistic === null ? '—' : r.statistic.toFixed(4)}</td><td class="num">${pValueCell(r)}</td><td class="num">${Number.isFinite(r.threshold) ? r.threshold : '—'}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
     )
     .join('');
   return `<h3>Latest window (${escapeHtml(iso(latest))})</h3><table class="latest"><thead><tr><th>feature</th><th>method</th><th>version</th><th>statistic</th><th>p-value</th><th>threshold</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
@@ -490,36 +508,56 @@ function latestPsiWindows(rows: readonly DriftPoint[]): DriftTotals['latest'] {
 }
 
 /**
- * The headline metric from the latest window that has it — the newest window usually waits for
- * its labels, and the card disappeared — of the production version when it has one.
+ * The headline metric: the realized value of the latest window whose labels make it the current
+ * value by the estimates section's rule (`currentValue`: label coverage, labels used, a finite
+ * value) — the newest window usually waits for its labels; one with 3 labels read "AUC 1.000"
+ * while the estimates table called it estimated 0.62. Without such a window, the latest CBPE
+ * estimate, tagged "estimated"; without either, "—". Of the production version when it has one.
  */
-function performanceCard(d: ReportData, production: string | undefined): string {
-  const metric = (['roc_auc', 'accuracy', 'rmse', 'mae'] as const).find((m) =>
-    d.performance.some((r) => finite(r.metrics[m])),
-  );
+function performanceCard(d: ReportData, production: string | undefined, rule: RealizedRule): string {
+  const has = (r: PerformancePoint, m: string) => finite(r.metrics[m]) || finite(r.estimated?.[m]);
+  const metric = (['roc_auc', 'accuracy', 'rmse', 'mae'] as const).find((m) => d.performance.some((r) => has(r, m)));
   if (metric === undefined) return '';
-  const rows = d.performance.filter((r) => finite(r.metrics[metric]));
+  const rows = d.performance.filter((r) => has(r, metric));
   const pool =
     production !== undefined && rows.some((r) => r.version === production)
       ? rows.filter((r) => r.version === production)
       : rows;
-  const last = pool.reduce((a, b) =>
-    b.windowStart > a.windowStart || (b.windowStart === a.windowStart && b.labeled > a.labeled) ? b : a,
-  );
-  const sampled = isSampled(last) ? `, sampled ${last.sampled} of ${last.labeled} labels` : '';
-  return card(
-    `${metric} · ${bdi(last.version)} (latest labelled window, ${escapeHtml(iso(last.windowStart))}${sampled})`,
-    last.metrics[metric]!.toFixed(3),
-  );
+  const newest = (list: readonly PerformancePoint[]) =>
+    list.reduce<PerformancePoint | undefined>(
+      (a, b) =>
+        a === undefined || b.windowStart > a.windowStart || (b.windowStart === a.windowStart && b.labeled > a.labeled)
+          ? b
+          : a,
+      undefined,
+    );
+  const kind = (r: PerformancePoint) => currentValue(r, metric, rule)?.kind;
+  const realized = newest(pool.filter((r) => kind(r) === 'realized'));
+  if (realized !== undefined) {
+    const sampled = isSampled(realized) ? `, sampled ${realized.sampled} of ${realized.labeled} labels` : '';
+    return card(
+      `${metric} · ${bdi(realized.version)} (latest window with enough labels, ${escapeHtml(iso(realized.windowStart))}${sampled})`,
+      realized.metrics[metric]!.toFixed(3),
+    );
+  }
+  const estimated = newest(pool.filter((r) => kind(r) === 'estimated'));
+  const enough = `label coverage ≥ ${rule.realizedCoverage} and ≥ ${rule.minSamples} labels`;
+  if (estimated !== undefined) {
+    return card(
+      `${metric} · ${bdi(estimated.version)} (CBPE estimate, window ${escapeHtml(iso(estimated.windowStart))}: no window has ${enough})`,
+      `${estimated.estimated![metric]!.toFixed(3)} <span class="tag estimated">estimated</span>`,
+    );
+  }
+  return card(`${metric} · ${bdi(newest(pool)!.version)} (no window has ${enough}, no estimate)`, '—');
 }
 
-function summary(d: ReportData): string {
+function summary(d: ReportData, rule: RealizedRule): string {
   const windows = d.driftTotals?.windows ?? new Set(d.drift.map((r) => r.windowStart)).size;
   const production = productionVersion(d);
   const cards = [
     card('drift windows', String(windows)),
     ...driftedCards(d, production),
-    performanceCard(d, production),
+    performanceCard(d, production, rule),
     card(
       'retrain decisions',
       String(d.timelineTotals?.decisions ?? d.retrain.filter((e) => e.source === 'decision').length),
@@ -572,6 +610,10 @@ export interface ReportOptions {
 }
 
 export function renderReport(d: ReportData, options: ReportOptions = {}): string {
+  const rule: RealizedRule = {
+    realizedCoverage: options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE,
+    minSamples: options.alertMinSamples ?? DEFAULT_ALERT_MIN_SAMPLES,
+  };
   // Per-feature sections show the most drifted features only (MAX_REPORT_FEATURES), so the page
   // stays a page; the summary counts every feature.
   const ranked = featuresByDrift(
@@ -636,14 +678,11 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
 <header><h1>Drift report · ${bdi(d.model)}</h1><p>${escapeHtml(iso(d.from))} → ${escapeHtml(iso(d.to))} · generated ${escapeHtml(iso(d.generatedAt))}</p></header>
 <main>
 ${notes}
-${summary(d)}
+${summary(d, rule)}
 ${driftSection(view, markers)}
 ${distributionSection(view)}
 ${performanceSection(performanceView, markers)}
-${estimateSection(performanceView, markers, {
-  realizedCoverage: options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE,
-  minSamples: options.alertMinSamples ?? DEFAULT_ALERT_MIN_SAMPLES,
-})}
+${estimateSection(performanceView, markers, rule)}
 ${businessSection(performanceView, markers)}
 ${skewSection(d, markers)}
 ${qualitySection(d, markers)}

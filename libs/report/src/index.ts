@@ -16,6 +16,7 @@ export {
   numericBinLabels,
   numericBinOf,
   type ProfileView,
+  UNSEEN_VALUES,
 } from './distribution.js';
 export { DEFAULT_ALERT_MIN_SAMPLES, DEFAULT_REALIZED_COVERAGE } from './estimates.js';
 export { type ReportOptions, renderReport } from './html.js';

@@ -6,7 +6,7 @@ import { MAX_DATE_MS } from '@driftline/core';
 import { MAX_REPORT_FEATURES } from './bounds.js';
 import { CSP, STYLE } from './html.js';
 import { SAMPLED_EXPLANATION } from './sampled.js';
-import { bdi, escapeHtml } from './svg.js';
+import { bdi, escapeHtml, isolate } from './svg.js';
 import type { EpochMs } from './types.js';
 
 /** The trainer's record of the version (model_versions); absent for a version driftline did not train. */
@@ -109,12 +109,18 @@ export interface ModelCardData {
   readonly decision: ModelCardDecision | undefined;
   readonly reference: { readonly id: string; readonly createdAt: EpochMs; readonly features: number } | undefined;
   readonly transitions: readonly ModelCardTransition[];
+  /** Overall first, then per segment feature its most labelled segments (the reader's cap per feature). */
   readonly live: readonly ModelCardLive[];
+  /** How many live rows (overall and segments) there are, when `live` holds only some of them (the reader's cap). */
+  readonly liveCount?: number;
   /** Most drifted first; the card shows the first MAX_REPORT_FEATURES rows. */
   readonly trainingDrift: readonly ModelCardDrift[];
   /** How many (feature, method) rows there are, when `trainingDrift` holds only the first (the reader's cap). */
   readonly trainingDriftCount?: number;
-  /** The stage now: the last transition's target, or what the trainer's record says. */
+  /**
+   * The stage now, as the report reads production: `production`, `replaced by vN` (it served; vN
+   * serves now), its last stage in the model-controller's view, or what the trainer's record says.
+   */
   readonly stage: string;
   readonly notes: readonly string[];
 }
@@ -298,7 +304,9 @@ export function renderModelCard(card: ModelCardData): string {
             ...LIVE_METRICS.map((m) => fmt(l.metrics[m])),
           ]),
           new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
-        ) + (card.live.some((l) => sampledText(l) !== undefined) ? none(SAMPLED_EXPLANATION) : '');
+        ) +
+        moreNote((card.liveCount ?? 0) - card.live.length, 'segments (the least labelled of their segment feature)') +
+        (card.live.some((l) => sampledText(l) !== undefined) ? none(SAMPLED_EXPLANATION) : '');
   const drift =
     trainingDrift.shown.length === 0
       ? none('no drift windows of the challenged version over the training range')
@@ -364,7 +372,7 @@ export function renderModelCard(card: ModelCardData): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${CSP}">
-<title>${text(`${card.model} ${card.version} — model card`)}</title>
+<title>${text(`${isolate(card.model)} ${isolate(card.version)} — model card`)}</title>
 <style>${STYLE}</style></head>
 <body><header><h1>${bdi(card.model)} ${bdi(card.version)} — model card</h1><p>generated ${text(iso(card.generatedAt))}</p></header>
 <main>${notes}${cards}
@@ -385,10 +393,13 @@ const MAX_READABLE_FILE_NAME = 200;
  * The file name of a version's card, as the report links it (beside the report): the names,
  * percent-encoded, or, when that is too long for a file system (names take up to 256 characters
  * each, percent-encoding triples non-ASCII bytes), a hash of them. A longer name made writing the
- * card fail with ENAMETOOLONG, and with it the whole report.
+ * card fail with ENAMETOOLONG, and with it the whole report. A `-` inside a name is encoded too
+ * (`%2D`), so the `-` between model and version is the only one: `a` + `b-c` and `a-b` + `c` were
+ * both model-card-a-b-c.html, one card written over the other (found by a review).
  */
 export function modelCardFileName(model: string, version: string): string {
-  const readable = `model-card-${encodeURIComponent(model)}-${encodeURIComponent(version)}.html`;
+  const name = (s: string) => encodeURIComponent(s).replaceAll('-', '%2D');
+  const readable = `model-card-${name(model)}-${name(version)}.html`;
   if (readable.length <= MAX_READABLE_FILE_NAME) return readable;
   return `model-card-${createHash('sha256')
     .update(JSON.stringify([model, version]))

@@ -117,6 +117,12 @@ export interface LineChartOptions {
   readonly highlights?: readonly Highlight[];
   readonly highlightLegend?: string;
   /**
+   * Caps the y axis at {@link OUTLIER_FACTOR} × the larger of the values' 90th percentile and the
+   * thresholds: a value above it (a stored PSI of 1e308 laid every other line flat on the axis) is
+   * drawn at the top, its title the value, and the chart says how many were. Linear axes only.
+   */
+  readonly clipOutliers?: boolean;
+  /**
    * Set when the series were reduced before the chart (the warehouse reader): per bucket of this
    * width (ms), the windows with the lowest and the highest statistic. The chart says so, as when
    * it reduces them itself.
@@ -129,6 +135,23 @@ export interface LineChartOptions {
 }
 
 const MARGIN = { top: 12, right: 16, bottom: 34, left: 56 };
+
+/**
+ * How far above the bulk of a chart's values (their 90th percentile, or a threshold if larger) its
+ * axis reaches with `clipOutliers`: a PSI threshold of 0.2 and quiet features give 2. A larger value
+ * is drawn at the top of the axis, its title the value, and counted under the chart — a drifted
+ * window stays at the top, visible, instead of pressing every other line onto the axis.
+ */
+export const OUTLIER_FACTOR = 10;
+
+/** The y value above which `clipOutliers` draws points at the top, when some are. */
+function outlierCap(values: readonly number[], lines: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const bulk = Math.max(Math.abs(sorted[Math.floor(0.9 * (sorted.length - 1))]!), ...lines.map(Math.abs));
+  const cap = OUTLIER_FACTOR * bulk;
+  return cap > 0 && sorted.at(-1)! > cap ? cap : undefined;
+}
 
 /**
  * Most points a line chart draws over all its series (and as many rings). Each point is a circle
@@ -228,7 +251,9 @@ export function lineChart(o: LineChartOptions): string {
   }
   const finiteYs = series.flatMap((s) => s.points.map((p) => p.y)).filter(Number.isFinite);
   const lineValues = (o.thresholds ?? []).map((t) => t.value);
-  let ys = [...finiteYs, ...lineValues];
+  const cap = o.clipOutliers && !o.yLog && o.yMax === undefined ? outlierCap(finiteYs, lineValues) : undefined;
+  const clipped = cap === undefined ? [] : finiteYs.filter((y) => y > cap);
+  let ys = [...(cap === undefined ? finiteYs : finiteYs.map((y) => Math.min(y, cap))), ...lineValues];
   if (o.yLog) ys = ys.filter((y) => y > 0);
   const floor = o.yLog ? Math.max(ys.length > 0 ? minOf(ys) : 1e-6, 1e-12) : 0;
   let y0 = o.yMin ?? (o.yLog ? floor : minOf(ys, 0));
@@ -244,7 +269,8 @@ export function lineChart(o: LineChartOptions): string {
   const ih = height - MARGIN.top - MARGIN.bottom;
   const sx = (x: number) => MARGIN.left + ((x - x0) / (x1 - x0)) * iw;
   const ty = (y: number) => (o.yLog ? Math.log10(Math.max(y, y0)) : y);
-  const sy = (y: number) => MARGIN.top + ih - ((ty(y) - ty(y0)) / (ty(y1) - ty(y0))) * ih;
+  const sy = (y: number) =>
+    MARGIN.top + ih - ((ty(cap === undefined ? y : Math.min(y, cap)) - ty(y0)) / (ty(y1) - ty(y0))) * ih;
 
   const parts: string[] = [];
   const yTicks = o.yLog
@@ -349,7 +375,11 @@ export function lineChart(o: LineChartOptions): string {
     reduced.length === 0
       ? ''
       : `<p class="no-data">more windows than the chart draws: ${escapeHtml(reduced.join(', of those '))} shown</p>`;
-  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"${downsampled ? ` data-buckets="${buckets}"` : ''}><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(cutName(o.title, MAX_CHART_TEXT))}">${parts.join('')}</svg>${legend(items, ring)}${bucketNote}</figure>`;
+  const clipNote =
+    clipped.length === 0
+      ? ''
+      : `<p class="no-data clipped">${clipped.length} ${clipped.length === 1 ? 'value' : 'values'} above ${escapeHtml(fmt(cap!))} drawn at the top of the axis (largest ${escapeHtml(fmt(maxOf(clipped)))})</p>`;
+  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"${downsampled ? ` data-buckets="${buckets}"` : ''}><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(cutName(o.title, MAX_CHART_TEXT))}">${parts.join('')}</svg>${legend(items, ring)}${bucketNote}${clipNote}</figure>`;
 }
 
 const groupCount = <T>(items: readonly T[], key: (t: T) => string) => new Set(items.map(key)).size;

@@ -1,6 +1,6 @@
 import { MAX_REPORT_FEATURES } from './bounds.js';
 import { CSP, STYLE } from './html.js';
-import { barChart, bdi, escapeHtml } from './svg.js';
+import { barChart, bdi, escapeHtml, isolate } from './svg.js';
 
 /** One column's verdict in a two-table comparison (the fields of `driftline drift --json` it shows). */
 export interface TableColumnDrift {
@@ -110,14 +110,15 @@ export function renderTableReport(d: TableReportData): string {
   const charts = distributions.map((f) =>
     barChart({
       id: `dist-${f.column}`,
-      title: `${f.column} (${f.kind}; reference n=${f.referenceCount}, current n=${f.currentCount})${verdict.has(f.column) ? ' · drift' : ''}`,
+      // Isolated, as the report's names are: a bidi control in a column name reordered the counts.
+      title: `${isolate(f.column)} (${f.kind}; reference n=${f.referenceCount}, current n=${f.currentCount})${verdict.has(f.column) ? ' · drift' : ''}`,
       seriesNames: ['reference', 'current'],
       colors: ['#90a4ae', '#ef6c00'],
       groups: f.bins.map((b) => ({ label: b.label, values: [b.reference, b.current] })),
       yLabel: 'share',
     }),
   );
-  const title = `${d.reference.name} → ${d.current.name}`;
+  const title = `${isolate(d.reference.name)} → ${isolate(d.current.name)}`;
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -9,8 +9,12 @@ export interface DriftPoint {
   readonly windowStart: EpochMs;
   /** Null when the stored value was NaN or ±Inf (ClickHouse answers those as JSON null). */
   readonly statistic: number | null;
+  /** Null when the method has none (PSI), or when it was stored as NaN or ±Inf (KS, chi2: shown "—"). */
   readonly pValue: number | null;
-  /** The threshold the row was judged against (PSI: the statistic's; KS/chi2: the p-value's alpha). */
+  /**
+   * The threshold the row was judged against (PSI: the statistic's; KS/chi2: the p-value's alpha);
+   * NaN when the stored value was NaN or ±Inf (shown "—"; it read 0).
+   */
   readonly threshold: number;
   readonly drifted: boolean;
 }

@@ -50,6 +50,9 @@ describe('renderModelCardText', () => {
 describe('modelCardFileName', () => {
   it('names the card after the model and version, or after their hash when that is too long for a file system', () => {
     expect(modelCardFileName('fraud', 'v2')).toBe('model-card-fraud-v2.html');
+    // One name per (model, version): `a` + `b-c` and `a-b` + `c` were both model-card-a-b-c.html (found by a review).
+    expect(modelCardFileName('a', 'b-c')).toBe('model-card-a-b%2Dc.html');
+    expect(modelCardFileName('a-b', 'c')).toBe('model-card-a%2Db-c.html');
     const dir = mkdtempSync(join(tmpdir(), 'cards-'));
     // Names as events allow them (256 characters): one of é (6 bytes percent-encoded), one of ASCII.
     const names: Array<[string, string]> = [
@@ -142,6 +145,8 @@ describe('model cards: found by a review', () => {
       `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`,
     );
     expect(html).toContain('<h1><bdi>fraud\u202E</bdi> <bdi>v2</bdi> — model card</h1>');
+    // The tab's title too, as the report's (found by a review).
+    expect(html).toContain('<title>\u2068fraud\u202E\u2069 \u2068v2\u2069 — model card</title>');
     expect(html).toContain('<td><bdi>country</bdi> = <bdi>fr\u202Eoc</bdi></td><td class="num">1</td>');
   });
 

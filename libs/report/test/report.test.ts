@@ -131,6 +131,42 @@ describe('renderReport', () => {
 });
 
 describe('renderReport: found by a review', () => {
+  it('a stored 1e308 PSI does not lay the other lines flat: the axis is capped, the point drawn at its top and counted', () => {
+    const psi = (k: number, statistic: number) => ({
+      feature: 'amount',
+      method: 'psi',
+      version: 'v1',
+      windowStart: t0 + k * H,
+      statistic,
+      pValue: null,
+      threshold: 0.2,
+      drifted: statistic > 0.2,
+    });
+    const drift = [...Array.from({ length: 23 }, (_, k) => psi(k, 0.05 + k * 0.01)), psi(23, 1e308)];
+    const html = renderReport({ ...sample(), drift });
+    const chart = html.slice(
+      html.indexOf('data-chart="drift-psi"'),
+      html.indexOf('</figure>', html.indexOf('data-chart="drift-psi"')),
+    );
+    const ticks = [...chart.matchAll(/<text class="tick" [^>]*text-anchor="end">([^<]+)</g)].map((m) => Number(m[1]));
+    // The bulk (its 90th percentile 0.25 of 0.05 … 0.27; threshold 0.2) times 10: the axis ends near 2.5, not at 1e308.
+    expect(Math.max(...ticks)).toBeLessThan(3);
+    expect(chart).toContain('1 value above 2.5 drawn at the top of the axis (largest 1.0e+308)');
+    expect(chart).toContain('1.0e+308</title>');
+    // A chart without an outlier says nothing.
+    expect(renderReport(sample())).not.toContain('drawn at the top of the axis');
+  });
+
+  it('a NaN p-value of a KS row is "—" (it was empty, as for PSI, which has none)', () => {
+    const ks = { ...sample().drift.find((r) => r.method === 'ks')!, windowStart: t0 + 9 * H, pValue: null };
+    const psi = { ...sample().drift.find((r) => r.method === 'psi')!, windowStart: t0 + 9 * H };
+    const latest = renderReport({ ...sample(), drift: [ks, psi] }).split('<table class="latest">')[1]!;
+    const cells = (method: string) =>
+      /<tr>(.*?)<\/tr>/g.exec(latest.slice(latest.indexOf(`<td>${method}</td>`) - 60))![1]!;
+    expect(cells('ks')).toMatch(/<td class="num">0\.1000<\/td><td class="num">—<\/td>/);
+    expect(cells('psi')).toMatch(/<td class="num">0\.0500<\/td><td class="num"><\/td>/);
+  });
+
   it('links a model card by its file name percent-encoded: the browser decodes the href back to that name', () => {
     const file = modelCardFileName('fraud detector', 'v 1/é'); // model-card-fraud%20detector-v%201%2F%C3%A9.html
     const html = renderReport(
@@ -240,11 +276,12 @@ describe('distributions', () => {
     expect([0.5, 1, 1.5, 2, 3].map((x) => numericBinOf([1, 2], x))).toEqual([0, 0, 1, 1, 2]);
   });
 
-  it('puts unknown categories into "other" and turns counts into shares', () => {
+  it('puts unknown categories into "(unseen values)" and turns counts into shares', () => {
+    // A category named `other`: the unseen bucket was "other" too, two bars of one name (found by a review).
     const d = featureDistribution(
       'c',
       'v1',
-      { kind: 'categorical', n: 4, categories: ['a', 'b'], shares: [0.5, 0.5, 0] },
+      { kind: 'categorical', n: 4, categories: ['a', 'other'], shares: [0.5, 0.5, 0] },
       new Map([
         ['a', 1],
         ['z', 3],
@@ -252,8 +289,8 @@ describe('distributions', () => {
     );
     expect(d.bins).toEqual([
       { label: 'a', reference: 0.5, current: 0.25 },
-      { label: 'b', reference: 0.5, current: 0 },
-      { label: 'other', reference: 0, current: 0.75 },
+      { label: 'other', reference: 0.5, current: 0 },
+      { label: '(unseen values)', reference: 0, current: 0.75 },
     ]);
     expect(d.currentCount).toBe(4);
   });

@@ -74,7 +74,7 @@ describe('sampled windows in the report', () => {
     expect(performance).toContain(EXPLANATION);
     const latestSampled = report([window(0, 800), window(1, 2_000_000, 996_377)]);
     const head = latestSampled.slice(0, latestSampled.indexOf('<section'));
-    expect(head).toContain('latest labelled window, 2025-01-01 01:00');
+    expect(head).toContain('latest window with enough labels, 2025-01-01 01:00');
     expect(head).toContain('sampled 996377 of 2000000 labels');
   });
 

@@ -20,8 +20,8 @@ const perf = (version: string, k: number, rocAuc: number | null): PerformancePoi
   version,
   windowStart: t0 + k * H,
   task: 'binary',
-  predictions: 100,
-  labeled: rocAuc === null ? 0 : 80,
+  predictions: 200,
+  labeled: rocAuc === null ? 0 : 160,
   labelCoverage: rocAuc === null ? 0 : 0.8,
   metrics: { roc_auc: rocAuc, accuracy: rocAuc },
 });
@@ -115,6 +115,43 @@ describe('the summary cards (found by a review)', () => {
         performance: [perf('v1', 1, 0.9), perf('v1', 2, 0.85), perf('v1', 3, null), perf('v1', 4, null)],
       }),
     );
-    expect(cardOf(html, 'roc_auc')).toEqual([['roc_auc · v1 (latest labelled window, 2025-01-01 02:00:00Z)', '0.850']]);
+    expect(cardOf(html, 'roc_auc')).toEqual([
+      ['roc_auc · v1 (latest window with enough labels, 2025-01-01 02:00:00Z)', '0.850'],
+    ]);
+  });
+
+  it('show a realized metric only from a window the estimates section believes it (3 labels read "AUC 1.000"; found by a review)', () => {
+    const few = (k: number, labeled: number, coverage: number, rocAuc: number): PerformancePoint => ({
+      ...perf('v1', k, rocAuc),
+      predictions: 1000,
+      labeled,
+      labelCoverage: coverage,
+      estimated: { roc_auc: 0.62, accuracy: 0.7 },
+    });
+    // The newest window has 3 labels (coverage 0.003): the older one with 600 is the headline.
+    const html = renderReport(data({ performance: [few(1, 600, 0.6, 0.81), few(2, 3, 0.003, 1)] }));
+    expect(cardOf(html, 'roc_auc')).toEqual([
+      ['roc_auc · v1 (latest window with enough labels, 2025-01-01 01:00:00Z)', '0.810'],
+    ]);
+    // No window with enough labels: the estimate, tagged as one, as the estimates table calls it.
+    const none = renderReport(data({ performance: [few(1, 90, 0.6, 0.81), few(2, 3, 0.003, 1)] }));
+    expect(cardOf(none, 'roc_auc')).toEqual([
+      [
+        'roc_auc · v1 (CBPE estimate, window 2025-01-01 02:00:00Z: no window has label coverage ≥ 0.5 and ≥ 100 labels)',
+        '0.620 estimated',
+      ],
+    ]);
+    // The rule is the report's (DRIFTLINE_JOINER_ALERT_MIN_SAMPLES / _REALIZED_COVERAGE given).
+    expect(
+      cardOf(
+        renderReport(data({ performance: [few(2, 3, 0.003, 1)] }), { alertMinSamples: 3, realizedCoverage: 0.001 }),
+        'roc_auc',
+      ),
+    ).toEqual([['roc_auc · v1 (latest window with enough labels, 2025-01-01 02:00:00Z)', '1.000']]);
+    // Neither: a dash, not a number.
+    const { estimated: _, ...bare } = few(2, 3, 0.003, 1);
+    expect(cardOf(renderReport(data({ performance: [bare] })), 'roc_auc')).toEqual([
+      ['roc_auc · v1 (no window has label coverage ≥ 0.5 and ≥ 100 labels, no estimate)', '—'],
+    ]);
   });
 });

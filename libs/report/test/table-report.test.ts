@@ -74,3 +74,21 @@ describe('renderTableReport: a column too small for PSI', () => {
     expect(rowOf('many')).not.toContain('small sample');
   });
 });
+
+describe('renderTableReport: names with bidi controls (found by a review)', () => {
+  it('isolates column and file names in chart captions and the title, as the report does', () => {
+    const c = { ...column(0), column: 'amount\u202E' };
+    const html = renderTableReport({
+      reference: { name: 'ref\u202E.csv', rows: 1000 },
+      current: { name: 'cur.csv', rows: 1000 },
+      generatedAt: Date.UTC(2025, 0, 1),
+      rule: 'drift when PSI ≥ 0.2 or p < 0.05',
+      columns: [c],
+      distributions: [distribution(c)],
+    });
+    expect(html).toContain('<title>driftline drift · \u2068ref\u202E.csv\u2069 → \u2068cur.csv\u2069</title>');
+    expect(html).toContain(
+      '<figcaption>\u2068amount\u202E\u2069 (numeric; reference n=1000, current n=1000) · drift</figcaption>',
+    );
+  });
+});

@@ -12,6 +12,7 @@ import {
   MAX_TIMELINE_EVENTS,
   type QualityPoint,
   qualityChecks,
+  renderModelCard,
   renderReport,
   type SkewFeature,
   type SkewPoint,
@@ -177,6 +178,24 @@ describe('the model card read model', () => {
     expect(overall.metrics.accuracy).toBeCloseTo(0.5, 12);
   });
 
+  it('lists an input feature named `__x`; only the prediction profiles are not inputs (found by a review)', async () => {
+    const model = `dunder-card-${randomUUID().slice(0, 8)}`;
+    await ch.insert(
+      'reference_profiles',
+      ['__x', 'amount', '__prediction__', '__predicted_class__'].map((feature) => ({
+        model,
+        version: 'v1',
+        reference_id: 'ref-1',
+        feature,
+        kind: 'numeric',
+        profile: '{}',
+        created_at: chTime(T0),
+      })),
+    );
+    const card = await warehouseOn(ch).modelCard(model, 'v1');
+    expect({ features: card.features, count: card.featureCount }).toEqual({ features: ['__x', 'amount'], count: 2 });
+  });
+
   it('reads a held-out metric and a drift statistic stored as NaN as null, not 0', async () => {
     await ch.command(
       `INSERT INTO ${ch.table('model_versions')} (model, version, request_id, base_version, status, promotion_reason, data_from, data_to, metrics, registered_at, updated_at)
@@ -191,6 +210,63 @@ describe('the model card read model', () => {
     expect(card.trainingDrift).toEqual([
       { feature: 'amount', method: 'psi', windows: 1, drifted: 0, maxStatistic: null },
     ]);
+  });
+});
+
+describe('the model card read model: stage, as the report reads production (found by a review)', () => {
+  const trained = (model: string, version: string, base: string, t: number, status: string) => ({
+    model,
+    version,
+    request_id: `req-${version}`,
+    base_version: base,
+    status,
+    promotion_reason: status === 'PROMOTED' ? 'better' : 'not better',
+    data_from: chTime(t - H),
+    data_to: chTime(t),
+    metrics: { roc_auc: 0.9 },
+    registered_at: chTime(t),
+    updated_at: chTime(t),
+  });
+
+  it('rollout `direct` (no transitions): the last PROMOTED is production, the versions it replaced say so', async () => {
+    // Every promoted version's card said `production`, and v1 (deployed by hand) `unknown`.
+    const model = `direct-card-${randomUUID().slice(0, 8)}`;
+    const start = Date.UTC(2026, 8, 1);
+    await ch.insert('model_versions', [
+      trained(model, 'v2', 'v1', start + H, 'PROMOTED'),
+      trained(model, 'v3', 'v2', start + 2 * H, 'PROMOTED'),
+      trained(model, 'v4', 'v3', start + 3 * H, 'REJECTED'),
+    ]);
+    await ch.insert('performance_windows', [perf(model, 'v1', start, 10, { rmse: 1 })]);
+    const w = warehouseOn(ch);
+    // The report names the same version, also when the promotion is older than its range (it said "–").
+    const from = start + 30 * 86_400_000;
+    const data = await w.report({ model, from, to: from + 7 * 86_400_000 });
+    expect(data.productionVersion).toBe('v3');
+    const stages = await Promise.all(['v1', 'v2', 'v3', 'v4'].map(async (v) => (await w.modelCard(model, v)).stage));
+    expect(stages).toEqual(['replaced by v3', 'replaced by v3', 'production', 'rejected']);
+  });
+
+  it('with transitions: the view of all of them (ties at one millisecond in stage order, not alphabetical)', async () => {
+    const model = `staged-card-${randomUUID().slice(0, 8)}`;
+    const start = Date.UTC(2026, 8, 1);
+    const at = (version: string, from: string, to: string, t: number, previous: string | null = null) => ({
+      ...transition(version, from, to, t, previous),
+      model,
+    });
+    await ch.insert('model_transitions', [
+      at('v1', 'canary', 'production', start),
+      at('v2', 'canary', 'production', start + H, 'v1'),
+      // shadow → canary recorded in the same millisecond: `ORDER BY at, to_stage` made shadow the last.
+      at('v3', 'candidate', 'shadow', start + 2 * H, 'v2'),
+      at('v3', 'shadow', 'canary', start + 2 * H),
+    ]);
+    const w = warehouseOn(ch);
+    const cards = await Promise.all(['v1', 'v2', 'v3'].map((v) => w.modelCard(model, v)));
+    expect(cards.map((c) => c.stage)).toEqual(['replaced by v2', 'production', 'canary']);
+    expect(cards[2]!.transitions.map((t) => t.to)).toEqual(['shadow', 'canary']);
+    const data = await w.report({ model, from: start, to: start + 3 * H });
+    expect(data.productionVersion).toBe('v2');
   });
 });
 
@@ -248,11 +324,49 @@ describe('the model card read model: bounded', () => {
   });
 });
 
+describe('the model card read model: segments bounded per segment feature (found by a review)', () => {
+  it('keeps every segment feature, its most labelled segments first, and says how many were left out', async () => {
+    // 480 merchants (a different top 20 each window) before `zone` alphabetically: one cap of 200
+    // over all of them left `zone` out whole, with its degraded `eu`, and said nothing.
+    const model = `segs-${randomUUID().slice(0, 8)}`;
+    const row = (w: number, feature: string, segment: string, labeled: number, roc: number) => ({
+      ...perf(model, 'v1', T0 + w * H, labeled, { roc_auc: roc }),
+      task: 'binary',
+      segment_feature: feature,
+      segment,
+    });
+    const rows = [];
+    for (let w = 0; w < 24; w++) {
+      rows.push(row(w, '', '', 100, 0.95));
+      for (let k = 0; k < 20; k++)
+        rows.push(row(w, 'merchant', `m${String(w * 20 + k).padStart(3, '0')}`, 10 + k, 0.95));
+      rows.push(row(w, 'zone', 'eu', 50, 0.51), row(w, 'zone', 'us', 50, 0.95));
+    }
+    await ch.insert('performance_windows', rows);
+    const card = await warehouseOn(ch).modelCard(model, 'v1');
+    const of = (feature: string) => card.live.filter((l) => l.segmentFeature === feature);
+    expect(of('').length).toBe(1);
+    expect(of('zone').map((l) => [l.segment, l.metrics.roc_auc])).toEqual([
+      ['eu', 0.51],
+      ['us', 0.95],
+    ]);
+    const merchants = of('merchant');
+    expect(merchants.length).toBe(50);
+    // The most labelled first: 29 labels each (k = 19), then 28, …
+    expect(merchants.every((l, i) => i === 0 || l.labeled <= merchants[i - 1]!.labeled)).toBe(true);
+    expect(merchants[0]!.labeled).toBe(29);
+    expect(card.liveCount).toBe(1 + 480 + 2);
+    expect(renderModelCard(card)).toContain(
+      '430 more segments (the least labelled of their segment feature) not shown',
+    );
+  });
+});
+
 describe('the report read model', () => {
   it('reads NaN drift statistics and data-quality values as null, not 0', async () => {
     await ch.command(
       `INSERT INTO ${ch.table('drift_windows')} (model, version, reference_id, feature, window_start, window_end, method, statistic, p_value, threshold, drifted, computed_at)
-       VALUES ('nan-model', 'v1', 'r', 'x', '${chTime(T0)}', '${chTime(T0 + H)}', 'ks', nan, nan, 0.05, 0, '${chTime(T0 + H)}')`,
+       VALUES ('nan-model', 'v1', 'r', 'x', '${chTime(T0)}', '${chTime(T0 + H)}', 'ks', nan, nan, nan, 0, '${chTime(T0 + H)}')`,
     );
     await ch.command(
       `INSERT INTO ${ch.table('data_quality_windows')} (model, version, feature, expectation, scope, window_start, window_end, observed, bound, passed, computed_at)
@@ -260,6 +374,10 @@ describe('the report read model', () => {
     );
     const data = await warehouseOn(ch).report({ model: 'nan-model', from: T0, to: T0 + H });
     expect(data.drift.map((r) => [r.statistic, r.pValue])).toEqual([[null, null]]);
+    // The threshold NaN too (it read 0: Number(null); found by a review), shown "—" as the others.
+    expect(data.drift.map((r) => r.threshold)).toEqual([Number.NaN]);
+    const latest = renderReport(data).split('<table class="latest">')[1]!;
+    expect(latest).toContain('<td class="num">—</td><td class="num">—</td><td class="num">—</td><td>ok</td>');
     expect(data.quality?.map((q) => q.observed)).toEqual([null]);
   });
 
@@ -589,7 +707,7 @@ describe('the report read model', () => {
         ]),
       ),
     ]);
-    expect(data.distributions[0]?.bins.find((b) => b.label === 'other')?.current).toBe(0);
+    expect(data.distributions[0]?.bins.find((b) => b.label === '(unseen values)')?.current).toBe(0);
   });
 
   it('reads the latest MAX_TIMELINE_EVENTS timeline events and counts every one (found by a review)', async () => {

@@ -52,13 +52,35 @@ const debug = argv.includes('--debug');
 const args = argv.filter((a) => a !== '--debug');
 
 /**
+ * The first error writing stdout (a full disk, /dev/full, a closed pipe). Listened for so a failed
+ * write is not an uncaught 'error' event (a stack trace), and reported at exit.
+ */
+let stdoutError: Error | undefined;
+process.stdout.on('error', (error: Error) => {
+  stdoutError ??= error;
+});
+
+/**
  * Exits once stdout and stderr have written everything: a pipe takes 64 KiB at once and Node
  * writes the rest later, so exiting at once cut a large table piped into `less`, `grep` or
  * `wc` (809 of 200,003 lines of a 200,000-column drift table).
+ *
+ * Output that could not be written is a failure (`model-card > /dev/full` exited 0): one line on
+ * stderr and exit 1. A reader that went away (EPIPE: `| head`) is not: the command stops writing
+ * and exits with its own code, saying nothing, as `ls | head` does.
  */
 function exitAfterOutput(code: number): void {
   process.exitCode = code;
-  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  process.stdout.write('', (error) => {
+    const failed = stdoutError ?? error ?? undefined;
+    let exit = code;
+    if (failed !== undefined && (failed as NodeJS.ErrnoException).code !== 'EPIPE') {
+      const { line } = describeError(new Error(`cannot write the output: ${failed.message}`, { cause: failed }), '');
+      process.stderr.write(errorLine(line));
+      exit = code === EXIT.ok ? EXIT.internal : code;
+    }
+    process.stderr.write('', () => process.exit(exit));
+  });
 }
 
 main(args).then(

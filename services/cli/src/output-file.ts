@@ -31,7 +31,12 @@ export function outputFile(option: string, value: string): string {
   }
   const dir = dirname(path);
   if (!isDirectory(dir)) {
-    throw new ConfigError(option, `directory ${dir} does not exist`);
+    // `--out page.html/x`: the directory is a file, which "does not exist" misnamed.
+    const file = existingAncestor(dir);
+    throw new ConfigError(
+      option,
+      file === undefined ? `directory ${dir} does not exist` : `${file} is not a directory; name a file in a directory`,
+    );
   }
   probeWritable(option, path);
   return path;
@@ -106,6 +111,17 @@ function identity(path: string): string | undefined {
 }
 
 /** Whether `path` is a directory; false when it is absent or a file is on its way (ENOTDIR). */
+/** The nearest of `dir` and its parents that exists when it is not a directory; else undefined. */
+function existingAncestor(dir: string): string | undefined {
+  for (let at = dir; ; at = dirname(at)) {
+    try {
+      return statSync(at).isDirectory() ? undefined : at;
+    } catch {
+      if (dirname(at) === at) return undefined;
+    }
+  }
+}
+
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();

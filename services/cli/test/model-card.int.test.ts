@@ -196,7 +196,7 @@ describe('driftline model-card', () => {
       { feature: 'amount', method: 'psi', windows: 2, drifted: 1, maxStatistic: 0.9 },
     ]);
     const page = readFileSync(html, 'utf8');
-    expect(page).toContain('fraud v2 — model card');
+    expect(page).toContain('<bdi>fraud</bdi> <bdi>v2</bdi> — model card');
     expect(page).toContain('trainer:offline_gate');
     expect(page).toContain('n: 812');
     expect(page).not.toMatch(/<script|\bsrc=|https?:\/\/(?!www\.w3\.org)/i);

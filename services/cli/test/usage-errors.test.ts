@@ -29,7 +29,9 @@ describe('--out and names: mistakes are usage errors naming the option, checked 
   it.each([
     ['', /^--out: is empty; name a file$/],
     ['.', /^--out: .* is a directory; name a file$/],
-    ['afile/x.html', /^--out: directory .*afile does not exist$/],
+    // It said "directory …/afile does not exist" of a file (found by a review).
+    ['afile/x.html', /^--out: .*\/afile is not a directory; name a file in a directory$/],
+    ['afile/sub/x.html', /^--out: .*\/afile is not a directory; name a file in a directory$/],
     ['missing/x.html', /^--out: directory .*missing does not exist$/],
   ])('--out %j', (value, message) => {
     expect(() => outputFile('--out', value === '' ? '' : join(dir, value))).toThrow(message);

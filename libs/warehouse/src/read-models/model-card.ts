@@ -1,4 +1,6 @@
 import { DriftlineError } from '@driftline/core';
+import { LATE_ONLY_FEATURE, PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
+import { STAGE_TRANSITIONS } from '@driftline/policy';
 import {
   MAX_REPORT_FEATURES,
   type ModelCardData,
@@ -9,7 +11,7 @@ import {
   type ModelCardTransition,
 } from '@driftline/report';
 import type { ClickHouse } from '../client.js';
-import { SAMPLED_LABELS } from './report.js';
+import { lastPromoted, SAMPLED_LABELS, stageViewAt } from './report.js';
 
 // Tables a card reads; a missing one leaves its part empty with a note (an older database).
 const TABLES = [
@@ -23,8 +25,14 @@ const TABLES = [
 type Table = (typeof TABLES)[number];
 
 const LIVE_METRICS = ['roc_auc', 'accuracy', 'f1', 'log_loss', 'brier', 'mae', 'rmse'] as const;
-/** Segments shown per card: enough for a page, bounded whatever the segment features' cardinality. */
-const MAX_SEGMENTS = 200;
+/**
+ * Segments shown per segment feature, the most labelled first: enough for a page, bounded whatever
+ * the feature's cardinality. Per feature: one cap over all of them, alphabetical, let a feature of
+ * 480 segments hide another feature (and its degraded segment) whole, saying nothing.
+ */
+const MAX_SEGMENTS_PER_FEATURE = 50;
+/** Live rows per card at most, whatever the number of segment features. */
+const MAX_LIVE_ROWS = 1_000;
 
 const ms = (v: unknown) => Number(v);
 
@@ -97,8 +105,10 @@ async function loadReference(
   referenceId: string | null,
 ): Promise<{ id: string; createdAt: number; features: string[]; featureCount: number } | undefined> {
   // The first MAX_REPORT_FEATURES names and the count: 100,000 features made a 60.8 MB card.
-  // Prediction pseudo-features (__prediction__, __predicted_class__) are outputs, not inputs.
-  const input = "NOT startsWith(feature, '__')";
+  // The names libs/drift reserves are not inputs: the prediction's profiles (__prediction__,
+  // __predicted_class__) and a late-only window's row (__window__). Exactly those: an input
+  // named `__x` is a feature like any (`NOT startsWith(feature, '__')` left it out).
+  const input = `feature NOT IN ('${PREDICTION_FEATURE}', '${PREDICTED_CLASS_FEATURE}', '${LATE_ONLY_FEATURE}')`;
   const list = await ch.select<{ reference_id: string; t: number; features: string[]; n: number | string }>(
     `SELECT reference_id, toUnixTimestamp64Milli(max(created_at)) AS t,
        arraySlice(arraySort(groupUniqArrayIf(feature, ${input})), 1, ${MAX_REPORT_FEATURES}) AS features,
@@ -127,9 +137,14 @@ async function loadTransitions(ch: ClickHouse, model: string, version: string): 
     `SELECT toUnixTimestamp64Milli(at) AS t, from_stage, to_stage, decided_by, reason, detail, evidence
      FROM ${ch.table('model_transitions')} FINAL
      WHERE model = {model:String} AND version = {version:String}
-     ORDER BY at, to_stage`,
+     ORDER BY at`,
     { model, version },
   );
+  // Ties at one millisecond in the model-controller's order (viewOf: stage order, terminal last),
+  // not alphabetical: `production` before `canary` showed a version's stages backwards.
+  const order = Object.keys(STAGE_TRANSITIONS).slice(0, 4); // candidate, shadow, canary, production
+  const rank = (stage: string) => (order.includes(stage) ? order.indexOf(stage) : order.length);
+  list.sort((a, b) => Number(a.t) - Number(b.t) || rank(a.to_stage) - rank(b.to_stage));
   return list.map((x) => ({
     at: ms(x.t),
     from: x.from_stage,
@@ -157,13 +172,18 @@ function pooled(m: (typeof LIVE_METRICS)[number]): string {
   return m === 'rmse' ? `sqrt(${mean(`${m} * ${m}`)}) AS ${m}` : `${mean(m)} AS ${m}`;
 }
 
-async function loadLive(ch: ClickHouse, model: string, version: string): Promise<ModelCardLive[]> {
+async function loadLive(
+  ch: ClickHouse,
+  model: string,
+  version: string,
+): Promise<{ rows: ModelCardLive[]; count: number }> {
   const weighted = LIVE_METRICS.map(pooled);
   const list = await ch.select<Record<string, unknown>>(
     `SELECT segment_feature, segment, count() AS windows, sum(predictions) AS n_predictions, sum(labeled) AS n_labeled,
        countIf(${SAMPLED_LABELS} > 0) AS n_sampled, sumIf(${SAMPLED_LABELS}, ${SAMPLED_LABELS} > 0) AS sampled_labels_sum,
        sumIf(labeled, ${SAMPLED_LABELS} > 0) AS sampled_of,
-       ${weighted.join(',\n       ')}
+       ${weighted.join(',\n       ')},
+       count() OVER () AS total_rows
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND model_version = {version:String}
        -- Rows of each window's newest recompute only: a segment that left the top segments (late
@@ -173,11 +193,12 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
          WHERE model = {model:String} AND model_version = {version:String}
          GROUP BY window_start)
      GROUP BY segment_feature, segment
-     ORDER BY segment_feature, segment
-     LIMIT ${MAX_SEGMENTS}`,
+     ORDER BY segment_feature, n_labeled DESC, segment
+     LIMIT ${MAX_SEGMENTS_PER_FEATURE} BY segment_feature
+     LIMIT ${MAX_LIVE_ROWS}`,
     { model, version },
   );
-  return list.map((x) => ({
+  const rows = list.map((x) => ({
     segmentFeature: String(x.segment_feature),
     segment: String(x.segment),
     windows: Number(x.windows),
@@ -186,6 +207,7 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
     metrics: Object.fromEntries(LIVE_METRICS.map((m) => [m, x[m] === null ? null : Number(x[m])])),
     sampled: { windows: Number(x.n_sampled), labels: Number(x.sampled_labels_sum), of: Number(x.sampled_of) },
   }));
+  return { rows, count: Number(list[0]?.total_rows ?? 0) };
 }
 
 /** The MAX_REPORT_FEATURES most drifted (feature, method) rows, and how many there are. */
@@ -222,13 +244,45 @@ async function loadTrainingDrift(
   return { rows, count: Number(list[0]?.total ?? 0) };
 }
 
-/** The stage a version is in: its last transition's target, else what the trainer's gate said. */
-function currentStage(transitions: readonly ModelCardTransition[], training: ModelCardTraining | undefined): string {
-  const last = transitions.at(-1);
-  if (last !== undefined) return last.to;
-  if (training?.status === 'PROMOTED') return 'production';
+/**
+ * The stage a version is in, read as the report reads production (found by a review: with the
+ * default rollout `direct` every version ever promoted said `production`): the version the
+ * model-controller's view of the model's transitions serves, else — a model without any — the
+ * trainer's last PROMOTED. Any other version that served says whom it was replaced by; a version with
+ * transitions its last stage in that view; otherwise what the trainer's gate said.
+ */
+async function currentStage(
+  ch: ClickHouse,
+  model: string,
+  version: string,
+  training: ModelCardTraining | undefined,
+  tables: { transitions: boolean; versions: boolean },
+  now: number,
+): Promise<string> {
+  // Transitions recorded up to the card's time, as the report's up to its `to`.
+  const to = now + 1;
+  const { view, staged } = tables.transitions ? await stageViewAt(ch, model, to) : { view: undefined, staged: false };
+  const serving = staged ? view?.production : tables.versions ? await lastPromoted(ch, model, to) : undefined;
+  if (serving === version) return 'production';
+  const replaced = serving === undefined ? 'production' : `replaced by ${serving}`;
+  const own = view?.versions.get(version)?.stage;
+  if (own !== undefined) return own === 'production' ? replaced : own;
+  if (training?.status === 'PROMOTED') return replaced;
   if (training?.status === 'REJECTED') return 'rejected';
-  return training === undefined ? 'unknown' : 'candidate';
+  if (training !== undefined) return 'candidate';
+  // No trainer record (the first version, deployed by hand): it served when a trained version challenged it.
+  if (serving !== undefined && tables.versions && (await challenged(ch, model, version))) return replaced;
+  return 'unknown';
+}
+
+/** Whether a trained version of `model` was gated against `version` (its base_version). */
+async function challenged(ch: ClickHouse, model: string, version: string): Promise<boolean> {
+  const [x] = await ch.select<{ n: number | string }>(
+    `SELECT count() AS n FROM ${ch.table('model_versions')} FINAL
+     WHERE model = {model:String} AND base_version = {version:String}`,
+    { model, version },
+  );
+  return Number(x?.n ?? 0) > 0;
 }
 
 /**
@@ -256,7 +310,9 @@ export async function loadModelCard(
     ? await loadReference(ch, model, version, training?.referenceId ?? null)
     : undefined;
   const transitions = has('model_transitions') ? await loadTransitions(ch, model, version) : [];
-  const live = has('performance_windows') ? await loadLive(ch, model, version) : [];
+  const { rows: live, count: liveCount } = has('performance_windows')
+    ? await loadLive(ch, model, version)
+    : { rows: [], count: 0 };
   const trainingDrift =
     training !== undefined && has('drift_windows')
       ? await loadTrainingDrift(ch, model, training)
@@ -281,9 +337,17 @@ export async function loadModelCard(
         : { id: reference.id, createdAt: reference.createdAt, features: reference.featureCount },
     transitions,
     live,
+    liveCount,
     trainingDrift: trainingDrift.rows,
     trainingDriftCount: trainingDrift.count,
-    stage: currentStage(transitions, training),
+    stage: await currentStage(
+      ch,
+      model,
+      version,
+      training,
+      { transitions: has('model_transitions'), versions: has('model_versions') },
+      now,
+    ),
     notes,
   };
 }

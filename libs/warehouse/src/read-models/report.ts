@@ -6,7 +6,7 @@ import {
   PREDICTED_CLASS_FEATURE,
   PREDICTION_FEATURE,
 } from '@driftline/drift';
-import { type Stage, usableTransitions, viewOf } from '@driftline/policy';
+import { type ModelView, type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import {
   chartedVersions,
   type DriftPoint,
@@ -141,7 +141,7 @@ async function loadDrift(
     ws: number;
     statistic: number | null;
     p_value: number | null;
-    threshold: number;
+    threshold: number | null;
     drifted: number;
     dropped: number | string;
   }>(
@@ -178,7 +178,8 @@ async function loadDrift(
     // NaN and ±Inf arrive as JSON null: kept null, never Number(null) = 0.
     statistic: x.statistic === null ? null : Number(x.statistic),
     pValue: x.p_value === null ? null : Number(x.p_value),
-    threshold: Number(x.threshold),
+    // Number(null) is 0: a NaN threshold read as 0 (found by a review).
+    threshold: x.threshold === null ? Number.NaN : Number(x.threshold),
     drifted: Number(x.drifted) === 1,
   }));
   const aggregated = list.some((x) => Number(x.dropped) > 0);
@@ -822,13 +823,15 @@ async function loadQuality(
 }
 
 /**
- * The version in production at `to`: the model-controller's reading (viewOf) of every transition
- * recorded before it — a promotion older than the range counts, a rollback hands production back.
+ * The model-controller's reading (viewOf) of every transition of `model` recorded before `to`: a
+ * promotion older than the range counts, a rollback hands production back. `staged`: any recorded.
+ * The model card derives a version's stage from the same view (found by a review: the two disagreed).
  */
-async function productionAt(
+export async function stageViewAt(
   ch: ClickHouse,
-  r: ReportRange,
-): Promise<{ production: string | undefined; staged: boolean }> {
+  model: string,
+  to: number,
+): Promise<{ view: ModelView; staged: boolean }> {
   const list = await rows<{
     version: string;
     from_stage: string;
@@ -841,7 +844,7 @@ async function productionAt(
      FROM ${ch.table('model_transitions')} FINAL
      WHERE model = {model:String} AND at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
      ORDER BY at DESC LIMIT ${MAX_TRANSITIONS}`,
-    { model: r.model, to: r.to },
+    { model, to },
   );
   const facts = usableTransitions(
     list.map((x) => ({
@@ -852,21 +855,23 @@ async function productionAt(
       previous_version: x.previous_version,
     })),
   );
-  return { production: viewOf(facts).production, staged: list.length > 0 };
+  return { view: viewOf(facts), staged: list.length > 0 };
 }
 
 /**
- * The version a model without stage transitions (rollout `direct`) serves: the trainer's last
- * PROMOTED in the range, read as such — the latest MAX_TIMELINE_EVENTS timeline events lost it
- * behind 1,000 newer rejected versions.
+ * The version a model without stage transitions (rollout `direct`) serves at `to`: the trainer's
+ * last PROMOTED registered before it, read as such — the latest MAX_TIMELINE_EVENTS timeline events
+ * lost it behind 1,000 newer rejected versions. Whenever promoted: with a lower bound (the range's
+ * `from`) a model promoted more than 7 days ago showed "production version –" (found by a review).
  */
-async function lastPromoted(ch: ClickHouse, r: ReportRange): Promise<string | undefined> {
+export async function lastPromoted(ch: ClickHouse, model: string, to: number): Promise<string | undefined> {
   const [x] = await rows<{ version: string }>(
     ch,
     `SELECT version FROM ${ch.table('model_versions')} FINAL
-     WHERE model = {model:String} AND upper(status) = 'PROMOTED' AND ${IN_RANGE('registered_at')}
+     WHERE model = {model:String} AND upper(status) = 'PROMOTED'
+       AND registered_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
      ORDER BY registered_at DESC, version DESC LIMIT 1`,
-    RANGE_PARAMS(r),
+    { model, to },
   );
   return x?.version;
 }
@@ -899,11 +904,11 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   // trainer's last PROMOTED, read in SQL: the timeline is the latest events only).
   const { retrain, totals: timelineTotals } = await loadRetrain(ch, range, tables);
   const transitions = tables.has('model_transitions')
-    ? await productionAt(ch, range)
-    : { production: undefined, staged: false };
+    ? await stageViewAt(ch, range.model, range.to)
+    : { view: undefined, staged: false };
   const read =
-    transitions.production ??
-    (!transitions.staged && tables.has('model_versions') ? await lastPromoted(ch, range) : undefined);
+    transitions.view?.production ??
+    (!transitions.staged && tables.has('model_versions') ? await lastPromoted(ch, range.model, range.to) : undefined);
   const production = productionVersion({ retrain, ...(read === undefined ? {} : { productionVersion: read }) });
   const { drift, totals } = tables.has('drift_windows')
     ? await loadDrift(ch, range, production)

@@ -9,7 +9,7 @@ export interface RoutedAlert {
 
 /** One message to one receiver: alerts of one (model, kind) group, or a digest of several groups. */
 export interface AlertMessage {
-  /** `model/kind/bucket` of a group; `digest` when the rate limit merged groups. */
+  /** `model/kind/bucket` of a group (shown only: groups are told apart by the fields); `digest` when the rate limit merged groups. */
   readonly key: string;
   readonly model: string | undefined;
   readonly kind: string | undefined;
@@ -22,6 +22,9 @@ const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 export const maxSeverity = (alerts: readonly RoutedAlert[]): Severity =>
   alerts.reduce<Severity>((s, a) => (RANK[a.severity] > RANK[s] ? a.severity : s), 'info');
 
+const groupBucket = (a: RoutedAlert, windowMs: number): string | number =>
+  windowMs > 0 ? Math.floor(a.alert.event_time / windowMs) : a.alert.alert_id;
+
 /**
  * Groups a receiver's alerts: alerts of the same model and kind whose event times fall in the same
  * `windowMs` bucket (epoch-aligned) form one message, in order of first appearance. Deterministic,
@@ -33,17 +36,20 @@ export function groupAlerts(alerts: readonly RoutedAlert[], windowMs: number): A
   for (const a of alerts) {
     if (seen.has(a.alert.alert_id)) continue;
     seen.add(a.alert.alert_id);
-    const bucket = windowMs > 0 ? Math.floor(a.alert.event_time / windowMs) : a.alert.alert_id;
-    const key = `${a.alert.model}/${a.alert.kind}/${bucket}`;
-    let list = groups.get(key);
+    const bucket = groupBucket(a, windowMs);
+    // The fields as a tuple: joined by `/`, model `a` with id `x/FEATURE_DRIFT/y` and model
+    // `a/FEATURE_DRIFT/x` with id `y` were one group, one message (found by a review).
+    const tuple = JSON.stringify([a.alert.model, a.alert.kind, bucket]);
+    let list = groups.get(tuple);
     if (list === undefined) {
       list = [];
-      groups.set(key, list);
+      groups.set(tuple, list);
     }
     list.push(a);
   }
-  return [...groups].map(([key, list]) => ({
-    key,
+  return [...groups.values()].map((list) => ({
+    // Shown (the body's `group`, the record's group_key), never used to tell groups apart.
+    key: `${list[0]!.alert.model}/${list[0]!.alert.kind}/${groupBucket(list[0]!, windowMs)}`,
     model: list[0]!.alert.model,
     kind: list[0]!.alert.kind,
     severity: maxSeverity(list),
@@ -64,3 +70,24 @@ export function digestOf(messages: readonly AlertMessage[]): AlertMessage {
     alerts,
   };
 }
+
+/**
+ * The two halves of a message its receiver did not take (the first the larger), each a message of
+ * its own with the same key: the router sends them alone to find the alerts it refuses, so that one
+ * alert no longer takes its whole group or digest with it (found by a review).
+ */
+export function halvesOf(message: AlertMessage): [AlertMessage, AlertMessage] {
+  const mid = Math.ceil(message.alerts.length / 2);
+  const part = (alerts: readonly RoutedAlert[]): AlertMessage => ({
+    ...message,
+    severity: maxSeverity(alerts),
+    alerts,
+  });
+  return [part(message.alerts.slice(0, mid)), part(message.alerts.slice(mid))];
+}
+
+/**
+ * The most sends spent splitting a message of `alerts` alerts (`halvesOf`, again on each half not
+ * taken): two per halving, enough to isolate one alert it refuses (2·⌈log₂ n⌉); 0 for one alert.
+ */
+export const splitSends = (alerts: number): number => (alerts < 2 ? 0 : 2 * Math.ceil(Math.log2(alerts)));

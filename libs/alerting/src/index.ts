@@ -1,4 +1,12 @@
-export { type AlertMessage, digestOf, groupAlerts, maxSeverity, type RoutedAlert } from './group.js';
+export {
+  type AlertMessage,
+  digestOf,
+  groupAlerts,
+  halvesOf,
+  maxSeverity,
+  type RoutedAlert,
+  splitSends,
+} from './group.js';
 export { fullBucket, planSends, refill, type SendPlan, type TokenBucket } from './rate-limit.js';
 export {
   type FailingDelivery,
@@ -21,6 +29,7 @@ export {
   honouredRetryAfterMs,
   looksMisconfigured,
   MAX_RETRY_AFTER_MS,
+  misconfiguredSign,
   nextRetryDelay,
   type RetryPolicy,
   receiverWaitUntil,
@@ -29,6 +38,7 @@ export {
 } from './retry.js';
 export {
   type Glob,
+  IDEMPOTENCY_HEADER,
   type Matcher,
   parseRoutes,
   parseRoutesText,

@@ -49,6 +49,19 @@ export function looksMisconfigured(status: number | undefined): boolean {
 const MISCONFIGURED_ANSWERS: ReadonlySet<number> = new Set([401, 403, 404, 405, 410]);
 
 /**
+ * What shows a receiver possibly configured wrong in `driftline_alert_receiver_refusing`'s
+ * `status` label, from an attempt's answer (`status`, undefined without one) and, without one,
+ * the connection error's code: the status when it `looksMisconfigured`; `ENOTFOUND` when the host
+ * name does not resolve (a mistyped or deleted host does so for ever: it had counted as an outage
+ * only, and DriftlineAlertReceiverMisconfigured never fired; found by a review). Not `EAI_AGAIN`:
+ * a resolver that failed, transient. Undefined otherwise.
+ */
+export function misconfiguredSign(status: number | undefined, code?: string): string | undefined {
+  if (status !== undefined) return looksMisconfigured(status) ? String(status) : undefined;
+  return code === 'ENOTFOUND' ? code : undefined;
+}
+
+/**
  * The delay before the next attempt after `attempts` attempts (1-based) and `elapsedMs` since the
  * first one, or undefined when the budget is spent (attempts, or the time the next would start).
  * Exponential (`initialMs · 2^(attempts−1)`, capped at `maxDelayMs`) minus up to `jitter` of it.

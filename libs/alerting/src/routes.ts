@@ -221,15 +221,37 @@ const FORBIDDEN_HEADERS = new Set([
 ]);
 
 /**
+ * The header the router sets on every message: its delivery id, the same on every attempt, retry
+ * and restart, so a receiver can drop a repeat (one slower than the timeout acted on each attempt).
+ */
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+/**
  * Refuses a header fetch would refuse on every delivery: a value with CR, LF or NUL, or a
  * character above U+00FF (a TypeError quoting the value — maybe a token — into logs and the
- * delivery record). The message never shows the value.
+ * delivery record). The message never shows the value. Refuses too two names differing only in
+ * case (header names are case-insensitive: fetch joined `Content-Type` and the client's
+ * `content-type` into `application/json, application/json`, which Express answers 400 and Fastify
+ * 415: every alert recorded failed; found by a review), and the idempotency key the router sets.
  */
 function checkHeaders(headers: Readonly<Record<string, string>>, field: string): void {
+  const seen = new Map<string, string>();
   for (const [header, value] of Object.entries(headers)) {
-    if (FORBIDDEN_HEADERS.has(header.toLowerCase())) {
+    const lower = header.toLowerCase();
+    if (FORBIDDEN_HEADERS.has(lower)) {
       throw new ConfigError(`${field}.${header}`, 'is set by the HTTP client (framing or hop-by-hop): remove it');
     }
+    if (lower === IDEMPOTENCY_HEADER) {
+      throw new ConfigError(`${field}.${header}`, "is set by the router (each message's delivery id): remove it");
+    }
+    const first = seen.get(lower);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `${field}.${header}`,
+        `repeats header ${first} (header names are case-insensitive): keep one`,
+      );
+    }
+    seen.set(lower, header);
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters refused
     if (/[\r\n\u0000]|[^\u0000-\u00ff]/.test(value)) {
       throw new ConfigError(

@@ -9,11 +9,13 @@ import {
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
+  halvesOf,
   honouredRetryAfterMs,
   looksMisconfigured,
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_BYTES,
   MAX_RETRY_AFTER_MS,
+  misconfiguredSign,
   nextRetryDelay,
   parseRoutesText,
   planSends,
@@ -27,6 +29,7 @@ import {
   renderSlack,
   retryAfterMs,
   severityOf,
+  splitSends,
   verdictOf,
 } from '../src/index.js';
 
@@ -229,6 +232,15 @@ describe('routes file', () => {
       'receivers: { a: { url: "http://x/", rate_limit: { per_minute: 0.000001 } } }\ndefault: [a]',
       'routes.yaml.receivers.a.rate_limit.per_minute: must be at least 1/60 (one message an hour)',
     ],
+    // Header names are case-insensitive: fetch joined the values of two spellings (found by a review).
+    [
+      'receivers: { a: { url: "http://x/", headers: { Authorization: "Bearer t", authorization: "Bearer u" } } }\ndefault: [a]',
+      'routes.yaml.receivers.a.headers.authorization: repeats header Authorization (header names are case-insensitive): keep one',
+    ],
+    [
+      'receivers: { a: { url: "http://x/", headers: { Idempotency-Key: k } } }\ndefault: [a]',
+      "routes.yaml.receivers.a.headers.Idempotency-Key: is set by the router (each message's delivery id): remove it",
+    ],
     ['receivers: [', 'routes.yaml: not valid YAML/JSON'],
     // Hostile files are refused at once (see @driftline/core parseConfigText): no alias, no deep nesting.
     ['a: &x [1]\nb: [*x, *x]', 'routes.yaml: not valid YAML/JSON: aliases (*name) are not supported'],
@@ -266,6 +278,34 @@ describe('grouping', () => {
     expect(groups.map((g) => g.alerts.map((a) => a.alert.alert_id))).toEqual([['a', 'c'], ['b'], ['d'], ['e']]);
     expect(groups[0]!.severity).toBe('critical'); // the worst member's
     expect(groups[2]!.severity).toBe('warning');
+  });
+
+  it('never merges two groups whose fields joined by `/` read the same (found by a review)', () => {
+    // Without grouping (window 0) the bucket is the alert id: `a` + `x/FEATURE_DRIFT/y` and
+    // `a/FEATURE_DRIFT/x` + `y` were one group, sent as one message of model `a`.
+    const alerts = [
+      alert({ alert_id: 'x/FEATURE_DRIFT/y', model: 'a' }),
+      alert({ alert_id: 'y', model: 'a/FEATURE_DRIFT/x' }),
+    ].map(routed);
+    const groups = groupAlerts(alerts, 0);
+    expect(groups.map((g) => [g.model, g.alerts.map((a) => a.alert.alert_id)])).toEqual([
+      ['a', ['x/FEATURE_DRIFT/y']],
+      ['a/FEATURE_DRIFT/x', ['y']],
+    ]);
+  });
+
+  it('halves a message not taken, the parts keeping its key; at most two sends per halving', () => {
+    const message = groupAlerts(
+      ['a', 'b', 'c', 'd', 'e'].map((id) => routed(alert({ alert_id: id, share_drifted: id === 'e' ? 0.9 : 0.1 }))),
+      60_000,
+    )[0]!;
+    const [first, second] = halvesOf(message);
+    expect(first.alerts.map((a) => a.alert.alert_id)).toEqual(['a', 'b', 'c']);
+    expect(second.alerts.map((a) => a.alert.alert_id)).toEqual(['d', 'e']);
+    expect([first.key, second.key]).toEqual([message.key, message.key]);
+    expect([first.severity, second.severity]).toEqual(['warning', 'critical']); // each part's worst
+    // Enough to isolate one alert: 2 per level of halving, ⌈log₂ n⌉ levels.
+    expect([1, 2, 3, 4, 5, 22, 40, 1_000].map(splitSends)).toEqual([0, 2, 4, 4, 6, 10, 12, 20]);
   });
 });
 
@@ -380,6 +420,17 @@ describe('retry schedule', () => {
     for (const status of [undefined, 200, 299, 400, 402, 406, 408, 413, 422, 429, 500, 503]) {
       expect(looksMisconfigured(status)).toBe(false);
     }
+  });
+
+  it('names a host name that does not resolve like those answers, not a resolver failure (found by a review)', () => {
+    expect(misconfiguredSign(undefined, 'ENOTFOUND')).toBe('ENOTFOUND');
+    expect(misconfiguredSign(404)).toBe('404');
+    expect(misconfiguredSign(308, 'ENOTFOUND')).toBe('308'); // an answer's status wins
+    // A resolver that failed (EAI_AGAIN), a refused connection, a timeout: an outage.
+    for (const code of [undefined, 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET']) {
+      expect(misconfiguredSign(undefined, code)).toBeUndefined();
+    }
+    expect(misconfiguredSign(500)).toBeUndefined();
   });
 });
 

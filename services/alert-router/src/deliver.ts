@@ -6,6 +6,7 @@ import {
   asksWaitBeyondBudget,
   type FailingDelivery,
   honouredRetryAfterMs,
+  IDEMPOTENCY_HEADER,
   MAX_RETRY_AFTER_MS,
   nextRetryDelay,
   type Receiver,
@@ -26,8 +27,11 @@ export interface DeliverOptions {
   readonly timeoutMs: number;
   /** Aborted when the service stops: the delivery gives up without a record (the batch is not committed). */
   readonly signal: AbortSignal;
-  /** Called after each failed attempt (keeps the consumer's group membership during long retries). */
-  readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined) => Promise<void> | void;
+  /**
+   * Called after each attempt (keeps the consumer's group membership during long retries) with its
+   * status, or without an answer the connection error's code (`ENOTFOUND`, …) when there is one.
+   */
+  readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined, code?: string) => Promise<void> | void;
   /**
    * Called between the slices (each at most `retry.maxDelayMs`) of a wait longer than that — a
    * receiver's `Retry-After` within the budget — so the consumer sees progress at least every
@@ -95,27 +99,50 @@ function redirectTarget(location: string | null, receiverUrl: string): string {
   return `${origin} (${same ? 'the same path' : 'another path'})`;
 }
 
+/** The code of a failed connection (`ENOTFOUND`, `ECONNREFUSED`, …): fetch's TypeError carries it as its cause's. */
+function connectionCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
 /**
  * What went wrong with an attempt that got no answer, without the URL (a Slack webhook URL is a
- * secret) and with any credentials a client's text quotes redacted: it is logged and stored.
+ * secret) and with any credentials a client's text quotes redacted: it is logged and stored. A
+ * timeout names its variable: a receiver slower than it acts on every attempt while none is
+ * recorded (found by a review).
  */
 function describe(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  if (typeof cause?.code === 'string') return `${cause.code}: connection failed`;
+  if (error instanceof Error && error.name === 'TimeoutError') {
+    return `no answer within ${timeoutMs} ms (DRIFTLINE_ALERT_ROUTER_TIMEOUT)`;
+  }
+  const code = connectionCode(error);
+  if (code === 'ENOTFOUND') return `${code}: the receiver's host name does not resolve`;
+  if (code !== undefined) return `${code}: connection failed`;
   return redactCredentials(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }
 
 /**
  * The attempt's request, or why none can ever be built (a URL or header fetch refuses: a
  * TypeError): built before fetch, whose own rejection cannot tell such an error from a network
- * failure (both TypeErrors). Not retried: every attempt would fail the same way.
+ * failure (both TypeErrors). Not retried: every attempt would fail the same way. A receiver's
+ * header replaces the client's of the same name in any case: spread into an object, `Content-Type`
+ * beside `content-type` went out as `application/json, application/json`, refused by Express (400)
+ * and Fastify (415), every alert recorded failed (found by a review). `idempotencyKey`: a message's
+ * delivery id (`Idempotency-Key`); a delivery check has none.
  */
-function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Request | { readonly refused: string } {
+function buildRequest(
+  receiver: Receiver,
+  body: string,
+  signal: AbortSignal,
+  idempotencyKey: string | undefined,
+): Request | { readonly refused: string } {
   try {
+    const headers = new Headers({ 'content-type': 'application/json', 'user-agent': 'driftline-alert-router' });
+    for (const [name, value] of Object.entries(receiver.headers)) headers.set(name, value);
+    if (idempotencyKey !== undefined) headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
     return new Request(receiver.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
+      headers,
       body,
       redirect: 'manual',
       signal,
@@ -175,6 +202,8 @@ interface AttemptOutcome {
   readonly error: string;
   readonly askedMs: number | undefined;
   readonly location?: string;
+  /** Without an answer: the connection error's code (`ENOTFOUND`, …), when there is one. */
+  readonly code?: string;
 }
 
 /** One POST of `body` to the receiver within `timeoutMs`; throws a retriable error when stopping. */
@@ -183,11 +212,12 @@ async function attempt(
   body: string,
   options: Pick<DeliverOptions, 'timeoutMs' | 'signal'>,
   now: () => number,
+  idempotencyKey?: string,
 ): Promise<AttemptOutcome> {
   const result = await withDeadline(
     options.timeoutMs,
     async (signal): Promise<AttemptOutcome> => {
-      const request = buildRequest(receiver, body, signal);
+      const request = buildRequest(receiver, body, signal, idempotencyKey);
       if (!(request instanceof Request)) {
         return { status: undefined, verdict: 'failed', error: request.refused, askedMs: undefined };
       }
@@ -225,7 +255,14 @@ async function attempt(
       retriable: true,
     });
   }
-  return { status: undefined, verdict: 'retry', error: describe(result.error, options.timeoutMs), askedMs: undefined };
+  const code = connectionCode(result.error);
+  return {
+    status: undefined,
+    verdict: 'retry',
+    error: describe(result.error, options.timeoutMs),
+    askedMs: undefined,
+    ...(code === undefined ? {} : { code }),
+  };
 }
 
 /**
@@ -243,7 +280,10 @@ export function checkReceiver(
 
 /**
  * POSTs one message to one receiver until it is delivered or refused for good (400, 413, 415, 422,
- * or a request that cannot be built: `verdictOf`) and returns the delivery's record. Throws a
+ * or a request that cannot be built: `verdictOf`) and returns the delivery's record. Every attempt
+ * carries `Idempotency-Key: <delivery id>`, the same on every retry, batch retry and restart (the
+ * id hashes the receiver and the message's alert ids), so a receiver slower than the timeout, which
+ * gets the message again on each attempt, can drop the repeats. Throws a
  * retriable error when the retry budget (attempts, total time) ends on a transient failure (any
  * other answer, or none) or the service stops: the batch is retried, nothing committed.
  */
@@ -255,6 +295,7 @@ export async function deliver(
   const now = options.now ?? Date.now;
   const body = renderBody(message, receiver);
   const alertIds = message.alerts.map((a) => a.alert.alert_id);
+  const id = deliveryId(receiver.name, alertIds);
   const started = now();
   const budget = options.sharedBudget ?? { startedAt: undefined };
   let attempts = 0;
@@ -263,12 +304,12 @@ export async function deliver(
   let verdict: AttemptVerdict;
   for (;;) {
     attempts++;
-    const outcome = await attempt(receiver, body, options, now);
+    const outcome = await attempt(receiver, body, options, now, id);
     ({ status, verdict } = outcome);
     const askedMs = outcome.askedMs;
     // A delivered record keeps the last failure's text (the row says what it recovered from).
     if (verdict !== 'delivered') error = outcome.error;
-    await options.onAttempt?.(verdict, status);
+    await options.onAttempt?.(verdict, status, outcome.code);
     if (verdict === 'delivered') budget.startedAt = undefined;
     if (verdict !== 'retry') break;
     budget.startedAt ??= now();

@@ -2,12 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AlertMessage,
   ANSWERS_TO_GIVE_UP,
+  type AttemptVerdict,
   checkShows,
   checkSpacingMs,
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
+  halvesOf,
   looksMisconfigured,
+  misconfiguredSign,
   planSends,
   type Receiver,
   type RoutedAlert,
@@ -15,6 +18,7 @@ import {
   receiversFor,
   receiverWaitUntil,
   severityOf,
+  splitSends,
   type TokenBucket,
 } from '@driftline/alerting';
 import {
@@ -89,8 +93,11 @@ function answered(delivered: number, checks: number): string {
 }
 
 /** The log line of a delivery check that failed too: what the receiver answers, and what that may mean. */
-function checkFailedText(status: number | undefined): string {
+function checkFailedText(status: number | undefined, code: string | undefined): string {
   const failed = 'alert delivery failing and the delivery check failed too';
+  if (misconfiguredSign(status, code) === 'ENOTFOUND') {
+    return `${failed}: the receiver's host name does not resolve (ENOTFOUND), as a mistyped or deleted host does for ever; the batch is retried until it resolves`;
+  }
   if (status === undefined) return `${failed}: no answer, the receiver looks down; the batch is retried`;
   if (looksMisconfigured(status)) {
     return `${failed}: the receiver is answering HTTP ${status}, as a wrong URL, a deleted webhook or a revoked token does for ever; the batch is retried until it answers otherwise`;
@@ -187,7 +194,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     refusing: gauge(
       deps.registry,
       'driftline_alert_receiver_refusing',
-      "1 while the receiver's last answer is a redirect, 401, 403, 404, 405 or 410 (by status): retried, as a wrong URL, a deleted webhook or a revoked token answers for ever",
+      "1 while the receiver's last answer is a redirect, 401, 403, 404, 405 or 410 (by status), or its host name does not resolve (status ENOTFOUND): retried, as a wrong URL, a deleted webhook or a revoked token answers for ever",
       ['receiver', 'status'],
     ),
     // Alerted on (DriftlineAlertReceiverWaiting): a deferral ends the consumer's backoff, so a
@@ -209,16 +216,19 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   };
 
   // Per receiver, the status its series of driftline_alert_receiver_refusing shows.
-  const refusingWith = new Map<string, number>();
-  /** Shows a receiver's answer (undefined: none) in driftline_alert_receiver_refusing. */
-  function answeredWith(receiver: string, status: number | undefined): void {
+  const refusingWith = new Map<string, string>();
+  /**
+   * Shows a receiver's answer (undefined: none; then `code`, the connection error's) in
+   * driftline_alert_receiver_refusing (`misconfiguredSign`).
+   */
+  function answeredWith(receiver: string, status: number | undefined, code?: string): void {
     const shown = refusingWith.get(receiver);
-    const refusal = looksMisconfigured(status) ? status : undefined;
+    const refusal = misconfiguredSign(status, code);
     if (shown === refusal) return;
-    if (shown !== undefined) m.refusing.remove({ receiver, status: String(shown) });
+    if (shown !== undefined) m.refusing.remove({ receiver, status: shown });
     if (refusal === undefined) refusingWith.delete(receiver);
     else {
-      m.refusing.set({ receiver, status: String(refusal) }, 1);
+      m.refusing.set({ receiver, status: refusal }, 1);
       refusingWith.set(receiver, refusal);
     }
   }
@@ -327,6 +337,79 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }
     }
 
+    async function onAttempt(verdict: AttemptVerdict, status: number | undefined, code?: string): Promise<void> {
+      m.attempts.inc({ receiver: receiver.name, outcome: verdict });
+      answeredWith(receiver.name, status, code);
+      if (verdict !== 'delivered') await heartbeat();
+    }
+
+    /**
+     * A message the receiver did not take, about to be recorded failed (`failedText`): one alert
+     * is kept as it is; a message of several is sent in halves, alone (`halvesOf`), and each half
+     * not taken again in halves, at most `splitSends` sends, so that only the alert the receiver
+     * refuses is recorded failed. One alert it refused (422) or always failed (500) took its group
+     * of 40, or a digest of 22 models, with it (found by a review). Each part gets one attempt:
+     * a part not taken is recorded failed as the whole would have been (its error says so), so
+     * the split never gives up an alert the whole would have kept; what it delivers is recorded
+     * delivered. A part answered with a `Retry-After` beyond the budget defers the batch as any
+     * answer does: the parts delivered are recorded, the rest sent again when it comes back.
+     */
+    async function keepOrSplit(message: AlertMessage, row: AlertDeliveryRow, failedText: string): Promise<void> {
+      if (row.status !== 'failed' || message.alerts.length < 2) {
+        keep(row, failedText);
+        return;
+      }
+      deps.logger.warn(
+        {
+          receiver: receiver.name,
+          deliveryId: row.delivery_id,
+          alerts: message.alerts.length,
+          httpStatus: row.http_status,
+          sendsAtMost: splitSends(message.alerts.length),
+        },
+        'alert message not taken: sent in parts, alone, to find the alerts the receiver does not take',
+      );
+      const left = { sends: splitSends(message.alerts.length) };
+      const whole = `the receiver did not take a message of ${message.alerts.length} alerts holding it (${row.error})`;
+      await split(message, row);
+
+      /** `part`, not taken (`partRow`): recorded failed, or halved. */
+      async function split(part: AlertMessage, partRow: AlertDeliveryRow): Promise<void> {
+        if (part.alerts.length < 2 || left.sends < 2) {
+          const error = part === message ? partRow.error : `${partRow.error}; sent in parts: ${whole}`;
+          keep({ ...partRow, error: error.slice(0, 1_024) }, failedText);
+          return;
+        }
+        left.sends -= 2;
+        const notTaken: Array<readonly [AlertMessage, AlertDeliveryRow]> = [];
+        for (const half of halvesOf(part)) {
+          const halfRow = await sendOnce(half);
+          // Kept at once: a stop or a deferral at the next send must not leave it unrecorded (re-sent).
+          if (halfRow.status === 'delivered') keep(halfRow, failedText);
+          else notTaken.push([half, halfRow]);
+        }
+        for (const [half, halfRow] of notTaken) await split(half, halfRow);
+      }
+    }
+
+    /** One attempt of a part of a message (`keepOrSplit`), its row returned, not kept. */
+    async function sendOnce(part: AlertMessage): Promise<AlertDeliveryRow> {
+      const [alone = part] = await whenAllowed([part]);
+      try {
+        return await deliver(receiver, alone, {
+          ...deps.deliver,
+          retry: { ...deps.deliver.retry, maxAttempts: 1 },
+          sharedBudget: { startedAt: undefined },
+          onAttempt,
+          heartbeat,
+        });
+      } catch (error) {
+        if (!(error instanceof ReceiverFailingError)) throw error; // stopping
+        if (error.asked !== undefined) askedToWait(error.asked, error.row.http_status, [part]);
+        return error.row;
+      }
+    }
+
     /** One message's delivery, its row kept for the record; a transient failure past the budget returned. */
     async function send(
       message: AlertMessage,
@@ -338,14 +421,10 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         const row = await deliver(receiver, message, {
           ...deps.deliver,
           sharedBudget: budget,
-          onAttempt: async (verdict, status) => {
-            m.attempts.inc({ receiver: receiver.name, outcome: verdict });
-            answeredWith(receiver.name, status);
-            if (verdict !== 'delivered') await heartbeat();
-          },
+          onAttempt,
           heartbeat,
         });
-        keep(row, 'alert delivery refused: recorded and given up');
+        await keepOrSplit(message, row, 'alert delivery refused: recorded and given up');
         return row;
       } catch (error) {
         if (error instanceof ReceiverFailingError) {
@@ -421,7 +500,8 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     for (const f of stillFailing) {
       const row = f.error.row;
       const why = `${first.get(f.message)}, retried again; ${second.get(f.message)}: given up`;
-      keep(
+      await keepOrSplit(
+        f.message,
         { ...row, error: `${row.error}; ${why}`.slice(0, 1_024) },
         'alert delivery failing while the receiver takes other messages: recorded and given up',
       );
@@ -490,7 +570,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }));
       const answer = await checkReceiver(receiver, failingDeliveries, deps.deliver);
       m.checks.inc({ receiver: receiver.name, outcome: answer.verdict });
-      answeredWith(receiver.name, answer.status);
+      answeredWith(receiver.name, answer.status, answer.code);
       const shows = checkShows(answer.status);
       // A check comes once a budget has ended: any wait its answer asks is beyond the budget.
       if (shows === 'down' && answer.askedMs !== undefined && answer.askedMs > 0) {
@@ -509,7 +589,10 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         );
       } else {
         const location = answer.location === undefined ? {} : { location: answer.location };
-        deps.logger.warn({ ...fields, checkError: answer.error, ...location }, checkFailedText(answer.status));
+        deps.logger.warn(
+          { ...fields, checkError: answer.error, ...location },
+          checkFailedText(answer.status, answer.code),
+        );
       }
       return { shows, status: answer.status, asked: undefined };
     }

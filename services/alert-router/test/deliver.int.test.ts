@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { groupAlerts, parseRoutesText, type Receiver } from '@driftline/alerting';
 import { freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deliver, ReceiverFailingError } from '../src/deliver.js';
+import { deliver, deliveryId, ReceiverFailingError } from '../src/deliver.js';
 
 // deliver() against real sockets on loopback (no Kafka needed): timeouts, permanent failures, stop.
 const message = groupAlerts(
@@ -72,7 +72,7 @@ describe('deliver', () => {
     // Recorded failed, the alert was lost for good once the receiver came back (found by a review).
     expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
     expect(error?.message).toMatch(
-      /^receiver r still failing: no answer within 300 ms \(3 attempts in \d+ ms; the most attempts, 3\); the batch is retried$/,
+      /^receiver r still failing: no answer within 300 ms \(DRIFTLINE_ALERT_ROUTER_TIMEOUT\) \(3 attempts in \d+ ms; the most attempts, 3\); the batch is retried$/,
     );
     expect(error?.message).not.toContain('secret-path');
     expect(Date.now() - started).toBeGreaterThanOrEqual(900); // three timeouts, never cut early
@@ -239,6 +239,56 @@ describe('deliver', () => {
       'the receiver asked to wait over an hour (3600000 ms honoured), beyond the 10000 ms retry budget',
     );
     expect((error as ReceiverFailingError).message).not.toContain('Infinity');
+  });
+
+  it('a receiver slower than the timeout gets the same Idempotency-Key, the delivery id, on every attempt (found by a review)', async () => {
+    // It acted on each attempt (8 per batch attempt at the defaults) while nothing was recorded:
+    // the key lets it drop the repeats; the line names the variable to raise.
+    const keys: Array<string | string[] | undefined> = [];
+    const receiver = await listen((req, res) => {
+      keys.push(req.headers['idempotency-key']);
+      setTimeout(() => res.writeHead(200).end(), 1_000).unref();
+    });
+    const error = await deliver(receiver, message, {
+      retry,
+      timeoutMs: 200,
+      signal: new AbortController().signal,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toBeInstanceOf(ReceiverFailingError);
+    expect(error?.message).toContain('no answer within 200 ms (DRIFTLINE_ALERT_ROUTER_TIMEOUT)');
+    expect(keys.length).toBeGreaterThanOrEqual(2); // under load a cut request may not reach the handler
+    expect(new Set(keys)).toEqual(new Set([deliveryId('r', ['x1'])]));
+    expect((error as ReceiverFailingError).row.delivery_id).toBe(deliveryId('r', ['x1']));
+  });
+
+  it("a receiver's header replaces the client's of the same name, in any case: never joined (found by a review)", async () => {
+    // `Content-Type: application/json`, as webhook examples show, went out as
+    // `application/json, application/json`: Express 4 answered 400, Fastify 5 415, every alert
+    // recorded failed.
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const plain = await listen((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200).end();
+    });
+    const table = parseRoutesText(
+      `receivers: { r: { url: "${plain.url}", headers: { Content-Type: "application/json; charset=utf-8", USER-AGENT: ops-bot, X-Team: ml } } }\ndefault: [r]`,
+      'routes.yaml',
+    );
+    const row = await deliver(table.receivers.get('r')!, message, {
+      retry,
+      timeoutMs: 2_000,
+      signal: new AbortController().signal,
+    });
+    expect(row).toMatchObject({ status: 'delivered', attempts: 1 });
+    expect(seen[0]).toMatchObject({
+      'content-type': 'application/json; charset=utf-8',
+      'user-agent': 'ops-bot',
+      'x-team': 'ml',
+      'idempotency-key': deliveryId('r', ['x1']),
+    });
   });
 
   it('keeps a bounded head of an error body', async () => {

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AlertMessage, MAX_JSON_BODY_BYTES, parseRoutesText, renderJson } from '@driftline/alerting';
+import { type AlertMessage, MAX_JSON_BODY_BYTES, parseRoutesText, renderJson, splitSends } from '@driftline/alerting';
 import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import type { DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
@@ -321,6 +321,75 @@ describe('router processor', () => {
       await hook.close();
     }
   });
+
+  it.each([
+    ['refuses (422)', 'in a group of 40', 422],
+    ['always fails (500)', 'in a digest of 22 models', 500],
+  ] as const)(
+    'one alert the receiver %s, %s, is the only one recorded failed: the message is split (found by a review)',
+    async (_what, where, status) => {
+      // The review's scenario: 39 alerts of one group, 30 of one model each, one of them hostile; a
+      // rate limit of 10 messages at once sends 9 and a digest of the other 22. Before, the message
+      // holding the hostile alert was recorded failed whole: 40 alerts (or 22) for one.
+      const name = status === 422 ? 'split-group' : 'split-digest';
+      const hook = await webhook((_n, ids) => (ids.includes('hostile') ? status : 200));
+      const hostileInGroup = where.includes('group');
+      const at = NOW - 120_000;
+      const alerts = [
+        ...Array.from({ length: 39 }, (_, i) => driftAlert(`g${i}`, at, { model: name })),
+        ...(hostileInGroup ? [driftAlert('hostile', at, { model: name })] : []),
+        ...Array.from({ length: 30 }, (_, i) =>
+          driftAlert(!hostileInGroup && i === 29 ? 'hostile' : `m${i}`, at, { model: `${name}-${i}` }),
+        ),
+      ];
+      try {
+        const { processor: p, registry } = processor(
+          warehouseOn(ch).alertDeliveries,
+          `receivers: { ${name}: { url: "${hook.url}", rate_limit: { per_minute: 600, burst: 10 } } }\nroutes: [{ match: { model: "${name}*" }, receivers: [${name}] }]`,
+          quick,
+        );
+        await p.process(items(alerts), context);
+        const rows = await statuses(name);
+        expect(rows.filter(([s]) => s === 'failed')).toEqual([['failed', 'hostile']]);
+        const delivered = rows.filter(([s]) => s === 'delivered').flatMap(([, ids]) => ids!.split(','));
+        expect(delivered.sort()).toEqual(
+          alerts
+            .map((a) => a.alert_id)
+            .filter((id) => id !== 'hostile')
+            .sort(),
+        );
+        expect(delivered).toHaveLength(status === 422 ? 69 : 68);
+        // Each good alert was taken (2xx) once; the hostile one was sent at most once per halving more.
+        const taken = hook.sent.filter((ids) => !ids.includes('hostile')).flat();
+        expect(new Set(taken).size).toBe(taken.length);
+        const sent = hook.sent.flat();
+        const split = hostileInGroup ? 40 : 22;
+        const attempts = status === 422 ? 1 : 2 * quick.maxAttempts;
+        expect(sent.filter((id) => id === 'hostile').length).toBeLessThanOrEqual(
+          attempts + Math.ceil(Math.log2(split)),
+        );
+        expect(hook.sent.filter((ids) => ids.length > 0).length).toBeLessThanOrEqual(
+          10 + (attempts - 1) + splitSends(split),
+        );
+        const [failed] = await ch.select<{ error: string; group_key: string }>(
+          `SELECT error, group_key FROM ${ch.table('alert_deliveries')} WHERE receiver = {name:String} AND status = 'failed'`,
+          { name },
+        );
+        expect(failed?.error).toContain(`HTTP ${status}`);
+        expect(failed?.error).toContain(
+          `sent in parts: the receiver did not take a message of ${split} alerts holding it`,
+        );
+        expect(failed?.group_key).toBe(
+          hostileInGroup ? `${name}/FEATURE_DRIFT/${Math.floor((at + 60_000) / 60_000)}` : 'digest',
+        );
+        expect(await registry.getSingleMetricAsString('driftline_alert_deliveries_total')).toMatch(
+          new RegExp(`receiver="${name}",status="failed"[^}]*\\} 1$`, 'm'),
+        );
+      } finally {
+        await hook.close();
+      }
+    },
+  );
 
   it('a message the receiver always answers 5xx, alone in its batch, is given up once the receiver takes a delivery check', async () => {
     // 500 for the alert `lonely` (its body is what the receiver cannot take), 200 for anything else.
@@ -727,6 +796,39 @@ routes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
         await hook.close();
       }
     }
+  });
+
+  it('a receiver whose host name does not resolve is held and named like a wrong URL: ENOTFOUND in the gauge and the log line (found by a review)', async () => {
+    // A mistyped host: before, an outage like any other, no series, and
+    // DriftlineAlertReceiverMisconfigured never fired. `.invalid` never resolves (RFC 6761).
+    const name = 'typo';
+    const warnings: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (fields, msg) => void warnings.push({ msg: msg ?? '', fields: fields as Record<string, unknown> }),
+    };
+    const { processor: p, registry } = processor(
+      warehouseOn(ch).alertDeliveries,
+      `receivers: { ${name}: { url: "http://alerts.driftline-typo.invalid/hook" } }\nroutes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+      quick,
+      undefined,
+      logger,
+    );
+    const error = await p.process(hourly(name, ['t1']), context).then(
+      () => undefined,
+      (e: unknown) => e as DriftlineError,
+    );
+    // Held, nothing recorded failed: retried until the URL is fixed.
+    expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+    expect(error?.message).toContain("ENOTFOUND: the receiver's host name does not resolve");
+    expect(await statuses(name)).toEqual([]);
+    const refusing = (await registry.getSingleMetric('driftline_alert_receiver_refusing')?.get())?.values ?? [];
+    expect(refusing.filter((v) => v.labels.receiver === name).map((v) => [v.labels.status, v.value])).toEqual([
+      ['ENOTFOUND', 1],
+    ]);
+    expect(warnings.map((w) => w.msg)).toEqual([
+      expect.stringContaining("the receiver's host name does not resolve (ENOTFOUND)"),
+    ]);
   });
 
   it('an instance that lost the partition drops its refusing series: the alert does not fire on for ever after the new owner delivered (found by a review)', async () => {

@@ -48,6 +48,8 @@ export async function ensureWorkerPython(
       logger.info({ ms: Date.now() - started, output: stderr.trim().slice(-2000) }, 'trainer venv set up');
     if (!existsSync(python)) throw new Error(`setup printed ${JSON.stringify(python)}`);
   } catch (error) {
+    const base = baseInterpreterProblem(error);
+    if (base !== undefined) throw new ConfigError('PYTHON', base, { cause: error });
     throw new DriftlineError('CONFIG_INVALID', `trainer worker environment: ${(error as Error).message}`, {
       cause: error,
     });
@@ -63,6 +65,19 @@ export async function ensureWorkerPython(
   }
   if (problem !== undefined) throw passingCheckFailure(python, problem.text);
   return python;
+}
+
+/** How setup-venv.sh says its base interpreter (PYTHON) is missing or cannot make a venv: exit 78 and this line. */
+const BASE_INTERPRETER_LINE = /^trainer worker: PYTHON: (.+)$/m;
+
+/**
+ * setup-venv.sh's one line about an unusable base interpreter (exit 78), without its prefix; it had
+ * failed after the lock and the removal with bash's "No such file or directory" under three lines.
+ */
+function baseInterpreterProblem(error: unknown): string | undefined {
+  const { code, stderr } = error as { code?: unknown; stderr?: unknown };
+  if (code !== 78 || typeof stderr !== 'string') return undefined;
+  return BASE_INTERPRETER_LINE.exec(stderr)?.[1];
 }
 
 /**

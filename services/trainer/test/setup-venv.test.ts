@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { ConfigError, silentLogger } from '@driftline/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureWorkerPython } from '../src/worker.js';
 
 const run = promisify(execFile);
 const SCRIPT = resolve(import.meta.dirname, '../worker/setup-venv.sh');
@@ -41,3 +43,51 @@ describe('worker/setup-venv.sh without HOME (found by a review: "HOME: unbound v
     );
   });
 });
+
+describe('an unusable base interpreter (PYTHON) is one line and exit 78, checked first (found by a review)', () => {
+  // A fresh venv folder each time: the script's reuse path never runs, so it must look at PYTHON.
+  const fresh = () => join(mkdtempSync(join(outside, 'fresh-')), 'venv');
+
+  it('the script: a missing interpreter, and one without venv/ensurepip (Debian without python3-venv)', async () => {
+    const missing = await runScript({ PYTHON: join(outside, 'no-such-python3'), DRIFTLINE_TRAINER_VENV: fresh() });
+    expect(missing.code).toBe(78);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(
+      /^trainer worker: PYTHON: no Python interpreter ".*no-such-python3": install python3 and python3-venv/,
+    );
+    // A stand-in interpreter whose imports fail, as `import ensurepip` does without python3-venv.
+    const noVenv = join(outside, 'python-no-venv');
+    writeFileSync(noVenv, '#!/bin/sh\nexit 1\n');
+    chmodSync(noVenv, 0o755);
+    const venv = fresh();
+    const broken = await runScript({ PYTHON: noVenv, DRIFTLINE_TRAINER_VENV: venv });
+    expect(broken.code).toBe(78);
+    expect(broken.stderr).toMatch(/^trainer worker: PYTHON: ".*python-no-venv" cannot create a venv .*python3-venv/);
+    expect(broken.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(`${venv}.lock`)).toBe(false); // nothing locked or created
+  });
+
+  it('ensureWorkerPython: a ConfigError naming PYTHON and what to install, in one line', async () => {
+    const env = { ...process.env, PYTHON: join(outside, 'no-such-python3'), DRIFTLINE_TRAINER_VENV: fresh() };
+    const error = await ensureWorkerPython(silentLogger, undefined, env).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe('PYTHON');
+    expect((error as ConfigError).message).toMatch(/^PYTHON: no Python interpreter .*install python3 and python3-venv/);
+    expect((error as ConfigError).message).not.toMatch(/\n/);
+  });
+});
+
+/** Runs the script itself (no --print-venv) under `env`. */
+function runScript(env: Record<string, string>) {
+  return run('bash', [SCRIPT], { env: { ...process.env, ...env } }).then(
+    ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
+  );
+}

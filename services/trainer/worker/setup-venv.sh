@@ -49,6 +49,20 @@ if [[ -x "$venv/bin/python" && -f "$venv/.driftline-stamp" && "$(cat "$venv/.dri
   exit 0
 fi
 
+# The base interpreter is checked before anything is locked, removed or created: a missing one (or
+# Debian's python3 without python3-venv, whose `-m venv` fails after a long set-up) is one line and
+# exit 78 (a configuration error), in milliseconds.
+python="${PYTHON:-python3}"
+advice="install python3 and python3-venv (Debian/Ubuntu: apt-get install python3 python3-venv), point PYTHON at a Python 3, or set DRIFTLINE_TRAINER_PYTHON to a Python with the worker's packages"
+if ! command -v "$python" >/dev/null 2>&1; then
+  echo "trainer worker: PYTHON: no Python interpreter \"$python\": $advice" >&2
+  exit 78
+fi
+if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "trainer worker: PYTHON: \"$python\" cannot create a venv (no venv/ensurepip module): $advice" >&2
+  exit 78
+fi
+
 # Serialise concurrent set-ups (two test files, a test and the demo) on one lock.
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
@@ -59,7 +73,7 @@ if [[ -x "$venv/bin/python" && -f "$venv/.driftline-stamp" && "$(cat "$venv/.dri
 fi
 echo "trainer worker: creating $venv ($stamp)" >&2
 rm -rf "$venv"
-"${PYTHON:-python3}" -m venv "$venv"
+"$python" -m venv "$venv"
 # Both wheels provide the `xgboost` module: never keep the other flavour around.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2
 "$venv/bin/python" -c 'import numpy, pyarrow, xgboost' >&2

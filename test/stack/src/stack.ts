@@ -8,8 +8,10 @@ import {
   PORT_VARIABLES,
   type PortName,
   type StackConfig,
+  StackConfigError,
   statePaths,
 } from './config.js';
+import { dirError, inDir, type StackDir, StackDiskFullError } from './dir-error.js';
 import {
   ensureKafkaDist,
   generateClusterId,
@@ -90,6 +92,8 @@ export interface StackStatus {
 }
 
 const BIND_ERROR = /Address already in use|BindException|seems to be in use/i;
+/** Kafka's, H2's (the registry) and Redis' words for a full disk. */
+const DISK_FULL = /No space left on device|ENOSPC|Disk quota exceeded/i;
 
 /** How long `up`/`down` wait for another `up`/`down` on the same state dir (covers a cold download). */
 const LOCK_TIMEOUT_MS = 20 * 60_000;
@@ -146,10 +150,32 @@ function probe(name: ServiceName, endpoints: StackEndpoints): Promise<void> {
   }
 }
 
-function serviceError(name: string, problem: string, logFile: string): Error {
+/** Less free than this on the state dir's disk when a service failed: its disk is taken for full. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+/** Free bytes for this user on the disk of `dir`; undefined when it cannot be told. */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const stats = fs.statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A service that exited or never answered, with its log's tail and a hint when the cause is known.
+ * Logs are `<state dir>/logs/<service>.log` (logFileFor), in the folder a service writes its data
+ * in: a full disk shows in the log ("No space left on device", deep in Kafka's trace) or, when the
+ * log itself could not be written (the registry's H2 trace was cut off), in the free space left.
+ */
+export function serviceError(name: string, problem: string, logFile: string): Error {
   const tail = tailFile(logFile, 40);
+  const stateDir = path.dirname(path.dirname(logFile));
   let hint = '';
-  if (/UnsupportedClassVersionError/.test(tail)) {
+  if (DISK_FULL.test(tail) || (freeBytes(stateDir) ?? Number.POSITIVE_INFINITY) < NEARLY_FULL_BYTES) {
+    hint = `\nhint: no space left on ${stateDir} (its data and logs); free some space, or point DRIFTLINE_STACK_DIR at a folder on another disk.`;
+  } else if (/UnsupportedClassVersionError/.test(tail)) {
     hint = '\nhint: this needs a newer Java; point DRIFTLINE_STACK_JAVA at a Java 21+ binary or use an older version.';
   } else if (BIND_ERROR.test(tail)) {
     hint = '\nhint: its port was taken by another process; run `pnpm -s stack up` again (or pick another port).';
@@ -464,9 +490,10 @@ async function checkRequirements(cfg: StackConfig, log: (line: string) => void):
   const redisServer = which(cfg.redisServer) ?? cfg.redisServer;
   const javaMajor = await javaMajorVersion(java);
   if (javaMajor !== undefined && javaMajor < 17) {
-    throw new Error(
-      `${java} is Java ${javaMajor}; Kafka ${cfg.kafkaVersion} and Apicurio need Java 17+ (set DRIFTLINE_STACK_JAVA)`,
-    );
+    const message = `${java} is Java ${javaMajor}; Kafka ${cfg.kafkaVersion} and Apicurio need Java 17+`;
+    // The binary DRIFTLINE_STACK_JAVA names: a bad value of it (exit 78), like a missing one.
+    if (cfg.javaExplicit) throw new StackConfigError('DRIFTLINE_STACK_JAVA', `DRIFTLINE_STACK_JAVA: ${message}`);
+    throw new Error(`${message} (set DRIFTLINE_STACK_JAVA)`);
   }
   return { java, redisServer };
 }
@@ -533,11 +560,19 @@ async function startFresh(
     timed('schema-registry', () => startRegistry(ctx)),
     timed('redis', () => startRedis(ctx, redisServer)),
   ]);
-  const failures = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
-  if (failures.length > 0) {
+  // File-system errors in the state dir as one line naming it; the cache dir's are already (dirError).
+  const reasons = results.flatMap((r) => (r.status === 'rejected' ? [dirError(r.reason, stateDirOf(cfg))] : []));
+  if (reasons.length > 0) {
     const aborted = signal?.aborted === true;
     log(aborted ? 'start-up interrupted; stopping what was started' : 'start-up failed; stopping what was started');
-    const failed: unknown = aborted ? signal?.reason : new Error(`stack up failed:\n${failures.join('\n\n')}`);
+    // Kafka and the registry meeting the same read-only or full folder: said once, as itself (exit 78 or 1).
+    const failures = [...new Set(reasons.map(errorMessage))];
+    const [first] = reasons;
+    const failed: unknown = aborted
+      ? signal?.reason
+      : failures.length === 1 && (first instanceof StackConfigError || first instanceof StackDiskFullError)
+        ? first
+        : new Error(`stack up failed:\n${failures.join('\n\n')}`);
     try {
       await stopProcesses(state.processes, { log, graceMs: 5_000 });
     } catch (err) {
@@ -557,8 +592,17 @@ async function startFresh(
  */
 export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResult> {
   const t0 = performance.now();
-  const log = options.log ?? (() => {});
   const cfg = loadConfig(process.env, options);
+  return inDir(stateDirOf(cfg), () => up(cfg, options, t0));
+}
+
+/** The state dir as file-system errors name it (dirError). */
+function stateDirOf(cfg: StackConfig): StackDir {
+  return { what: 'state dir', dir: cfg.stateDir, variable: 'DRIFTLINE_STACK_DIR' };
+}
+
+async function up(cfg: StackConfig, options: StackUpOptions, t0: number): Promise<StackUpResult> {
+  const log = options.log ?? (() => {});
   const timeoutMs = options.timeoutMs ?? cfg.timeoutMs;
   const paths = statePaths(cfg.stateDir);
   fs.mkdirSync(cfg.stateDir, { recursive: true });
@@ -660,8 +704,15 @@ function withLease(state: StackState): StackState {
  * running too (the KEEP run asked for the stack after its end, whoever started it).
  */
 export async function stackRelease(options: StackDownOptions & { keep?: boolean } = {}): Promise<{ stopped: number }> {
-  const log = options.log ?? (() => {});
   const cfg = loadConfig(process.env, options);
+  return inDir(stateDirOf(cfg), () => dropLease(cfg, options));
+}
+
+async function dropLease(
+  cfg: StackConfig,
+  options: StackDownOptions & { keep?: boolean },
+): Promise<{ stopped: number }> {
+  const log = options.log ?? (() => {});
   const paths = statePaths(cfg.stateDir);
   if (!fs.existsSync(cfg.stateDir)) return { stopped: 0 };
   const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
@@ -711,8 +762,12 @@ export async function stackDown(options: StackDownOptions = {}): Promise<{ stopp
 }
 
 async function stopStack(options: StackDownOptions): Promise<{ stopped: number }> {
-  const log = options.log ?? (() => {});
   const cfg = loadConfig(process.env, options);
+  return inDir(stateDirOf(cfg), () => stopLocked(cfg, options));
+}
+
+async function stopLocked(cfg: StackConfig, options: StackDownOptions): Promise<{ stopped: number }> {
+  const log = options.log ?? (() => {});
   const paths = statePaths(cfg.stateDir);
   if (!fs.existsSync(cfg.stateDir)) return { stopped: 0 };
   const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });

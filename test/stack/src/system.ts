@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { StackConfigError } from './config.js';
 import { run, runChecked, which } from './util.js';
 
 /** A binary we need, and the Debian/Ubuntu package that provides it. */
@@ -28,6 +29,14 @@ export async function ensureCommands(
 ): Promise<void> {
   const missing = requirements.filter((r) => which(r.command) === undefined);
   if (missing.length === 0) return;
+  // A binary the user named that is not there: a bad value of its variable (exit 78), nothing to install.
+  const named = missing.find((r) => r.explicit);
+  if (named !== undefined) {
+    throw new StackConfigError(
+      named.variable,
+      `${named.variable}: ${named.command} is not an executable file: point ${named.variable} at ${named.what} (Debian package ${named.aptPackage}), or unset it to use the one on PATH`,
+    );
+  }
   const explain = missing.map((r) => `${r.what} (\`${r.command}\`, Debian package ${r.aptPackage})`).join(', ');
   const installable = missing.filter((r) => !r.explicit);
   const apt = which('apt-get');

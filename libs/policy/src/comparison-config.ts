@@ -187,6 +187,17 @@ function limits(
 }
 
 /**
+ * Checks each field of a promotion or rollback document on its own (types, ranges, the guards'
+ * shape), not how they combine (max_labels ≥ min_labels, a guard's min_observations ≤ max_labels):
+ * for a rollout policy's `defaults`, which a model's section completes. Errors as
+ * {@link parsePromotionPolicy}'s, prefixed by `source`.
+ */
+export function checkComparisonFields(kind: 'promotion' | 'rollback', document: unknown, source: string): void {
+  const result = (kind === 'promotion' ? promotionShape : rollbackShape).safeParse(document ?? {});
+  if (!result.success) fail(result.error, source, source);
+}
+
+/**
  * Validates a promotion policy document (snake_case keys as in YAML; all optional):
  * `{ metric, threshold, test, margin, alpha, alpha_reject, min_labels, max_labels, max_time, guards }`.
  * Errors are ConfigErrors naming the field, prefixed by `source` (e.g. `promotion.margin`), or by

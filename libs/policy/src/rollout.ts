@@ -21,6 +21,7 @@ import {
 } from './comparison.js';
 import {
   type ComparisonPolicy,
+  checkComparisonFields,
   type PromotionPolicy,
   parsePromotionPolicy,
   parseRollbackPolicy,
@@ -55,6 +56,15 @@ export interface RolloutPolicy {
    * prediction-time order (see {@link runPlan}), so the order no longer depends on the labels.
    */
   readonly labelMaturityMs: number;
+  /**
+   * `arrival_bucket` (ms), used without `label_maturity`: the pairs are read by closed arrival
+   * bucket (`joined_at` cut into buckets of this length from the epoch), in each bucket by a hash of
+   * the prediction id, and only from buckets that closed ({@link closedArrivalBound}): so the order
+   * within a bucket depends on no label, and a label delivery sorted by outcome that arrives within
+   * one bucket reaches the test shuffled. 0: every pair as it arrived (`joined_at`, prediction id),
+   * as before the setting. Default {@link DEFAULT_ARRIVAL_BUCKET_MS}.
+   */
+  readonly arrivalBucketMs: number;
 }
 
 /**
@@ -72,6 +82,32 @@ export interface RolloutPolicies {
 }
 
 export const DEFAULT_CANARY_SHARE = 0.1;
+
+/** The default `arrival_bucket`: an hour (a daily label file arrives within one, but for one that straddles its end). */
+export const DEFAULT_ARRIVAL_BUCKET_MS = 3_600_000;
+/** The longest `arrival_bucket`: a day (each tick's decisions wait up to one bucket for it to close). */
+export const MAX_ARRIVAL_BUCKET_MS = 86_400_000;
+/**
+ * How long after its end (on this host's wall clock) an arrival bucket is closed: the label-joiner
+ * stamps `joined_at` when it starts a batch, and the rows are readable a few seconds later (its
+ * insert); a joiner host's clock behind this one's by more than this puts rows in a bucket already
+ * read (see the model-controller's README, "Statistical guarantee").
+ */
+export const ARRIVAL_GRACE_MS = 30_000;
+
+/**
+ * The `joined_at` (epoch ms, exclusive) before which every arrival bucket of `bucketMs` is closed
+ * at wall-clock time `now`: the start of the bucket that held `now` − {@link ARRIVAL_GRACE_MS}.
+ * Buckets are cut from the epoch, so every controller cuts them alike; the bound only moves on with
+ * the wall clock, so the pairs read (bucket, then hash order) only grow at their end, and a restart
+ * or another controller steps the same path to the same first crossing. The wall clock, not the
+ * model's label clock: `joined_at` is the label-joiner's wall clock, which event time may run far
+ * ahead of (the demo, a producer's clock) or behind (a replay): closed by the label clock, buckets
+ * still filling would be read (ahead) or none ever would (behind).
+ */
+export function closedArrivalBound(now: number, bucketMs: number): number {
+  return Math.floor((now - ARRIVAL_GRACE_MS) / bucketMs) * bucketMs;
+}
 
 /**
  * The longest `label_maturity`: the label-joiner joins no label more than its
@@ -102,15 +138,18 @@ export interface RolloutLimits {
   readonly labelRetentionMs?: number;
 }
 
-/** A duration (core's grammar, or a number of ms), 0 to {@link MAX_LABEL_MATURITY_MS}. */
-const maturity = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
-  const ms = typeof v === 'number' ? v : parseDurationMs(v);
-  if (ms === undefined || ms > MAX_LABEL_MATURITY_MS) {
-    ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}, from 0 to 365d` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration (core's grammar, or a number of ms), 0 to `max` (written `maxText`). */
+const durationUpTo = (max: number, maxText: string) =>
+  z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : parseDurationMs(v);
+    if (ms === undefined || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}, from 0 to ${maxText}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const maturity = durationUpTo(MAX_LABEL_MATURITY_MS, '365d');
+const arrivalBucket = durationUpTo(MAX_ARRIVAL_BUCKET_MS, '1d');
 
 const section = z.record(z.string(), z.unknown());
 const defaultsShape = z.strictObject({
@@ -118,6 +157,7 @@ const defaultsShape = z.strictObject({
   rollback: section.optional(),
   canary_share: z.number().gt(0).max(1).optional(),
   label_maturity: maturity.optional(),
+  arrival_bucket: arrivalBucket.optional(),
 });
 /** A model's section; `manual: true` opts it out of the controller's comparisons (and takes nothing else). */
 const modelShape = defaultsShape.extend({ manual: z.boolean().optional() });
@@ -151,6 +191,11 @@ function checkGuards(policy: ComparisonPolicy, source: string): void {
 export function parseRolloutPolicy(document: unknown, source = 'rollout', limits: RolloutLimits = {}): RolloutPolicies {
   const doc = checkConfigDocument(documentShape, document ?? {}, source);
   const d = doc.defaults ?? {};
+  // The defaults' own fields first, named where they are written: merged into a model's section,
+  // a bad `alpha` of theirs was named under the first model listed (`models.fraud.promotion.alpha`).
+  // How fields combine (min_labels ≤ max_labels, ...) is checked per model, as merged.
+  if (d.promotion !== undefined) checkComparisonFields('promotion', d.promotion, `${source}.defaults.promotion`);
+  if (d.rollback !== undefined) checkComparisonFields('rollback', d.rollback, `${source}.defaults.rollback`);
   const listed = doc.models ?? {};
   const entries: Array<[string, z.infer<typeof modelShape>, string]> = Object.entries(listed).map(([name, m]) => [
     name,
@@ -167,7 +212,7 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout', limits
   for (const [name, m, at] of entries) {
     fields[name] = at;
     if (m.manual === true) {
-      const extra = (['promotion', 'rollback', 'canary_share', 'label_maturity'] as const).find(
+      const extra = (['promotion', 'rollback', 'canary_share', 'label_maturity', 'arrival_bucket'] as const).find(
         (k) => m[k] !== undefined,
       );
       if (extra !== undefined) throw new ConfigError(`${at}.${extra}`, 'a manual model takes no policy (manual: true)');
@@ -193,6 +238,7 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout', limits
       rollback,
       canaryShare: m.canary_share ?? d.canary_share ?? DEFAULT_CANARY_SHARE,
       labelMaturityMs,
+      arrivalBucketMs: m.arrival_bucket ?? d.arrival_bucket ?? DEFAULT_ARRIVAL_BUCKET_MS,
     };
   }
   return { models, fields };
@@ -840,7 +886,8 @@ function usableEnd(pairs: readonly PairInput[], labelCap: number): number {
 
 /**
  * Steps the plan's policy over its pairs IN THE ORDER THEY ARRIVED (as the warehouse reads them:
- * `joined_at`, then prediction id), then a `tick` at the newest labelled prediction time — of the
+ * by closed arrival bucket, then a hash of the prediction id — {@link RolloutPolicy.arrivalBucketMs}
+ * — or `joined_at`, then prediction id), then a `tick` at the newest labelled prediction time — of the
  * pairs, or of `clock` (the model's, paired or not) when later — so `max_time` decides on event
  * time, never wall clock, and a comparison that gets no pairs (a version nobody scores any more)
  * still reaches `max_time`.
@@ -868,6 +915,9 @@ function usableEnd(pairs: readonly PairInput[], labelCap: number): number {
  * for a rollback watch whose time is up with no pair ({@link awaitsAnswered}): true keeps
  * production (the replaced version is retired), false rolls it back (`not_scored`); without it
  * such a watch stays undecided (`continue`), never a default.
+ * `waitingFrom`: the earliest prediction time among the plan's pairs that arrived but wait for
+ * their arrival bucket to close (read by closed arrival bucket: `arrival_bucket`); the closing
+ * tick stops there, as at a pair that waits for the clock.
  */
 export function runPlan(
   plan: ComparisonPlan,
@@ -875,6 +925,7 @@ export function runPlan(
   given: readonly PairInput[],
   clock?: ModelClock,
   answered?: boolean,
+  waitingFrom?: number,
 ): PlanOutcome {
   // With label_maturity: only the pairs whose label is final, in prediction-time order (the
   // order then depends on no label: see maturePairs).
@@ -974,6 +1025,8 @@ export function runPlan(
             clock.predictionTime,
             held?.predictionTime ?? Number.POSITIVE_INFINITY,
             plan.matureUntil ?? Number.POSITIVE_INFINITY,
+            // Pairs arrived in a bucket not closed yet wait as a held pair does.
+            waitingFrom ?? Number.POSITIVE_INFINITY,
           );
     const prediction = closingCap !== undefined && closingCap > newestPrediction ? closingCap : newestPrediction;
     const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;

@@ -297,6 +297,73 @@ describe('labeled_predictions: the paired read with label_maturity (matureUntil)
   });
 });
 
+describe('labeled_predictions: the paired read by closed arrival bucket (arrival)', () => {
+  it('only rows joined before `before`, by bucket of joined_at, then cityHash64(prediction_id): a file sorted by outcome is read shuffled; a later bound extends the read; the earliest waiting prediction is told', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const HOUR = 3_600_000;
+    const b0 = Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR; // a bucket's start, five hours back
+    const row = (id: string, predictedAt: number, joinedAt: number, value: 0 | 1, v2 = 0.7) => ({
+      prediction: prediction(id, b0 + predictedAt, { scores: { v1: 0.2, v2 }, prediction: 0.2 }),
+      label: { ...label(id, b0 + joinedAt - 1), label: value },
+      joinedAt: b0 + joinedAt,
+    });
+    // A file sorted by outcome (positives first) in two batches of the first bucket, a millisecond apart.
+    const first = [
+      ...['f1', 'f2', 'f3', 'f4'].map((id, i) => row(id, -HOUR + i, 1_000, 1)),
+      ...['f5', 'f6', 'f7', 'f8'].map((id, i) => row(id, -HOUR + 10 + i, 1_001, 0)),
+    ];
+    await wh.predictions.insertJoined(first);
+    // The next bucket, and one after it (not closed at the first bound).
+    await wh.predictions.insertJoined([row('s1', 100, HOUR + 5, 1), row('s2', 50, HOUR + 6, 0)]);
+    await wh.predictions.insertJoined([row('t1', 30, 2 * HOUR + 7, 1), row('t2', 20, 2 * HOUR + 8, 0)]);
+    // Unusable rows are counted whatever their bucket.
+    await wh.predictions.insertJoined([row('m1', 10, 2 * HOUR + 9, 0, 2.5)]);
+    const hashOrder = async (ids: readonly string[]) =>
+      (
+        await ch.select<{ id: string }>(
+          'SELECT id FROM (SELECT arrayJoin({ids:Array(String)}) AS id) ORDER BY cityHash64(id), id',
+          { ids: [...ids] },
+        )
+      ).map((r) => r.id);
+    const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from: b0 - 2 * HOUR, limit: 100 };
+    const read = await wh.predictions.readPairsCounted({ ...q, arrival: { bucketMs: HOUR, before: b0 + 2 * HOUR } });
+    const firstBucket = await hashOrder(first.map((r) => r.prediction.prediction_id));
+    expect(read.pairs.map((p) => p.predictionId)).toEqual([...firstBucket, ...(await hashOrder(['s1', 's2']))]);
+    // Not the order they were joined in (positives first).
+    expect(firstBucket).not.toEqual(['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8']);
+    expect(read.waitingFrom).toBe(b0 + 20);
+    expect(read.unusable).toEqual({ labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 });
+    // The next bucket closed: the read extends the last one at its end.
+    const later = await wh.predictions.readPairsCounted({ ...q, arrival: { bucketMs: HOUR, before: b0 + 3 * HOUR } });
+    expect(later.pairs.map((p) => p.predictionId)).toEqual([
+      ...read.pairs.map((p) => p.predictionId),
+      ...(await hashOrder(['t1', 't2'])),
+    ]);
+    expect(later.waitingFrom).toBeUndefined();
+    // Without `arrival`: arrival order, every row.
+    expect((await wh.predictions.readPairs(q)).map((p) => p.predictionId)).toEqual([
+      'f1',
+      'f2',
+      'f3',
+      'f4',
+      'f5',
+      'f6',
+      'f7',
+      'f8',
+      's1',
+      's2',
+      't1',
+      't2',
+    ]);
+    await expect(wh.predictions.readPairs({ ...q, arrival: { bucketMs: 0, before: b0 } })).rejects.toThrow(
+      /readPairs arrival/,
+    );
+    await ch.close();
+  });
+});
+
 describe('labeled_predictions: unusable pairs are counted', () => {
   it('a model scoring margins (binary:logitraw, ±2.5) gives no pair, and every row it scored is counted', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });

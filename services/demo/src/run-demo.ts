@@ -118,6 +118,10 @@ function rolloutYaml(): string {
   return `version: 1
 defaults:
   canary_share: 0.3
+  # Labels read in plain arrival order: the demo's event time runs 30x the wall clock, and the
+  # default 1h arrival buckets (a guard for label files sorted by outcome) would hold every decision
+  # for up to an hour of wall clock.
+  arrival_bucket: 0
   promotion: { min_labels: 150, max_labels: 20000, max_time: 2h, alpha: 0.05 }
   rollback: { min_labels: 150, max_labels: 3000, max_time: 8m, alpha: 0.05, margin: 0.01 }
 `;

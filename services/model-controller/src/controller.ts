@@ -3,6 +3,7 @@ import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   awaitsAnswered,
   type ComparisonPlan,
+  closedArrivalBound,
   comparisonsOf,
   decideTick,
   type LabelDelays,
@@ -30,8 +31,9 @@ import type { Ownership } from './ownership.js';
 
 /**
  * The reads of the warehouse's PredictionStore: the paired read (readPairsCounted: labelled rows
- * answered as the plan says and scored by both versions, IN THE ORDER THEY ARRIVED — joined_at,
- * then prediction id — so each tick's replay of the test extends the path the last one tested;
+ * answered as the plan says and scored by both versions, IN THE ORDER THEY ARRIVED — by closed
+ * arrival bucket then a hash of the id (the policy's arrival_bucket), or joined_at then prediction
+ * id — so each tick's replay of the test extends the path the last one tested;
  * and the count of those left out as unusable), the model's clock, and whether a version answered
  * at all.
  */
@@ -49,6 +51,13 @@ export interface PairReader {
      * `matureUntil`), in prediction order (prediction_time, prediction_id) instead of arrival.
      */
     matureUntil?: number;
+    /**
+     * Without `matureUntil` (the policy's `arrival_bucket` above 0): only rows joined before
+     * `before` (every arrival bucket before it closed, see closedArrivalBound), by bucket, then a
+     * hash of the prediction id, then the id; the earliest prediction time of the pairs not read
+     * (joined since `before`) is `waitingFrom`.
+     */
+    arrival?: { bucketMs: number; before: number };
   }): Promise<{
     /** `joinedAt`: when the label-joiner joined the row (its wall clock), the bound of its plausible times. */
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string; readonly joinedAt: number }>;
@@ -59,6 +68,8 @@ export interface PairReader {
       /** A shadow's or a watch's rows where a version could not score (only a canary's charges them). */
       readonly unscored?: number;
     };
+    /** With `arrival`: the earliest prediction time among the pairs that wait for their bucket to close. */
+    readonly waitingFrom?: number;
   }>;
   /**
    * The model's event clock from its labelled predictions, paired or not (event time moves on
@@ -166,6 +177,9 @@ function lateLabelsToleranceMs(maturityMs: number): number {
   return Math.max(60_000, maturityMs / 1000);
 }
 
+/** How often (wall clock) a model whose label clock lags past its comparisons' max_time is said again. */
+export const LABEL_CLOCK_LAG_LOG_INTERVAL_MS = 6 * 3_600_000;
+
 /** How far a row's arrival may lie past this host's clock before it says its clock runs behind. */
 const CLOCK_BEHIND_TOLERANCE_MS = 5_000;
 
@@ -200,6 +214,8 @@ export class ModelController {
   private readonly matureReads = new Map<string, Map<string, MatureRead>>();
   /** model → when (wall clock) its labels found after their maturity were last said. */
   private readonly lateLabelsLogged = new Map<string, number>();
+  /** model → when (wall clock) its label clock lagging past max_time was last said (absent: not lagging). */
+  private readonly clockLagLogged = new Map<string, number>();
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
   private readonly shown = new Map<string, Map<string, { model: string; version: string; kind: string }>>();
   private readonly metrics;
@@ -265,6 +281,20 @@ export class ModelController {
         r,
         'driftline_model_controller_label_delays_read_failing',
         "1 while the last read of a model's label delays failed (its label-order check is off: label_order_bias keeps its last value, or has none), else 0",
+        ['model'],
+        { bounded: ['model'] },
+      ),
+      clockLag: gauge(
+        r,
+        'driftline_model_controller_label_clock_lag_seconds',
+        "Wall clock minus the model's label clock (its newest label time) at the last tick, for a model with an open comparison: every comparison's max_time runs on the label clock, which stands still while no label arrives",
+        ['model'],
+        { bounded: ['model'] },
+      ),
+      clockLagLimit: gauge(
+        r,
+        'driftline_model_controller_label_clock_lag_limit_seconds',
+        "The shortest max_time of a model's open comparisons at the last tick: a label_clock_lag_seconds above it means a comparison that max_time would have ended on the wall clock waits for labels",
         ['model'],
         { bounded: ['model'] },
       ),
@@ -334,6 +364,7 @@ export class ModelController {
     this.labelDelaysFailLogged.delete(model);
     this.metrics.labelOrderBias.remove({ model });
     this.metrics.labelDelaysFailing.remove({ model });
+    this.showClockLag(model, [], undefined, undefined, 0);
   }
 
   private ownershipOf(model: string): Ownership {
@@ -391,6 +422,7 @@ export class ModelController {
     const clock = usableClock(labelled, notAfter, maxFutureMs);
     const plans = comparisonsOf(view, clock, policy.labelMaturityMs);
     this.sayManyShadows(model, plans);
+    this.showClockLag(model, plans, policy, clock, now);
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
     let newestJoined = Number.NEGATIVE_INFINITY;
@@ -404,7 +436,7 @@ export class ModelController {
     const reads = new Map<string, MatureRead>();
     const late = { arrived: 0, dated: 0, mostLateMs: Number.NEGATIVE_INFINITY };
     for (const plan of plans) {
-      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, logged, stillLogged, {
+      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, now, logged, stillLogged, {
         last: lastReads,
         next: reads,
         late,
@@ -509,6 +541,7 @@ export class ModelController {
     policy: RolloutPolicy,
     clock: ModelClock | undefined,
     maxFutureMs: number,
+    now: number,
     logged: ReadonlySet<string>,
     stillLogged: Set<string>,
     maturity: {
@@ -522,8 +555,18 @@ export class ModelController {
     const comparison = policyOf(policy, plan);
     // With label_maturity, nothing is mature yet below `from` (or without a clock): no read.
     const nothingMature = plan.matureUntil !== undefined && !(plan.matureUntil >= plan.from);
-    const { pairs: rows, unusable } = nothingMature
-      ? { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 } }
+    // Without label_maturity, by closed arrival bucket (arrival_bucket above 0): the order within
+    // a bucket depends on no label, and the read only grows at its end as the wall clock moves on.
+    const arrival =
+      plan.matureUntil === undefined && policy.arrivalBucketMs > 0
+        ? { bucketMs: policy.arrivalBucketMs, before: closedArrivalBound(now, policy.arrivalBucketMs) }
+        : undefined;
+    const {
+      pairs: rows,
+      unusable,
+      waitingFrom,
+    } = nothingMature
+      ? { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 }, waitingFrom: undefined }
       : await deps.pairs.readPairs({
           model,
           incumbent: plan.incumbent,
@@ -532,6 +575,7 @@ export class ModelController {
           limit: Math.min(deps.maxPairs, comparison.maxLabels),
           answeredBy: plan.answeredBy,
           ...(plan.matureUntil === undefined ? {} : { matureUntil: plan.matureUntil }),
+          ...(arrival === undefined ? {} : { arrival }),
         });
     this.metrics.pairedRows.inc(
       rows.length + unusable.labelNotBinary + unusable.scoreNotProbability + (unusable.unscored ?? 0),
@@ -558,7 +602,7 @@ export class ModelController {
       stillLogged,
       clockDetail,
     );
-    let outcome = runPlan(plan, comparison, plausible, clock);
+    let outcome = runPlan(plan, comparison, plausible, clock, undefined, waitingFrom);
     // A rollback watch whose time is up with no pair is decided by whether production answered
     // since it began (no pair cannot tell: a production never loaded, a margin-score model and
     // rows without `scores` all give none). Read only then. A failed read never defaults to a
@@ -567,7 +611,7 @@ export class ModelController {
     if (awaitsAnswered(plan, outcome.decision)) {
       try {
         const answered = await deps.pairs.answeredSince(model, plan.incumbent, plan.from);
-        outcome = runPlan(plan, comparison, plausible, clock, answered);
+        outcome = runPlan(plan, comparison, plausible, clock, answered, waitingFrom);
       } catch (error) {
         const e = toDriftlineError(error);
         deps.logger.warn(
@@ -740,6 +784,51 @@ export class ModelController {
         ...(Number.isFinite(late.mostLateMs) ? { most_late_ms: late.mostLateMs } : {}),
       },
       "labels came after their label_maturity (read after the label clock had passed their prediction + label_maturity, or labelled more than label_maturity after their prediction): they land in the middle of the comparisons' paths, whose guarantee is then void (a worse version can be promoted or kept); set label_maturity above the longest label delay plus its delivery lag",
+    );
+  }
+
+  /**
+   * Shows how far the model's label clock lags the wall clock while it has open comparisons
+   * (`label_clock_lag_seconds`, and the shortest open max_time in `label_clock_lag_limit_seconds`;
+   * both removed when none is open, or without a clock), and says at most once per
+   * LABEL_CLOCK_LAG_LOG_INTERVAL_MS per model when the lag is past that max_time. Decisions stay
+   * on event time: max_time runs on the label clock, which does not move while no label arrives —
+   * a label source that stops holds every open comparison (a canary serving on) for good, and
+   * nothing said so (found by a review: 60 days of ticks, still canary, no line).
+   */
+  private showClockLag(
+    model: string,
+    plans: readonly ComparisonPlan[],
+    policy: RolloutPolicy | undefined,
+    clock: ModelClock | undefined,
+    now: number,
+  ): void {
+    if (plans.length === 0 || policy === undefined || clock === undefined) {
+      this.metrics.clockLag.remove({ model });
+      this.metrics.clockLagLimit.remove({ model });
+      this.clockLagLogged.delete(model);
+      return;
+    }
+    const lagMs = now - clock.labelTime;
+    const limitMs = Math.min(...plans.map((p) => policyOf(policy, p).maxTimeMs));
+    this.metrics.clockLag.set({ model }, lagMs / 1000);
+    this.metrics.clockLagLimit.set({ model }, limitMs / 1000);
+    if (!(lagMs > limitMs)) {
+      this.clockLagLogged.delete(model);
+      return;
+    }
+    const said = this.clockLagLogged.get(model);
+    if (said !== undefined && now - said < LABEL_CLOCK_LAG_LOG_INTERVAL_MS && now >= said) return;
+    this.clockLagLogged.set(model, now);
+    this.deps.logger.warn(
+      {
+        model,
+        label_clock: clock.labelTime,
+        lag_ms: lagMs,
+        max_time_ms: limitMs,
+        open: plans.map((p) => `${p.kind}:${p.subject}:${p.stage}`),
+      },
+      "the model's label clock lags the wall clock by more than its open comparisons' max_time: no label has arrived since (a label source or the label-joiner stopped?); max_time runs on event time, so these comparisons wait for labels, their versions in the stage meanwhile (move them by hand with `driftline model stage` if labels will not come)",
     );
   }
 

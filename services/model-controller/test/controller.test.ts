@@ -55,8 +55,10 @@ function pairsFor(quality: Record<string, number>, n = 600): PairReader {
   };
 }
 
+// Pairs as they arrived (arrival_bucket: 0): these tests are about other rules; the closed arrival
+// buckets of the default have their own tests (arrival-buckets.test.ts).
 const policies = parseRolloutPolicy({
-  defaults: { promotion: { min_labels: 50 }, rollback: { min_labels: 50 }, canary_share: 0.2 },
+  defaults: { promotion: { min_labels: 50 }, rollback: { min_labels: 50 }, canary_share: 0.2, arrival_bucket: 0 },
 });
 
 const row = transitionRow;
@@ -847,7 +849,7 @@ describe('each stage is decided on the requests it is about (found by a review)'
 });
 
 describe("the controller's clock: one row dated ahead cannot move it (found by a review)", () => {
-  const hourly = parseRolloutPolicy({ defaults: { promotion: { min_labels: 40, max_time: '1h' } } });
+  const hourly = parseRolloutPolicy({ defaults: { promotion: { min_labels: 40, max_time: '1h' }, arrival_bucket: 0 } });
 
   it('one labelled prediction dated 50 min ahead does not end a shadow on max_time', async () => {
     const { published, deps } = setup({});
@@ -965,7 +967,11 @@ describe('records dated ahead of event time by a wall clock (a replay or backfil
   const DAY = 86_400_000;
   const E0 = T0 - 30 * DAY; // event time: a month behind the wall clock
   const hourly = parseRolloutPolicy({
-    defaults: { promotion: { min_labels: 50, max_time: '4h' }, rollback: { min_labels: 50, max_time: '4h' } },
+    defaults: {
+      promotion: { min_labels: 50, max_time: '4h' },
+      rollback: { min_labels: 50, max_time: '4h' },
+      arrival_bucket: 0,
+    },
   });
 
   it('a shadow registered at the wall clock, a month ahead of every prediction, is decided on its pairs', async () => {

@@ -54,11 +54,19 @@ export interface LabelledRow {
   readonly joinedAt?: number;
 }
 
+/** FNV-1a (32 bits) of an id: the memory warehouse's stand-in for the warehouse's cityHash64. */
+function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 /**
  * The warehouse's reads over `rows`, as its queries define them (readPairsCounted, labelClock,
  * answeredSince). `rows` are in the order they arrived (appended as the label-joiner writes them):
  * the paired read keeps that order, as the warehouse's orders by `joined_at` (with `matureUntil`:
- * the rows predicted up to it, by prediction time then id). A read naming no
+ * the rows predicted up to it, by prediction time then id; with `arrival`: the rows joined before
+ * its `before`, by bucket of `joinedAt`, then a hash of the id). A read naming no
  * `answeredBy` gets every answered row, as the warehouse's does: what a controller that names none
  * compared. `reads`: each paired read's source.
  */
@@ -77,22 +85,32 @@ export function labelledTable(rows: LabelledRow[]) {
       const side = (r: LabelledRow, v: string, role: string) =>
         r.scores[v] !== undefined ||
         (source === undefined ? unscoredAs(r, v) !== undefined : canary && unscoredAs(r, v) === role);
-      const pairs = rows
-        .filter(
-          (r) =>
-            (source === undefined ||
-              (r.answered === source.version && r.role === source.role) ||
-              (canary && r.role === 'production' && unscoredAs(r, source.version) === 'canary')) &&
-            r.predictionTime >= q.from &&
-            side(r, q.incumbent, 'production') &&
-            side(r, q.challenger, 'canary') &&
-            (q.matureUntil === undefined || r.predictionTime <= q.matureUntil),
-        )
+      const joinedAt = (r: LabelledRow) => r.joinedAt ?? Math.max(r.labelTime, r.predictionTime);
+      const byId = (a: LabelledRow, b: LabelledRow) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      const arrival = q.matureUntil === undefined ? q.arrival : undefined;
+      const all = rows.filter(
+        (r) =>
+          (source === undefined ||
+            (r.answered === source.version && r.role === source.role) ||
+            (canary && r.role === 'production' && unscoredAs(r, source.version) === 'canary')) &&
+          r.predictionTime >= q.from &&
+          side(r, q.incumbent, 'production') &&
+          side(r, q.challenger, 'canary') &&
+          (q.matureUntil === undefined || r.predictionTime <= q.matureUntil),
+      );
+      // With arrival (arrival_bucket): the rows of closed buckets, by bucket, then a hash of the id
+      // (FNV-1a here, cityHash64 in the warehouse: any hash of the id alone), then the id.
+      const read = arrival === undefined ? all : all.filter((r) => joinedAt(r) < arrival.before);
+      const waiting = arrival === undefined ? [] : all.filter((r) => !(joinedAt(r) < arrival.before));
+      const bucket = (r: LabelledRow) => Math.floor(joinedAt(r) / (arrival?.bucketMs ?? 1));
+      const pairs = read
         // With matureUntil (label_maturity): by prediction, then id, as the warehouse reads them.
         .sort((a, b) =>
-          q.matureUntil === undefined
-            ? 0
-            : a.predictionTime - b.predictionTime || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+          q.matureUntil !== undefined
+            ? a.predictionTime - b.predictionTime || byId(a, b)
+            : arrival !== undefined
+              ? bucket(a) - bucket(b) || idHash(a.id) - idHash(b.id) || byId(a, b)
+              : 0,
         )
         .slice(0, q.limit)
         .map((r) => ({
@@ -104,7 +122,13 @@ export function labelledTable(rows: LabelledRow[]) {
           incumbent: r.scores[q.incumbent] ?? null,
           challenger: r.scores[q.challenger] ?? null,
         }));
-      return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+      return {
+        pairs,
+        unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+        ...(waiting.length === 0
+          ? {}
+          : { waitingFrom: waiting.reduce((m, r) => Math.min(m, r.predictionTime), Number.POSITIVE_INFINITY) }),
+      };
     },
     labelClock: async (_model, now, notAfter) => {
       const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);

@@ -59,7 +59,9 @@ describe('one comparison at a time (found by a review: every open comparison’s
     };
     const now = T0 + 100 + 2_001_000;
     const transitions = store(shadows);
-    const tick = await controller(transitions, watched, { defaults: { promotion: { min_labels: 50 } } }, now).tick();
+    // Pairs as they arrived (arrival_bucket: 0), as the pure tickModel below is given them.
+    const inArrival = { defaults: { promotion: { min_labels: 50 }, arrival_bucket: 0 } };
+    const tick = await controller(transitions, watched, inArrival, now).tick();
     expect(tick.failed).toBe(0);
     expect(aliveAtRead).toHaveLength(shadows.length);
     // Before: 0, 2000, 4000, 6000 (every earlier plan's pairs still held).
@@ -67,7 +69,7 @@ describe('one comparison at a time (found by a review: every open comparison’s
     // The same decision as the pure tickModel over every plan's pairs at once.
     const clock = usableClock(await reader.labelClock('fraud', now, now + 3_600_000), now + 3_600_000, 3_600_000);
     const history = await store(shadows).history('fraud');
-    const policy = parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 } } }).models['*']!;
+    const policy = parseRolloutPolicy(inArrival).models['*']!;
     const all = new Map<string, Awaited<ReturnType<PairReader['readPairs']>>>();
     for (const v of shadows) {
       all.set(

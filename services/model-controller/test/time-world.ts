@@ -110,11 +110,14 @@ interface Decision {
   readonly history: readonly TransitionRow[];
 }
 
+// Pairs as they arrived (arrival_bucket: 0): the worlds' bounds do not count the wait for an
+// arrival bucket to close (up to an hour of wall clock, 40 h of event time in the 40× worlds).
 const policies = parseRolloutPolicy({
   defaults: {
     promotion: { min_labels: 20, max_time: MAX_TIME },
     rollback: { min_labels: 20, max_time: MAX_TIME },
     canary_share: CANARY_SHARE,
+    arrival_bucket: 0,
   },
 });
 

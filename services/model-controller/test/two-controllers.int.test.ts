@@ -34,7 +34,11 @@ for (let i = 0; models.length < 2 * PARTITIONS; i++) {
 
 function policy(name: string, promotion: string): string {
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `version: 1\ndefaults:\n  promotion: ${promotion}\n  rollback: ${promotion}\n`);
+  // arrival_bucket 0: pairs as they arrive (the default waits up to an hour for a bucket to close).
+  writeFileSync(
+    file,
+    `version: 1\ndefaults:\n  promotion: ${promotion}\n  rollback: ${promotion}\n  arrival_bucket: 0\n`,
+  );
   return file;
 }
 const eager = policy('eager', '{ min_labels: 30, max_labels: 1000, max_time: 1h }');

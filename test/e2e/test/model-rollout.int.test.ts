@@ -97,6 +97,7 @@ defaults:
   promotion: { min_labels: 40, max_labels: 5000, max_time: 1h }
   rollback: { min_labels: 80, max_labels: 5000, max_time: 1h }
   canary_share: 0.5
+  arrival_bucket: 0
 `,
 );
 const viewsFile = join(dir, 'views.yaml');

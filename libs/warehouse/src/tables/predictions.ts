@@ -153,6 +153,12 @@ export interface UnusablePairs {
 export interface PairRead {
   readonly pairs: PairedOutcome[];
   readonly unusable: UnusablePairs;
+  /**
+   * A read by closed arrival bucket ({@link PairQuery.arrival}): the earliest prediction time
+   * (ms) among the pairs joined at or after its `before` (waiting for their bucket to close);
+   * absent when none waits, or without `arrival`.
+   */
+  readonly waitingFrom?: number;
 }
 
 /** A model's event clock: its newest label time, and its newest prediction time that has a label. */
@@ -184,6 +190,16 @@ export interface PairQuery {
    * The count of unusable rows covers the same range.
    */
   readonly matureUntil?: number;
+  /**
+   * Without `matureUntil` (the model-controller's, with its `arrival_bucket`): only rows joined
+   * before `before` (ms, exclusive: every bucket before it closed), ordered by closed arrival
+   * bucket — intDiv(joined_at ms, `bucketMs`) — then cityHash64(prediction_id), then prediction id,
+   * instead of (joined_at, prediction_id): within a bucket the order depends on no label, so a
+   * label delivery sorted by outcome arriving within one bucket is read shuffled. The read only
+   * grows at its end as `before` moves on. The pairs joined at or after `before` are not read:
+   * their earliest prediction time is {@link PairRead.waitingFrom}.
+   */
+  readonly arrival?: { readonly bucketMs: number; readonly before: number };
 }
 
 export interface JoinedRow {
@@ -843,14 +859,41 @@ export class ClickHousePredictionStore implements PredictionStore {
     if (until !== undefined && !(Number.isSafeInteger(until) && until >= 0)) {
       throw new DriftlineError('BAD_REQUEST', `readPairs matureUntil: epoch ms, got ${until}`);
     }
-    // Arrival order by default; prediction order up to `matureUntil` (see PairQuery.matureUntil).
+    const arrival = until === undefined ? q.arrival : undefined;
+    if (
+      arrival !== undefined &&
+      !(
+        Number.isSafeInteger(arrival.bucketMs) &&
+        arrival.bucketMs > 0 &&
+        Number.isSafeInteger(arrival.before) &&
+        arrival.before >= 0
+      )
+    ) {
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `readPairs arrival: a positive bucket and epoch ms, got ${arrival.bucketMs}, ${arrival.before}`,
+      );
+    }
+    // Arrival order by default; by closed arrival bucket, then a hash of the id, with `arrival`;
+    // prediction order up to `matureUntil` (see PairQuery.matureUntil, PairQuery.arrival).
+    const bucketOrder = (jt: string) => `intDiv(${jt}, {bucket:Int64}), cityHash64(prediction_id), prediction_id`;
     const [order, outerOrder, mature] =
-      until === undefined
-        ? ['joined_at, prediction_id', 'jt, prediction_id', '']
-        : [
+      until !== undefined
+        ? [
             'prediction_time, prediction_id',
             'pt, prediction_id',
             "AND prediction_time <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')",
+          ]
+        : arrival !== undefined
+          ? [bucketOrder('toUnixTimestamp64Milli(joined_at)'), bucketOrder('jt'), '']
+          : ['joined_at, prediction_id', 'jt, prediction_id', ''];
+    // The pairs of buckets not closed yet are not read: only when the first of them was predicted.
+    const [closed, waiting] =
+      arrival === undefined
+        ? ['', 'toUInt64(0)']
+        : [
+            "AND joined_at < fromUnixTimestamp64Milli({before:Int64}, 'UTC')",
+            "joined_at >= fromUnixTimestamp64Milli({before:Int64}, 'UTC')",
           ];
     const table = `${this.ch.table('labeled_predictions')} FINAL`;
     const base = `model = {model:String} AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') ${mature}`;
@@ -909,21 +952,26 @@ export class ClickHousePredictionStore implements PredictionStore {
       bad_label: string | number;
       bad_score: string | number;
       bad_unscored: string | number;
+      waiting: string | number;
+      waiting_pt: string | number;
     }>(
       `SELECT * FROM (
          (SELECT 0 AS kind, prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt,
             toUnixTimestamp64Milli(label_time) AS lt, toUnixTimestamp64Milli(joined_at) AS jt, label,
             ${scoreOf('incumbent')} AS incumbent,
             ${scoreOf('challenger')} AS challenger, toString(model_version) AS model_version,
-            toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score, toUInt64(0) AS bad_unscored
+            toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score, toUInt64(0) AS bad_unscored,
+            toUInt64(0) AS waiting, toInt64(0) AS waiting_pt
           FROM (${source})
-          WHERE ${paired} AND label IN (0, 1) AND ${probabilities}
+          WHERE ${paired} AND label IN (0, 1) AND ${probabilities} ${closed}
           ORDER BY ${order}
           LIMIT {limit:UInt32})
          UNION ALL
          (SELECT 1, '', toInt64(0), toInt64(0), toInt64(0), toFloat64(0), toNullable(toFloat64(0)), toNullable(toFloat64(0)), '', '',
             countIf(${paired} AND NOT (label IN (0, 1))), countIf(${paired} AND label IN (0, 1) AND NOT (${probabilities})),
-            countIf(NOT (${paired}))
+            countIf(NOT (${paired})),
+            ${arrival === undefined ? 'toUInt64(0)' : `countIf(${paired} AND label IN (0, 1) AND ${probabilities} AND ${waiting})`},
+            ${arrival === undefined ? 'toInt64(0)' : `minIf(toUnixTimestamp64Milli(prediction_time), ${paired} AND label IN (0, 1) AND ${probabilities} AND ${waiting})`}
           FROM (${source})
           WHERE ${anySide('incumbent')} AND ${anySide('challenger')})
        )
@@ -935,6 +983,7 @@ export class ClickHousePredictionStore implements PredictionStore {
         from: q.from,
         limit: q.limit,
         ...(until === undefined ? {} : { until }),
+        ...(arrival === undefined ? {} : { bucket: arrival.bucketMs, before: arrival.before }),
         ...(q.answeredBy === undefined
           ? {}
           : { answeredVersion: q.answeredBy.version, answeredRole: q.answeredBy.role }),
@@ -942,6 +991,7 @@ export class ClickHousePredictionStore implements PredictionStore {
     );
     const pairs: PairedOutcome[] = [];
     let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 };
+    let waitingFrom: number | undefined;
     for (const r of rows) {
       if (Number(r.kind) === 1) {
         unusable = {
@@ -949,6 +999,7 @@ export class ClickHousePredictionStore implements PredictionStore {
           scoreNotProbability: Number(r.bad_score),
           unscored: Number(r.bad_unscored),
         };
+        if (Number(r.waiting) > 0) waitingFrom = Number(r.waiting_pt);
         continue;
       }
       pairs.push({
@@ -963,6 +1014,6 @@ export class ClickHousePredictionStore implements PredictionStore {
         role: r.role,
       });
     }
-    return { pairs, unusable };
+    return { pairs, unusable, ...(waitingFrom === undefined ? {} : { waitingFrom }) };
   }
 }

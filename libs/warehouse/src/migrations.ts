@@ -1,5 +1,5 @@
 import type { Migration } from './migrate.js';
-import { alertDeliveriesMigration } from './tables/alert-deliveries.js';
+import { alertDeliveriesMigration, alertDeliveryIdsMigration } from './tables/alert-deliveries.js';
 import { dataQualityWindowsMigration } from './tables/data-quality-windows.js';
 import { driftProgressLateFromMigration, driftProgressMigration } from './tables/drift-progress.js';
 import { driftQuarantineMigration } from './tables/drift-quarantine.js';
@@ -51,4 +51,5 @@ export const migrations: readonly Migration[] = [
   skewWindowsExpiredMigration, // 0690 expired on skew_windows and skew_windows_v2 (the monitor lagging past a view's TTL)
   unscoredVersionsMigration, // 0700 unscored on labeled/unlabeled_predictions (versions that could not score an instance)
   skewWindowsWindowEndMigration, // 0710 window_end in the key of skew_windows and skew_windows_v2 (tables made before: rebuilt, rows kept)
+  alertDeliveryIdsMigration, // 0720 alert_delivery_ids: the id lookup of alert_deliveries (a view; rows before it copied in bounded calls)
 ];

@@ -55,6 +55,9 @@ describe('the warehouse on the embedded engine', () => {
     });
     expect(tables.map((t) => t.name).sort()).toEqual([
       'alert_deliveries',
+      'alert_delivery_ids',
+      'alert_delivery_ids_backfill',
+      'alert_delivery_ids_view',
       'calibration_maps',
       'data_quality_windows',
       'drift_progress',
@@ -112,6 +115,7 @@ describe('the warehouse on the embedded engine', () => {
     );
     const ttlOf = (q: string) => /\sTTL\s(.*?)(\sSETTINGS\s|$)/s.exec(q)?.[1]?.trim();
     expect(tables.filter((t) => ttlOf(t.q) === undefined).map((t) => t.name)).toEqual([
+      'alert_delivery_ids_view', // a materialized view: its rows are alert_delivery_ids' (TTL 90 days)
       'calibration_maps', // one per reference, like reference_profiles (see performance-estimates.ts)
       'model_transitions', // the model-controller's state: no TTL on purpose (see its migration)
       'model_versions',

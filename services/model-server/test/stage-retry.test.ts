@@ -21,6 +21,18 @@ const promoted = (version: string): StageEvent => ({ kind: 'PROMOTED', version }
 /** A load failure as the artifact loader reports files not there yet: retriable. */
 const notThereYet = (what: string) => new DriftlineError('NOT_FOUND', what, { retriable: true });
 
+/** A serving table in which every version loads (a synthetic model of its own). */
+function everyVersionLoads(): ServingTable {
+  return new ServingTable({
+    views: parseFeatureViewsText(VIEWS_YAML),
+    canaries: new Map(),
+    shadows: new Map(),
+    logger: silentLogger,
+    load: async (model, version) =>
+      buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
+  });
+}
+
 describe('stage applier: a production version that does not load yet is retried', () => {
   it('retries with backoff until it loads, counting failures and the pending model', async () => {
     const calls: string[][] = [];
@@ -670,14 +682,7 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
   it('counts the models followed now: one whose versions all ended frees its place; the stages of at most as many such are kept', async () => {
     // Found by a review: every name ever seen on models.v1 (the replay included) held a place for
     // good, so the 1,001st name in log order was never served however many before it had ended.
-    const table = new ServingTable({
-      views: parseFeatureViewsText(VIEWS_YAML),
-      canaries: new Map(),
-      shadows: new Map(),
-      logger: silentLogger,
-      load: async (model, version) =>
-        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
-    });
+    const table = everyVersionLoads();
     const forgotten: string[] = [];
     const applier = createStageApplier({
       apply: (m, e, replayed) => table.apply(m, e, replayed),
@@ -717,14 +722,7 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
   });
 
   it('a model kept as no longer followed still ignores a stale event of a version that ended; one forgotten starts afresh', async () => {
-    const table = new ServingTable({
-      views: parseFeatureViewsText(VIEWS_YAML),
-      canaries: new Map(),
-      shadows: new Map(),
-      logger: silentLogger,
-      load: async (model, version) =>
-        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
-    });
+    const table = everyVersionLoads();
     const applier = createStageApplier({
       apply: (m, e, replayed) => table.apply(m, e, replayed),
       follows: (m) => table.follows(m),
@@ -746,14 +744,7 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
     // Found by a review: the follower applies the replay with Promise.all, so the bound counted the
     // experiments still being applied, and `a` (the third name, maxModels 2) was refused and never
     // served although both experiments before it ended.
-    const table = new ServingTable({
-      views: parseFeatureViewsText(VIEWS_YAML),
-      canaries: new Map(),
-      shadows: new Map(),
-      logger: silentLogger,
-      load: async (model, version) =>
-        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
-    });
+    const table = everyVersionLoads();
     const lines: Array<Record<string, unknown>> = [];
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const applier = createStageApplier({
@@ -889,15 +880,7 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
   });
 
   it('refuses events dated beyond the event-time bound: a far-future one froze the model (every later transition stale)', async () => {
-    const views = parseFeatureViewsText(VIEWS_YAML);
-    const table = new ServingTable({
-      views,
-      canaries: new Map(),
-      shadows: new Map(),
-      logger: silentLogger,
-      load: async (model, version) =>
-        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
-    });
+    const table = everyVersionLoads();
     const lines: Array<Record<string, unknown>> = [];
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const now = 1_800_000_000_000;
@@ -942,15 +925,7 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
   });
 
   it("applies an event dated past the bound by less than the bound again (this server's clock behind its producer's), with a warning; beyond, refused", async () => {
-    const views = parseFeatureViewsText(VIEWS_YAML);
-    const table = new ServingTable({
-      views,
-      canaries: new Map(),
-      shadows: new Map(),
-      logger: silentLogger,
-      load: async (model, version) =>
-        buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES }),
-    });
+    const table = everyVersionLoads();
     const warnings: Array<Record<string, unknown>> = [];
     const errors: Array<Record<string, unknown>> = [];
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });

@@ -16,8 +16,11 @@ export {
   type FeatureRow,
   MAX_READ_BATCH,
   type OnlineStore,
+  ReadAbortedError,
   type ReadBatchOptions,
   type RowRequest,
+  StoreOverloadedError,
+  throwIfReadAborted,
   type WriteStats,
 } from './port.js';
 export {

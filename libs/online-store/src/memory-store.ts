@@ -9,7 +9,14 @@ import {
 } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
 import { encodeEntity } from './keys.js';
-import type { FeatureRow, OnlineStore, ReadBatchOptions, RowRequest, WriteStats } from './port.js';
+import {
+  type FeatureRow,
+  type OnlineStore,
+  type ReadBatchOptions,
+  type RowRequest,
+  throwIfReadAborted,
+  type WriteStats,
+} from './port.js';
 import {
   checkBatchSize,
   checkedProjection,
@@ -168,6 +175,7 @@ export class InMemoryOnlineStore implements OnlineStore {
   ): Promise<Array<Array<FeatureRow | undefined>>> {
     this.checkOpen();
     checkBatchSize(requests);
+    throwIfReadAborted(options.signal);
     const at = this.now();
     const resolved = requests.map((r) => ({
       projection: checkedProjection(r.view, r.features),

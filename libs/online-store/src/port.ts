@@ -1,3 +1,4 @@
+import { DriftlineError } from '@driftline/core';
 import type { EntityWrite, FeatureView } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
 
@@ -44,6 +45,38 @@ export interface ReadBatchOptions {
    * the answer (a review).
    */
   readonly maxRowBytes?: number;
+  /**
+   * The caller's interest in the answer (the HTTP client's connection): once aborted, the reads
+   * of the batch not yet issued (waiting for room among the reads in flight, a later part or round
+   * trip) are skipped and the call rejects with a {@link ReadAbortedError}. A read already sent
+   * is not recalled.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The store has more reads in flight than it answers within its command timeout, and this one
+ * found no room within a short wait: retriable (answer 503 with Retry-After), and not an outage
+ * (the store is up and answering; nothing is disconnected, readiness holds).
+ */
+export class StoreOverloadedError extends DriftlineError {
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}) {
+    super('OVERLOADED', message, { retriable: true, details });
+    this.name = 'StoreOverloadedError';
+  }
+}
+
+/** A read skipped because its `signal` was aborted (its caller went away): nobody awaits it. */
+export class ReadAbortedError extends DriftlineError {
+  constructor() {
+    super('BAD_REQUEST', 'read abandoned: its caller went away before it was issued');
+    this.name = 'ReadAbortedError';
+  }
+}
+
+/** Throws a {@link ReadAbortedError} when `signal` was aborted. */
+export function throwIfReadAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new ReadAbortedError();
 }
 
 /** Most entities one `readBatch` may ask for, over all its requests (a bound on one round trip). */
@@ -61,7 +94,9 @@ export const MAX_READ_BATCH = 10_000;
  *   aggregate by default, null when it has no value); `undefined` for an absent entity, and for
  *   a row whose event time is at or before now − `view.ttlMs` (the view's TTL as it is now).
  *
- * Errors: a store that is down or slow is a retriable `SinkUnavailableError`; a bad entity id,
+ * Errors: a store that is down or slow is a retriable `SinkUnavailableError`; one with more reads
+ * in flight than it answers in time refuses more with a retriable `StoreOverloadedError` (Redis);
+ * a read whose `signal` was aborted, a `ReadAbortedError`; a bad entity id,
  * an unknown field or an oversized batch is a `DriftlineError('BAD_REQUEST')`; a write the store
  * can never accept is a non-retriable error. Adapters: `InMemoryOnlineStore` (the executable
  * spec) and `RedisOnlineStore` (`@driftline/online-store/redis`); one contract suite runs both.

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import { counter, histogram, type Registry } from '@driftline/observability';
-import type { FeatureRow, OnlineStore } from '@driftline/online-store';
+import { type FeatureRow, type OnlineStore, StoreOverloadedError } from '@driftline/online-store';
 import type { FeatureValue } from '@driftline/schemas';
 import {
   checkBearer,
@@ -85,6 +85,9 @@ export interface FeatureHandlerOptions extends Partial<RequestLimits> {
 
 export type FeatureHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+/** Status of a request whose client went away before its answer (nginx's convention): nothing is sent. */
+const CLIENT_CLOSED_REQUEST = 499;
+
 /**
  * The routes of the feature API over an {@link OnlineStore}; parsing, validation and limits are
  * in http.ts. Absent entities are `found: false`; malformed input or a limit 400, a missing token
@@ -118,7 +121,15 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       'view',
       'result',
     ]),
+    overloaded: counter(
+      registry,
+      'driftline_feature_api_store_overloaded_total',
+      'Requests answered 503 OVERLOADED: their reads found no room among the online store reads in flight in time (load shedding, not an outage)',
+      [],
+    ),
   };
+  let lastOverloadLog = 0;
+  let overloadsSinceLog = 0;
 
   const toResult = (entity: string, row: FeatureRow | undefined, at: number): EntityResult => {
     if (row === undefined) return { entity, found: false };
@@ -131,8 +142,11 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
    * (400): 1,000 rows of 512 KB (a 7 KB request) were read whole, one ~0.5 GB reply that kept Redis
    * from every client for seconds, then answered 503 and failed /healthz (a review).
    */
-  async function readDistinct(reads: ReturnType<typeof parseBatch>): Promise<Array<Array<FeatureRow | undefined>>> {
-    const bound = { maxRowBytes: MAX_ANSWER_FEATURE_BYTES };
+  async function readDistinct(
+    reads: ReturnType<typeof parseBatch>,
+    signal: AbortSignal,
+  ): Promise<Array<Array<FeatureRow | undefined>>> {
+    const bound = { maxRowBytes: MAX_ANSWER_FEATURE_BYTES, signal };
     const distinct = reads.map((r) => [...new Set(r.entities)]);
     if (distinct.every((ids, i) => ids.length === reads[i]!.entities.length)) {
       return store.readBatch(reads, bound);
@@ -186,9 +200,9 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
     return { view: read.view.name, ...toResult(entity, row, now()) };
   }
 
-  async function getBatch(req: IncomingMessage): Promise<unknown> {
+  async function getBatch(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
     const reads = parseBatch(views, await readBody(req, limits.maxBodyBytes), limits);
-    const rows = await readDistinct(reads);
+    const rows = await readDistinct(reads, signal);
     checkAnswerSize(rows);
     const at = now();
     return {
@@ -215,6 +229,12 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
     const query = q === -1 ? undefined : url.slice(q + 1);
     let route = 'other';
     let status = 200;
+    // Aborted when the client goes away before its answer: reads not yet issued are skipped.
+    const departed = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) departed.abort();
+    };
+    res.once('close', onClose);
     try {
       let body: unknown;
       // Before anything is read or parsed: an unauthenticated client costs one hash.
@@ -222,7 +242,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       if (path === '/v1/features:batch' || path === '/v1/features/batch') {
         route = 'batch';
         if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST for a batch', 'POST');
-        body = await getBatch(req);
+        body = await getBatch(req, departed.signal);
       } else if (path.startsWith('/v1/features/')) {
         route = 'single';
         if (req.method !== 'GET') throw new HttpError(405, 'BAD_REQUEST', 'use GET for one entity', 'GET');
@@ -238,8 +258,22 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       }
       send(res, status, body);
     } catch (error) {
+      if (departed.signal.aborted || req.socket.destroyed) {
+        // Nobody to answer (nginx's 499): neither an outage nor a fault, whatever the read said.
+        status = CLIENT_CLOSED_REQUEST;
+        metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
+        return;
+      }
       const e = toHttpError(error);
-      if (e.status === 500) {
+      if (error instanceof StoreOverloadedError) {
+        metrics.overloaded.inc();
+        overloadsSinceLog++;
+        if (Date.now() - lastOverloadLog >= 1_000) {
+          logger.warn({ requests: overloadsSinceLog }, 'online store overloaded; answered 503 (retry later)');
+          lastOverloadLog = Date.now();
+          overloadsSinceLog = 0;
+        }
+      } else if (e.status === 500) {
         faultsSinceLog++;
         if (Date.now() - lastFaultLog >= 1_000) {
           logger.error({ err: error, requests: faultsSinceLog }, 'feature API request failed; answered 500');
@@ -247,7 +281,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
           faultsSinceLog = 0;
         }
       }
-      if (e.status === 503) {
+      if (e.status === 503 && !(error instanceof StoreOverloadedError)) {
         outagesSinceLog++;
         if (Date.now() - lastOutageLog >= 1_000) {
           logger.warn({ err: error, requests: outagesSinceLog }, 'online store unavailable; answered 503');
@@ -257,6 +291,8 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       }
       status = e.status;
       sendError(res, e, REALM);
+    } finally {
+      res.off('close', onClose);
     }
     metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
   };

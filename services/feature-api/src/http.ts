@@ -191,7 +191,8 @@ export function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Any failure → the HTTP error it is answered with (store outages are 503, store refusals 400).
+ * Any failure → the HTTP error it is answered with (store outages are 503 SINK_UNAVAILABLE, an
+ * overloaded store 503 OVERLOADED, store refusals 400; every 503 carries Retry-After).
  * A 503 or 500 body never carries the backend's text (addresses, user names, server messages):
  * that goes to the log only.
  */
@@ -199,6 +200,8 @@ export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof DriftlineError) {
     if (error.code === 'BAD_REQUEST') return badRequest(error.message);
+    // More reads in flight than the store answers in time (StoreOverloadedError): load shedding.
+    if (error.code === 'OVERLOADED') return new HttpError(503, 'OVERLOADED', 'online store overloaded; retry later');
     if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', 'online store unavailable');
   }
   return new HttpError(500, 'INTERNAL', 'internal error');

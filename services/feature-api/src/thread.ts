@@ -47,6 +47,7 @@ export const THREAD_STALE_AFTER_MS = 30_000;
 const THREAD_METRICS = [
   'driftline_feature_api_request_seconds',
   'driftline_feature_api_rows_total',
+  'driftline_feature_api_store_overloaded_total',
   'driftline_http_connections_shed_total',
 ] as const;
 

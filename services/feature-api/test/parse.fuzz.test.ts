@@ -139,9 +139,21 @@ const batchBody = fc.oneof(
 /** A request as node:http hands it over, and a response that records what was sent. */
 function exchange(method: string, url: string, body: string | undefined, authorization?: string) {
   const req = Readable.from(body === undefined ? [] : [Buffer.from(body)]) as unknown as IncomingMessage;
-  Object.assign(req, { method, url, headers: authorization === undefined ? {} : { authorization } });
+  Object.assign(req, {
+    method,
+    url,
+    headers: authorization === undefined ? {} : { authorization },
+    socket: { destroyed: false },
+  });
   const sent: { status?: number; body?: string } = {};
   const res = {
+    writableFinished: false,
+    once() {
+      return this;
+    },
+    off() {
+      return this;
+    },
     writeHead(status: number) {
       sent.status = status;
       return this;

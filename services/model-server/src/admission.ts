@@ -104,7 +104,8 @@ export interface Admission<R> {
   /**
    * Enqueues a request's records at once when they fit under the bound and nobody waits before
    * them; else waits, first come first served, until acknowledgements make room, and rejects with
-   * a 503 after `maxWaitMs` (at once when it is 0). More than the bound fits an empty backlog.
+   * a 503 after `maxWaitMs` (at once when it is 0, or when the waiters already hold a bound's
+   * worth of records or bytes). More than the bound fits an empty backlog.
    * `refresh`, when given, is called synchronously at the moment the records are taken (after any
    * wait) and returns the records to take instead (the same when nothing changed); if it throws,
    * nothing is taken and `admit` rejects with its error.
@@ -131,7 +132,9 @@ export interface Admission<R> {
  * The bound of a prediction log as back-pressure: under a backlog, requests wait for room (their
  * answers slow down to what Kafka acknowledges) before any is refused. A client that sends as fast
  * as it can then settles at the log's pace instead of getting 503s; only a backlog that does not
- * move for `maxWaitMs` refuses. Waiting records sit outside the bound, one request's worth each.
+ * move for `maxWaitMs` refuses. Waiting records sit outside the bound, in a waiting room of one
+ * bound's worth (records and bytes; the first waiter whatever its size): a request finding it full
+ * is refused at once.
  *
  * Two bounds hold at once: records (`backlog`, counted by the log) and bytes (`sizesOf` of what was
  * enqueued, freed as the oldest records settle). A log records leave in the order they came
@@ -163,6 +166,13 @@ export function createAdmission<R>(options: {
     readonly reject: (e: Error) => void;
     readonly timer: NodeJS.Timeout;
   }> = [];
+  /** Records and bytes of the waiters: at most the bound's worth (see `admit`). */
+  let waitingRecords = 0;
+  let waitingBytes = 0;
+  const leave = (w: { readonly events: readonly R[]; readonly bytes: number }) => {
+    waitingRecords -= w.events.length;
+    waitingBytes -= w.bytes;
+  };
   /** Enqueued requests not yet wholly settled, oldest first: records left unsettled, bytes. */
   const held: Array<{ records: number; readonly bytes: number }> = [];
   let heldBytes = 0;
@@ -203,6 +213,7 @@ export function createAdmission<R>(options: {
   const release = () => {
     while (waiters.length > 0 && fits(waiters[0]!.events.length, waiters[0]!.bytes)) {
       const w = waiters.shift()!;
+      leave(w);
       clearTimeout(w.timer);
       try {
         takeFresh(w.events, w.bytes, w.refresh);
@@ -230,7 +241,12 @@ export function createAdmission<R>(options: {
         }
         return Promise.resolve();
       }
-      if (maxWaitMs <= 0) {
+      // The waiting room holds one bound's worth at most (the first waiter whatever its size):
+      // each waiter holds its request's records, and 4,096 requests in flight of 1,000 instances
+      // times their versions waiting took the process past a gigabyte (a review).
+      const roomless =
+        waiters.length > 0 && (waitingRecords + events.length > bound.records || waitingBytes + bytes > bound.bytes);
+      if (maxWaitMs <= 0 || roomless) {
         refusing = true;
         return Promise.reject(backlogFull(bound));
       }
@@ -243,12 +259,15 @@ export function createAdmission<R>(options: {
           reject,
           timer: setTimeout(() => {
             waiters.splice(waiters.indexOf(waiter), 1);
+            leave(waiter);
             refusing = true;
             reject(backlogFull(bound, maxWaitMs));
             release(); // those behind it may fit now
           }, maxWaitMs),
         };
         waiters.push(waiter);
+        waitingRecords += events.length;
+        waitingBytes += bytes;
       });
     },
     settled(records) {
@@ -270,6 +289,7 @@ export function createAdmission<R>(options: {
     refusing: () => refusing,
     refuseAll(error) {
       for (const w of waiters.splice(0)) {
+        leave(w);
         clearTimeout(w.timer);
         w.reject(error);
       }

@@ -37,6 +37,17 @@ const SUFFIX = ':predict';
 const REALM = 'driftline-model-server';
 /** At most one canary-failure line per model and version this often (the rest counted in it). */
 const CANARY_FAILURE_LOG_MS = 60_000;
+/** Status of a request whose client went away before its answer (nginx's convention): nothing is sent or logged. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** The client of a request went away before its predictions were logged: nothing is logged, a 499. */
+class ClientGone extends Error {
+  constructor() {
+    super('the client went away before its answer');
+  }
+}
+
+const departed = (req: IncomingMessage, signal: AbortSignal) => signal.aborted || req.socket.destroyed;
 
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
@@ -51,6 +62,8 @@ function toHttpError(error: unknown): HttpError {
       );
     }
     if (error.code === 'BAD_REQUEST') return new HttpError(400, 'BAD_REQUEST', error.message);
+    // More reads in flight than the store answers in time (StoreOverloadedError): load shedding.
+    if (error.code === 'OVERLOADED') return new HttpError(503, 'OVERLOADED', 'online store overloaded; retry later');
     if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', 'online store unavailable');
   }
   return new HttpError(500, 'INTERNAL', 'internal error');
@@ -129,7 +142,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
     throw new HttpError(404, 'NOT_FOUND', `unknown model ${name} (no version of it is promoted)`);
   }
 
-  async function predict(req: IncomingMessage, model: string): Promise<unknown> {
+  async function predict(req: IncomingMessage, model: string, signal: AbortSignal): Promise<unknown> {
     // Before the body is read: an unknown model costs nothing.
     if (table.get(model) === undefined) notServed(model);
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
@@ -154,12 +167,18 @@ export function createModelHandler(options: ModelHandlerOptions) {
       at,
       undefined,
       maxReadRowBytes,
+      signal,
     );
     // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
     // The plan is looked at a third time when the records are taken, after that wait (up to
     // DRIFTLINE_MODEL_SERVER_LOG_WAIT): a swap during it scores again with the new plan, on the rows
     // read (a rolled-back version answered as production 1 s after its rollback, found by a review).
+    // Nothing is logged for a client gone (before, or while waiting for room): no client holds
+    // the prediction ids, a retrying client's request was logged twice, and orphans never get
+    // labels (a review: 300 aborted batches, 28,100 predictions logged, answered "200").
+    if (departed(req, signal)) throw new ClientGone();
     await log.append(scored.events, () => {
+      if (departed(req, signal)) throw new ClientGone();
       const plan = table.get(model) ?? notServed(model);
       if (plan !== scored.plan) scored = scored.rescore(plan);
       return scored.events;
@@ -197,6 +216,12 @@ export function createModelHandler(options: ModelHandlerOptions) {
     const path = q === -1 ? url : url.slice(0, q);
     let route = 'other';
     let status = 200;
+    // Aborted when the client goes away before its answer: reads not yet issued are skipped.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort();
+    };
+    res.once('close', onClose);
     try {
       let body: unknown;
       if (token !== undefined && path.startsWith('/v1/')) checkBearer(req.headers.authorization, token);
@@ -209,7 +234,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
         } catch {
           throw new HttpError(400, 'BAD_REQUEST', 'path: malformed percent-encoding');
         }
-        body = await predict(req, model);
+        body = await predict(req, model, gone.signal);
       } else if (path === '/v1/models') {
         route = 'models';
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');
@@ -225,6 +250,12 @@ export function createModelHandler(options: ModelHandlerOptions) {
       }
       sendJson(res, status, body, REALM);
     } catch (error) {
+      if (error instanceof ClientGone || departed(req, gone.signal)) {
+        // Nobody to answer (nginx's 499), whatever the read or the log said.
+        status = CLIENT_CLOSED_REQUEST;
+        metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
+        return;
+      }
       const e = toHttpError(error);
       if (e.status === 500) logger.error({ err: error }, 'model server request failed');
       if (e.status === 503 && Date.now() - lastOutageLog >= 1_000) {
@@ -233,6 +264,8 @@ export function createModelHandler(options: ModelHandlerOptions) {
       }
       status = e.status;
       sendError(res, e, REALM);
+    } finally {
+      res.off('close', onClose);
     }
     metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
   };

@@ -272,6 +272,8 @@ export async function scoreInstances(
   now: number,
   newId: () => string = nextPredictionId,
   maxRowBytes: number = MAX_READ_ROW_BYTES,
+  /** Aborted once the client went away: the reads not yet issued are skipped (ReadAbortedError). */
+  signal?: AbortSignal,
 ): Promise<ScoredRequest> {
   const current = typeof plan === 'function' ? plan : () => plan;
   const { instances } = request;
@@ -282,7 +284,7 @@ export async function scoreInstances(
     const needed = p.reads.some((r) =>
       instances.some((x) => x.features === undefined || r.features.some((f) => !Object.hasOwn(x.features!, f))),
     );
-    return needed ? await readRows(store, p.reads, entities, maxRowBytes) : undefined;
+    return needed ? await readRows(store, p.reads, entities, maxRowBytes, signal) : undefined;
   };
   let p = current();
   checkFeatures(p, instances, where);
@@ -719,11 +721,12 @@ async function readRows(
   reads: ServingPlan['reads'],
   entities: readonly string[],
   maxRowBytes: number,
+  signal: AbortSignal | undefined,
 ): Promise<Array<Array<FeatureRow | undefined>>> {
   const read = (part: readonly string[], bound: number) =>
     store.readBatch(
       reads.map((r) => ({ view: r.view, entities: part, features: r.features })),
-      { maxRowBytes: bound },
+      signal === undefined ? { maxRowBytes: bound } : { maxRowBytes: bound, signal },
     );
   const per = Math.max(1, Math.floor(MAX_READ_BATCH / reads.length));
   if (entities.length <= per) return read(entities, maxRowBytes);

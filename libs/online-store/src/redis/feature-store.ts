@@ -9,7 +9,16 @@ import {
 } from '@driftline/features';
 import { Command } from 'ioredis';
 import { rowKey, v1RowKey, WINDOW_SUFFIX, windowKey } from '../keys.js';
-import type { FeatureRow, OnlineStore, ReadBatchOptions, RowRequest, WriteStats } from '../port.js';
+import {
+  type FeatureRow,
+  type OnlineStore,
+  ReadAbortedError,
+  type ReadBatchOptions,
+  type RowRequest,
+  StoreOverloadedError,
+  throwIfReadAborted,
+  type WriteStats,
+} from '../port.js';
 import {
   checkBatchSize,
   checkedProjection,
@@ -233,6 +242,98 @@ const UNSIZED_WORST_FACTOR = 4;
  */
 const WRITE_REFOLD_BUDGET = 10_000;
 
+/**
+ * Entities the reads of one store have in flight at most by default (`maxReadEntitiesInFlight`):
+ * about what one connection answers within the read command timeout (2 s) on a loaded 2-core
+ * machine (~14,000 entities a second through the feature API there; 8,192 shed requests of the
+ * model server's 8 clients of 2-view 1,000-instance batches, 16,000 entities). Without a bound, the
+ * services' admission (4,096 requests in flight, up to 1,000 entities each) queued every read on
+ * the connection at once, and past some concurrency every read timed out together (a review: 128
+ * clients of 1,000-entity batches, goodput 18 -> 3-10 requests a second, 90 % 503s).
+ */
+export const DEFAULT_READ_ENTITIES_IN_FLIGHT = 16_384;
+
+/** Longest a read waits for room among the reads in flight by default: half the command timeout, at most 1 s. */
+const MAX_READ_WAIT_MS = 1_000;
+
+/**
+ * A semaphore of entities: a read of `n` entities takes `min(n, max)` (a larger read goes alone),
+ * first come first served; one that finds no room within `waitMs` fails with a
+ * StoreOverloadedError, one whose signal aborts while it waits with a ReadAbortedError.
+ */
+class ReadGate {
+  private inFlight = 0;
+  private readonly waiters: Array<{
+    readonly n: number;
+    readonly start: () => void;
+    readonly fail: (error: Error) => void;
+  }> = [];
+
+  constructor(
+    readonly max: number,
+    readonly waitMs: number,
+  ) {}
+
+  /** Resolves with the release of the room taken once `n` entities fit. */
+  acquire(entities: number, signal: AbortSignal | undefined): Promise<() => void> {
+    throwIfReadAborted(signal);
+    const n = Math.min(Math.max(1, entities), this.max);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.inFlight -= n;
+      this.drain();
+    };
+    if (this.waiters.length === 0 && this.fits(n)) {
+      this.inFlight += n;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const at = this.waiters.indexOf(waiter);
+        if (at !== -1) this.waiters.splice(at, 1);
+      };
+      const waiter = {
+        n,
+        start: () => {
+          leave();
+          this.inFlight += n;
+          resolve(release);
+        },
+        fail: (error: Error) => {
+          leave();
+          reject(error);
+          this.drain(); // those behind it may fit now
+        },
+      };
+      const timer = setTimeout(
+        () =>
+          waiter.fail(
+            new StoreOverloadedError(
+              `online store overloaded: ${this.inFlight} entities being read (at most ${this.max}), no room for ${entities} more within ${this.waitMs} ms; retry later`,
+              { entitiesInFlight: this.inFlight, maxEntitiesInFlight: this.max },
+            ),
+          ),
+        this.waitMs,
+      );
+      const onAbort = () => waiter.fail(new ReadAbortedError());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  private fits(n: number): boolean {
+    return this.inFlight === 0 || this.inFlight + n <= this.max;
+  }
+
+  private drain(): void {
+    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.n)) this.waiters[0]!.start();
+  }
+}
+
 export interface RedisOnlineStoreOptions {
   /** First part of every key (isolates deployments and tests sharing one Redis). */
   readonly keyPrefix: string;
@@ -281,6 +382,15 @@ export interface RedisOnlineStoreOptions {
    * everyone). The layout-v1 fallback (`readV1`) is bounded by it too (readV1Bounded).
    */
   readonly readBytesPerCall?: number;
+  /**
+   * Entities the store's reads (`read`, `readBatch`) have in flight at most (default
+   * {@link DEFAULT_READ_ENTITIES_IN_FLIGHT}); a read of more goes alone. A read finding no room
+   * waits for it, first come first served, up to `readWaitMs` (default half the command timeout,
+   * at most 1 s), then fails with a retriable StoreOverloadedError (a 503 with Retry-After): the
+   * connection is not dropped, readiness holds.
+   */
+  readonly maxReadEntitiesInFlight?: number;
+  readonly readWaitMs?: number;
   /** Disconnect the client on close (true when the store created it). */
   readonly ownsClient?: boolean;
 }
@@ -312,6 +422,10 @@ export function createRedisOnlineStore(
     ...(options.readV1 === undefined ? {} : { readV1: options.readV1 }),
     ...(options.onCorruptRow === undefined ? {} : { onCorruptRow: options.onCorruptRow }),
     ...(options.readBytesPerCall === undefined ? {} : { readBytesPerCall: options.readBytesPerCall }),
+    ...(options.maxReadEntitiesInFlight === undefined
+      ? {}
+      : { maxReadEntitiesInFlight: options.maxReadEntitiesInFlight }),
+    ...(options.readWaitMs === undefined ? {} : { readWaitMs: options.readWaitMs }),
     ownsClient: true,
   });
 }
@@ -353,6 +467,7 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly stall: StallWatch;
   private readonly chunks: ChunkedPipeline;
   private readonly writeRunner: PipelineRunner<ReturnType<RedisClient['pipeline']>>;
+  private readonly readGate: ReadGate;
 
   constructor(
     readonly client: RedisClient,
@@ -368,6 +483,10 @@ export class RedisOnlineStore implements OnlineStore {
     client.defineCommand(V1_SIZE_COMMAND, { lua: FEATURE_V1_SIZE_SCRIPT });
     this.stall = new StallWatch(client);
     this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
+    this.readGate = new ReadGate(
+      Math.max(1, options.maxReadEntitiesInFlight ?? DEFAULT_READ_ENTITIES_IN_FLIGHT),
+      Math.max(0, options.readWaitMs ?? Math.min(MAX_READ_WAIT_MS, (client.options.commandTimeout ?? 2_000) / 2)),
+    );
     this.writeRunner = {
       open: () => this.client.pipeline(),
       exec: (pipeline) => this.execResults(pipeline, 'write'),
@@ -641,7 +760,15 @@ export class RedisOnlineStore implements OnlineStore {
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
     const projection = checkedProjection(view, features);
-    const key = rowKey(this.keyPrefix, view.name, entity);
+    const release = await this.readGate.acquire(1, undefined);
+    try {
+      return await this.readOne(view, projection, rowKey(this.keyPrefix, view.name, entity));
+    } finally {
+      release();
+    }
+  }
+
+  private async readOne(view: FeatureView, projection: RowProjection, key: string): Promise<FeatureRow | undefined> {
     let stored: string | null;
     try {
       stored = await this.command(this.client.get(key));
@@ -668,6 +795,22 @@ export class RedisOnlineStore implements OnlineStore {
       projection: checkedProjection(r.view, r.features),
       keys: r.entities.map((e) => rowKey(this.keyPrefix, r.view.name, e)),
     }));
+    const release = await this.readGate.acquire(
+      resolved.reduce((n, r) => n + r.keys.length, 0),
+      options.signal,
+    );
+    try {
+      return await this.readResolved(resolved, options);
+    } finally {
+      release();
+    }
+  }
+
+  /** readBatch's reads, within the room the gate gave them. */
+  private async readResolved(
+    resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: string[] }>,
+    options: ReadBatchOptions,
+  ): Promise<Array<Array<FeatureRow | undefined>>> {
     // Each distinct key is read once per call, the rows mapped back by index: a batch naming one
     // entity 1,000 times read its row 1,000 times (64 MB from Redis for one 64 KB row; found by a review).
     const seen = new Set<string>();
@@ -747,6 +890,8 @@ export class RedisOnlineStore implements OnlineStore {
     // Unsized, the rows were read before they could be counted (rows larger than any seen so far).
     if (!sized) checkRowBytes(total, options.maxRowBytes);
     if (absent.length > 0 && this.options.readV1 !== false) {
+      // One more round trip: not for a caller gone meanwhile.
+      throwIfReadAborted(options.signal);
       await this.readV1Bounded(resolved, absent, rows, this.readBytesPerCall, options.maxRowBytes, total);
     }
     // A copy of the row each (its features object too: a caller may change one row's features).

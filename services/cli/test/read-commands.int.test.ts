@@ -3,10 +3,12 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
+  closeSync,
   existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -161,6 +163,39 @@ describe.concurrent('driftline report (found by a review)', () => {
     expect(stderr).toContain('note: /dev/stdout is not a regular file: no model cards written');
     expect(stderr).toContain('"model_cards":0');
     expect(readdirSync('/dev').filter((f) => f.startsWith('model-card-'))).toEqual(before);
+  });
+
+  it('with --out /dev/stdout on a full device: the error line alone, no summary saying the page was written, exit 1', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const direct = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          'services/cli/src/main.ts',
+          'report',
+          '--model',
+          MODEL,
+          ...range,
+          '--out',
+          '/dev/stdout',
+        ],
+        { cwd: root, env: env(served()), stdio: ['ignore', full, 'pipe'] },
+      );
+      let errors = '';
+      direct.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        errors += d;
+      });
+      const code = await new Promise<number | null>((done) => direct.on('close', (c) => done(c)));
+      expect({ code, errors }).toEqual({
+        code: 1,
+        errors: expect.stringMatching(/^driftline: cannot write the output: ENOSPC[^\n]*\n$/),
+      });
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('says so, in the page and on stderr, when the model has no data in the range', async () => {

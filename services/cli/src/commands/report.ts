@@ -129,6 +129,11 @@ function writeCards(dir: string, cards: ReadonlyMap<string, CardPage>): { writte
   return { written, code };
 }
 
+/** Resolves once stdout has taken `text`: false when the write failed (a full disk, a closed pipe). */
+function writeStdout(text: string): Promise<boolean> {
+  return new Promise((done) => process.stdout.write(text, (error) => done(error === undefined || error === null)));
+}
+
 /** `driftline report`: the drift report as one HTML file. */
 export async function reportCommand(args: readonly string[]): Promise<number> {
   const { values } = parseCommandArgs(args, reportOptions);
@@ -181,8 +186,11 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     });
     // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
     // as it is under Node's child_process and many supervisors.
-    if (STDOUT.has(out)) process.stdout.write(page);
-    else writeOutput('--out', out, page);
+    if (STDOUT.has(out)) {
+      // The summary below says the page was written: not before stdout took it. A failed write is
+      // reported once, at exit (main.ts), so nothing is said here.
+      if (!(await writeStdout(page))) return code;
+    } else writeOutput('--out', out, page);
     // stderr: --out may be /dev/stdout, and nothing may follow the page there.
     for (const note of [...(data.notes ?? []), ...cliNotes]) process.stderr.write(`note: ${printable(note)}\n`);
     if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);

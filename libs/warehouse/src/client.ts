@@ -16,6 +16,7 @@ import {
   SinkUnavailableError,
   withDeadline,
 } from '@driftline/core';
+import { drainPending } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
 import { openEngineDirectory } from './engine-directory.js';
@@ -80,6 +81,21 @@ const INSERT_SETTINGS = { max_partitions_per_insert_block: '0' } as const;
 // The embedded engine binds one data directory per process, so its connection is shared by every
 // ClickHouse of the process and lives as long as the process.
 let embedded: { path: string; client: ClickHouseClient } | undefined;
+
+/**
+ * Closes this process's embedded engine, once nothing native is left running (an aborted call's
+ * query goes on computing), so its data directory can be removed: the engine otherwise keeps it
+ * open until the process ends and can recreate folders under one removed (the demo's run folder).
+ * Every ClickHouse of the process must be done with; a later one opens the engine again. A no-op
+ * without an embedded engine.
+ */
+export async function closeEmbeddedEngine(): Promise<void> {
+  const open = embedded;
+  if (open === undefined) return;
+  embedded = undefined;
+  await open.client.close();
+  await drainPending();
+}
 
 function embeddedClient(path: string, createDirectory: boolean): ClickHouseClient {
   const absolute = resolve(path);

@@ -1,4 +1,10 @@
-export { type ClickHouse, createClickHouse, type QueryParams, type TypedResult } from './client.js';
+export {
+  type ClickHouse,
+  closeEmbeddedEngine,
+  createClickHouse,
+  type QueryParams,
+  type TypedResult,
+} from './client.js';
 export { type ClickHouseConfig, clickhouseEnvShape, toClickHouseConfig } from './config.js';
 export { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
 export {

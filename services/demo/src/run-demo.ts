@@ -17,7 +17,7 @@ import { contracts } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { startRunner } from '@driftline/service';
 import { pickFreePort, type StackEndpoints } from '@driftline/stack';
-import type { TransitionRow } from '@driftline/warehouse';
+import { closeEmbeddedEngine, type TransitionRow } from '@driftline/warehouse';
 import { kafkaWaiter } from './kafka-wait.js';
 import {
   inTimeOrder,
@@ -196,10 +196,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     // The run's own error is the one to report; what is not stopped in time ends with the process.
     if (!(options.signal?.aborted ?? false)) options.say('the run failed; stopping its services…');
     const stopped = await Promise.race([
-      stopAll(open).then(
-        () => true,
-        () => true,
-      ),
+      stopAll(open)
+        .catch(() => undefined)
+        .then(() => closeEmbeddedEngine())
+        .then(
+          () => true,
+          () => true,
+        ),
       sleep(FAILED_CLEANUP_MS, false, { ref: false }),
     ]);
     if (!stopped)
@@ -210,7 +213,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     throw error;
   }
   try {
-    await stopAll(open);
+    try {
+      await stopAll(open);
+    } finally {
+      // Before the folder goes: the engine keeps its data directory open until closed.
+      await closeEmbeddedEngine();
+    }
   } finally {
     await cleanUpRunDir(dir, options.keep === true);
   }

@@ -17,7 +17,7 @@ export {
   classifyClickHouseError,
   toWarehouseError,
 } from './errors.js';
-export { type Migration, migrate } from './migrate.js';
+export { type MigrateProgress, type Migration, type MigrationStatus, migrate, migrationStatus } from './migrate.js';
 export { migrations } from './migrations.js';
 export type { LiveOutcome, PipelineCounts, TrainedVersion, WindowVerdicts } from './read-models/pipeline-summary.js';
 export type { ReportRange } from './read-models/report.js';

@@ -13,6 +13,7 @@ commands:
   reference           build and store a model version's reference profile from a table (driftline reference --help)
   dlq list|replay     what a topic's dead-letter topic holds, and sending it back after a fix (driftline dlq --help)
   clickhouse serve    share one embedded ClickHouse among processes over HTTP (driftline clickhouse --help)
+  clickhouse migrate  apply the warehouse's pending migrations before a rollout, or list them (--status)
 
 --debug (any command) prints the stack trace of an error.
 exit codes: 0 done, 1 internal error, 2 usage (a bad or missing option), 3 input data (a file that

@@ -78,10 +78,14 @@ describe('exit codes are documented as they are given (found by a review)', () =
 
 describe('a command without its subcommand: one error line on stderr, exit 2 (found by a review)', () => {
   it.concurrent.each([
-    [['clickhouse'], 'driftline: a subcommand is needed: serve — see driftline clickhouse --help\n'],
+    [['clickhouse'], 'driftline: a subcommand is needed: serve or migrate — see driftline clickhouse --help\n'],
     [
       ['clickhouse', 'stop'],
-      'driftline: unknown subcommand "stop": the only one is "serve" — see driftline clickhouse --help\n',
+      'driftline: unknown subcommand "stop": serve or migrate — see driftline clickhouse --help\n',
+    ],
+    [
+      ['clickhouse', 'migrate', '--force'],
+      'driftline: migrate takes only --status (got "--force") — see driftline clickhouse --help\n',
     ],
     [['dlq'], 'driftline: a subcommand is needed: list or replay — see driftline dlq --help\n'],
     [
@@ -93,10 +97,11 @@ describe('a command without its subcommand: one error line on stderr, exit 2 (fo
     expect(await driftline(...args)).toEqual({ stdout: '', stderr: line, code: 2 });
   });
 
-  it.concurrent('clickhouse --help and clickhouse serve --help print the usage, exit 0', async () => {
+  it.concurrent('clickhouse --help, clickhouse serve --help and clickhouse migrate --help print the usage, exit 0', async () => {
     for (const args of [
       ['clickhouse', '--help'],
       ['clickhouse', 'serve', '--help'],
+      ['clickhouse', 'migrate', '--help'],
     ]) {
       const { stdout, code } = await driftline(...args);
       expect([code, stdout.split('\n')[0]]).toEqual([0, 'usage: driftline clickhouse serve']);

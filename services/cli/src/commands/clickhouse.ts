@@ -1,10 +1,20 @@
 import { type Logger, parseEnv } from '@driftline/core';
+import {
+  clickhouseEnvShape,
+  createClickHouse,
+  migrate,
+  migrationStatus,
+  migrations,
+  toClickHouseConfig,
+} from '@driftline/warehouse';
 import { clickhouseHostEnvShape, startClickHouseHost, toClickHouseHostOptions } from '@driftline/warehouse/http-host';
 import { checkEnvNames } from './env-names.js';
+import { jsonLine } from './json-line.js';
 
 export const clickhouseUsage = `usage: driftline clickhouse serve
+       driftline clickhouse migrate [--status]
 
-Serves the embedded ClickHouse (chdb) of one data directory over ClickHouse's HTTP interface, so
+serve: serves the embedded ClickHouse (chdb) of one data directory over ClickHouse's HTTP interface, so
 several driftline processes on this machine share it: start this once, then give every
 \`driftline run\` DRIFTLINE_CLICKHOUSE_URL=<the printed url>. The engine binds its directory to one
 process; this process is that one. Statements run one at a time.
@@ -22,6 +32,16 @@ environment:
 
 Prints one JSON line {"url": ..., "path": ...} on stdout once it listens. SIGTERM or SIGINT
 answers the requests in hand, closes the engine and exits 0.
+
+migrate: applies the warehouse's pending migrations, as every service does at start, and says how
+long each took (a line each on stderr, then {"database", "applied", "already"} on stdout). Run it
+once before starting a new release's services on a large warehouse: a migration that rebuilds a
+table under a new key copies its rows, which can take minutes, and a service doing it at start may
+pass DRIFTLINE_STARTUP_TIMEOUT. Interrupting it is safe: the next run, or a service start, goes on
+from where it stopped. With --status it changes nothing and prints {"database", "applied",
+"pending"}. ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at
+DRIFTLINE_CLICKHOUSE_PATH (not while \`clickhouse serve\` holds it: give its URL), and
+DRIFTLINE_CLICKHOUSE_DATABASE.
 `;
 
 // JSON lines on stderr: stdout carries the one line a supervisor reads for the URL.
@@ -42,20 +62,56 @@ function usageError(message: string): Error {
   return Object.assign(new Error(message), { code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND' });
 }
 
-/** `driftline clickhouse serve`: the ClickHouse host (libs/warehouse http-host) until a signal. */
+/** `driftline clickhouse migrate [--status]`: the warehouse's migrations, applied or listed. */
+async function migrateCommand(rest: readonly string[]): Promise<number> {
+  const status = rest.length === 1 && rest[0] === '--status';
+  if (rest.length > 0 && !status) {
+    throw usageError(`migrate takes only --status (got ${JSON.stringify(rest.join(' '))})`);
+  }
+  await checkEnvNames();
+  const config = toClickHouseConfig(parseEnv(clickhouseEnvShape));
+  // --status creates nothing: not the engine's directory either.
+  const ch = await createClickHouse(config, { createDirectory: !status });
+  try {
+    await ch.verify();
+    const before = await migrationStatus(ch, migrations);
+    if (status) {
+      process.stdout.write(
+        jsonLine(
+          { database: ch.database, applied: before.applied, pending: before.pending },
+          process.stdout.isTTY === true,
+        ),
+      );
+      return 0;
+    }
+    const applied = await migrate(ch, migrations, {
+      onStart: (id) => process.stderr.write(`applying ${id}…\n`),
+      onApplied: (id, ms) => process.stderr.write(`applied ${id} in ${(ms / 1000).toFixed(1)} s\n`),
+    });
+    process.stdout.write(
+      jsonLine({ database: ch.database, applied, already: before.applied.length }, process.stdout.isTTY === true),
+    );
+    return 0;
+  } finally {
+    await ch.close();
+  }
+}
+
+/** `driftline clickhouse serve|migrate`: the ClickHouse host until a signal, or the warehouse's migrations. */
 export async function clickhouseCommand(args: readonly string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (
     sub === '--help' ||
     sub === '-h' ||
-    (sub === 'serve' && rest.length === 1 && ['--help', '-h'].includes(rest[0]!))
+    ((sub === 'serve' || sub === 'migrate') && rest.length === 1 && ['--help', '-h'].includes(rest[0]!))
   ) {
     process.stdout.write(clickhouseUsage);
     return 0;
   }
   // One error line on stderr, as `dlq` and `model` give: the whole usage on stdout was no error.
-  if (sub === undefined) throw usageError('a subcommand is needed: serve');
-  if (sub !== 'serve') throw usageError(`unknown subcommand ${JSON.stringify(sub)}: the only one is "serve"`);
+  if (sub === undefined) throw usageError('a subcommand is needed: serve or migrate');
+  if (sub === 'migrate') return migrateCommand(rest);
+  if (sub !== 'serve') throw usageError(`unknown subcommand ${JSON.stringify(sub)}: serve or migrate`);
   if (rest.length > 0) {
     throw usageError(
       `serve takes no arguments (got ${JSON.stringify(rest.join(' '))}); it is configured by the environment`,

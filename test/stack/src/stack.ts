@@ -791,7 +791,8 @@ async function stopLocked(cfg: StackConfig, options: StackDownOptions): Promise<
 /** What state.json says and whether each recorded process is still alive (no network probes). */
 export async function stackStatus(options: ConfigOverrides = {}): Promise<StackStatus> {
   const cfg = loadConfig(process.env, options);
-  const state = readState(statePaths(cfg.stateDir).stateFile);
+  // A state dir that is a file: one line naming DRIFTLINE_STACK_DIR (a raw ENOTDIR before).
+  const state = await inDir(stateDirOf(cfg), async () => readState(statePaths(cfg.stateDir).stateFile));
   if (state === undefined) return { running: false, processes: [] };
   const processes = state.processes.map((p) => ({ name: p.name, pid: p.pid, alive: checkOwnership(p) === 'owned' }));
   const endpoints = completeEndpoints(state.endpoints);

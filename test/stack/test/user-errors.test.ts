@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { withCacheLock } from '../src/cache.js';
 import { StackConfigError } from '../src/config.js';
 import { dirError, StackDiskFullError } from '../src/dir-error.js';
-import { serviceError, stackUp } from '../src/stack.js';
+import { serviceError, stackStatus, stackUp } from '../src/stack.js';
 import { ensureCommands } from '../src/system.js';
 
 const run = promisify(execFile);
@@ -65,6 +65,14 @@ describe('file-system errors in the stack folders name the folder and its variab
     expect((err as StackConfigError).variable).toBe('DRIFTLINE_STACK_DIR');
     expect((err as Error).message).toMatch(/^DRIFTLINE_STACK_DIR: cannot write in the stack's state dir .* \(ENOTDIR/);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('a state dir that is a file: stackStatus (`stack status`) says so naming DRIFTLINE_STACK_DIR', async () => {
+    const file = path.join(tmpDir(), 'a-file');
+    fs.writeFileSync(file, '');
+    const err = await rejection(stackStatus({ stateDir: file }));
+    expect(err).toBeInstanceOf(StackConfigError);
+    expect((err as Error).message).toMatch(/^DRIFTLINE_STACK_DIR: cannot write in the stack's state dir .* \(ENOTDIR/);
   });
 
   it('a full disk (a real ENOSPC: a write to /dev/full has no path) names the folder and its variable', () => {

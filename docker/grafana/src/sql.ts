@@ -131,7 +131,9 @@ const MIN_EVENTS = `toUInt64(${variableValue('min_events')})`;
  * (counted once however many references a version has in the window). Windows of a version with
  * fewer than `min_events` events are left out, as the drift monitor's alerts leave them out
  * (`events` is the version's count in the window, the one its alert gate reads): a window of one
- * event read as drifted on every feature (found by a review).
+ * event read as drifted on every feature (found by a review). A window is its start and end: two
+ * windows of different lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW changed; both kept
+ * since 0730) are two points at that time, never one figure over both.
  */
 export const shareDriftedSql = `SELECT window_start AS time, version,
   uniqExactIf(feature, drifted = 1) / uniqExact(feature) AS share_drifted,
@@ -141,8 +143,8 @@ WHERE ${DRIFT_FILTER}
   AND method = 'psi'
   AND ${INPUT_FEATURE}
   AND events >= ${MIN_EVENTS}
-GROUP BY time, version
-ORDER BY time, version`;
+GROUP BY time, window_end, version
+ORDER BY time, window_end, version`;
 
 /**
  * The methods that measure a feature. The drift monitor also writes a `__window__` / `late_only`
@@ -154,14 +156,15 @@ const MEASURED_METHODS = `method IN ('psi', 'ks', 'chi2', 'jensen_shannon', 'mis
 /**
  * Every row of the latest window with a measurement. The latest window is taken over measured rows
  * too: a model whose newest window had late events only (its late-only row alone) showed an empty
- * table (found by a review).
+ * table (found by a review). The latest is the one of the latest start, of two starting then (window
+ * lengths changed, DRIFTLINE_DRIFT_WINDOW) the one ending last: one window's rows, never two mixed.
  */
 export const latestDriftTableSql = `SELECT feature, method, version, window_start, statistic, p_value, threshold, drifted, current_size, late_events
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
   AND ${MEASURED_METHODS}
-  AND window_start = (
-    SELECT max(window_start) FROM ${T('drift_windows')}
+  AND (window_start, window_end) = (
+    SELECT max((window_start, window_end)) FROM ${T('drift_windows')}
     WHERE ${DRIFT_FILTER}
       AND ${MEASURED_METHODS}
   )
@@ -186,17 +189,18 @@ export const predictionDriftSql = perVersionWhereOverlapping(
  * showed the largest version's count, 300 for a window of 300 + 100 (found by a review). Rows of one
  * (version, window) on two references are two answers for the same events (libs/drift
  * `measuredPart`), so their max, not their sum. A late-only row counts too (its late events are on no
- * other row).
+ * other row). Two windows of different lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW
+ * changed; both kept since 0730) count the same events twice: two points at that time, never summed.
  */
 export const eventsPerWindowSql = `SELECT time, sum(version_events) AS events, sum(version_late_events) AS late_events
 FROM (
-  SELECT window_start AS time, version, max(events) AS version_events, max(late_events) AS version_late_events
+  SELECT window_start AS time, window_end, version, max(events) AS version_events, max(late_events) AS version_late_events
   FROM ${T('drift_windows')} FINAL
   WHERE ${DRIFT_FILTER}
-  GROUP BY time, version
+  GROUP BY time, window_end, version
 )
-GROUP BY time
-ORDER BY time`;
+GROUP BY time, window_end
+ORDER BY time, window_end`;
 
 /**
  * Reference vs current shares of one feature on the latest reference profile of the model: numeric

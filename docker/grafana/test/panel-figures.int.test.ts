@@ -340,6 +340,8 @@ interface CountedRow {
   readonly psi: number;
   readonly events: number;
   readonly late?: number;
+  /** The window's length (an hour when absent): DRIFTLINE_DRIFT_WINDOW changed, windows of two lengths. */
+  readonly lengthMs?: number;
 }
 
 async function seedCounted(model: string, rows: readonly CountedRow[]): Promise<void> {
@@ -351,7 +353,7 @@ async function seedCounted(model: string, rows: readonly CountedRow[]): Promise<
       reference_id: d.reference ?? `ref-${d.version}`,
       feature: d.feature,
       window_start: chTime(T0 + d.window * HOUR),
-      window_end: chTime(T0 + (d.window + 1) * HOUR),
+      window_end: chTime(T0 + d.window * HOUR + (d.lengthMs ?? HOUR)),
       method: d.method ?? 'psi',
       statistic: d.psi,
       p_value: d.method === 'ks' ? 0.5 : null,
@@ -390,6 +392,20 @@ const COUNTED: readonly CountedRow[] = [
     late: 2,
   })),
   ...['a', 'b', 'c'].map((feature) => ({ version: 'v1', feature, window: 1, psi: 0.05, events: 250 })),
+];
+
+/**
+ * DRIFTLINE_DRIFT_WINDOW changed from 5 minutes to an hour: window 0 of v1 has an hour's row (a
+ * drifted) and the 5-minute row the previous configuration wrote at the same start (none drifted),
+ * both kept since 0730; window 1 an hour's row only.
+ */
+const TWO_LENGTHS: readonly CountedRow[] = [
+  { version: 'v1', feature: 'a', window: 0, psi: 0.5, events: 1200 },
+  { version: 'v1', feature: 'b', window: 0, psi: 0.01, events: 1200 },
+  { version: 'v1', feature: 'a', window: 0, psi: 0.01, events: 150, lengthMs: HOUR / 12 },
+  { version: 'v1', feature: 'b', window: 0, psi: 0.02, events: 150, lengthMs: HOUR / 12, late: 4 },
+  { version: 'v1', feature: 'a', window: 1, psi: 0.01, events: 1100 },
+  { version: 'v1', feature: 'b', window: 1, psi: 0.01, events: 1100 },
 ];
 
 /** DRIFTLINE_DRIFT_ALERT_MIN_EVENTS's default: fewer events in a window, no drift alert. */
@@ -577,6 +593,11 @@ beforeAll(async () => {
   await seedLateOnly('late-only', 'v1', 2, 3);
   await seedCounted('events-sum', COUNTED);
   await seedCounted('low-traffic', LOW_TRAFFIC);
+  // Apart: one insert of both lengths' rows would be merged within the block under 0101's key.
+  await seedCounted('two-lengths', TWO_LENGTHS.slice(0, 2));
+  await seedCounted('two-lengths', TWO_LENGTHS.slice(2));
+  await seedCounted('two-lengths-latest', TWO_LENGTHS.slice(0, 2));
+  await seedCounted('two-lengths-latest', TWO_LENGTHS.slice(2, 4));
   await seedSkew('skew-expired');
 }, 60_000);
 
@@ -879,6 +900,42 @@ describe('panel figures against an independent computation on the seeded rows', 
     expect(all).toHaveLength(5);
     expect(all[0]).toEqual({ time: at(0), series: 'v1', share: 1, drifted: 2 });
   });
+  it('windows of two lengths at one start (DRIFTLINE_DRIFT_WINDOW changed): each its own figure, never one over both', async () => {
+    const variables = { database, model: 'two-lengths', version: [] };
+    // Before 0730 the later row replaced the other under FINAL; read over both, the share mixed
+    // the two windows' features and the events took the larger window's count.
+    const share = await panel('panel "Share of drifted features" A', variables);
+    expect(share.data.map((r) => [timeOf(r), Number(r.share_drifted), Number(r.drifted_features)])).toEqual([
+      [at(0), 0, 0],
+      [at(0), 0.5, 1],
+      [at(1), 0, 0],
+    ]);
+    const events = await panel('panel "Events per window (and late events)" A', variables);
+    expect(events.data.map((r) => [timeOf(r), Number(r.events), Number(r.late_events)])).toEqual([
+      [at(0), 150, 4],
+      [at(0), 1200, 0],
+      [at(1), 1100, 0],
+    ]);
+    // The latest window alone: window 1's hour.
+    const latest = await panel('panel "Latest window: every feature and method" A', variables);
+    expect(latest.data.map((r) => [String(r.window_start).slice(0, 19), Number(r.current_size)])).toEqual([
+      [at(1), 1100],
+      [at(1), 1100],
+    ]);
+  });
+
+  it('latest window table when two lengths start at the latest start: the one ending last', async () => {
+    const { data } = await panel('panel "Latest window: every feature and method" A', {
+      database,
+      model: 'two-lengths-latest',
+      version: [],
+    });
+    expect(data.map((r) => [r.feature, Number(r.current_size)])).toEqual([
+      ['a', 1200],
+      ['b', 1200],
+    ]);
+  });
+
   it('skew in the range: expired (0690) summed per feature and version beside the other outcomes', async () => {
     const { data } = await panel('panel "Skew in the range, per feature" A', {
       database,

@@ -24,6 +24,7 @@ import {
   skewWindowsV2Migration,
   skewWindowsWindowEndMigration,
 } from './tables/skew-windows.js';
+import { windowEndKeysMigration } from './tables/window-end-keys.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
 export const migrations: readonly Migration[] = [
@@ -52,4 +53,5 @@ export const migrations: readonly Migration[] = [
   unscoredVersionsMigration, // 0700 unscored on labeled/unlabeled_predictions (versions that could not score an instance)
   skewWindowsWindowEndMigration, // 0710 window_end in the key of skew_windows and skew_windows_v2 (tables made before: rebuilt, rows kept)
   alertDeliveryIdsMigration, // 0720 alert_delivery_ids: the id lookup of alert_deliveries (a view; rows before it copied in bounded calls)
+  windowEndKeysMigration, // 0730 window_end in the key of drift_windows, drift_quarantine, data_quality_windows, sequential_detections (tables made before: rebuilt, rows kept)
 ];

@@ -34,11 +34,11 @@ const row = (values: Partial<DriftWindowRow>): DriftWindowRow => ({
 });
 
 describe('drift_windows: the references a window was written on', () => {
-  it('lists each reference id of a (model, version, window start) once, sorted; none for another window', async () => {
+  it('lists each reference id of a (model, version, window) once, sorted; none for another window', async () => {
     const ch = await createClickHouse(testClickHouse(path, database()));
     await migrate(ch, migrations);
     const store = warehouseOn(ch).driftWindows;
-    expect(await store.writtenReferences('m', 'v1', T0)).toEqual([]);
+    expect(await store.writtenReferences('m', 'v1', T0, T0 + 60_000)).toEqual([]);
     await store.insert([row({ reference_id: 'r2' }), row({ reference_id: 'r2', feature: 'y' })]);
     // A replay (same key, later computed_at), another reference, and neighbours that do not count.
     await store.insert([
@@ -47,9 +47,9 @@ describe('drift_windows: the references a window was written on', () => {
       row({ reference_id: 'r3', version: 'v2' }),
       row({ reference_id: 'r4', window_start: chTime(T0 + 1), window_end: chTime(T0 + 60_001) }),
     ]);
-    expect(await store.writtenReferences('m', 'v1', T0)).toEqual(['r1', 'r2']);
-    expect(await store.writtenReferences('m', 'v2', T0)).toEqual(['r3']);
-    expect(await store.writtenReferences('m', 'v1', T0 + 60_000)).toEqual([]);
+    expect(await store.writtenReferences('m', 'v1', T0, T0 + 60_000)).toEqual(['r1', 'r2']);
+    expect(await store.writtenReferences('m', 'v2', T0, T0 + 60_000)).toEqual(['r3']);
+    expect(await store.writtenReferences('m', 'v1', T0 + 60_000, T0 + 120_000)).toEqual([]);
     await ch.close();
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
 import { ClickHouseSkewWindowStore, rebuildWithWindowEnd, type SkewPartialRow } from '../src/tables/skew-windows.js';
 import { testClickHouse } from './fixtures/clickhouse.js';
+import { previousRelease as previousReleaseOf } from './fixtures/previous-release.js';
 
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-skew-'));
 const M = 60_000;
@@ -141,16 +142,7 @@ const PREVIOUS_DDL: Record<string, string> = {
 };
 
 /** A database migrated by the release before 0710. */
-async function previousRelease(): Promise<ClickHouse> {
-  const db = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
-  await migrate(
-    db,
-    migrations
-      .filter((m) => m.id < '0710')
-      .map((m) => (PREVIOUS_DDL[m.id] === undefined ? m : { id: m.id, statements: [PREVIOUS_DDL[m.id]!] })),
-  );
-  return db;
-}
+const previousRelease = () => previousReleaseOf(path, '0710', PREVIOUS_DDL);
 
 /** A row as the previous release wrote it, `written_at` (the retention clock) set to `writtenAt`. */
 async function insertPrevious(

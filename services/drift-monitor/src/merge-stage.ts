@@ -631,11 +631,17 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           // A split window's parts can differ between attempts (an idle source's partial arriving
           // before a retry or a replay): the reference its drift was written on sticks, or the
           // window gets a second answer under another drift_windows key. Read like the write: an
-          // outage is retried, a refusal quarantines the group.
+          // outage is retried, a refusal quarantines the group. By start and end: a window of
+          // another length starting at the same time (DRIFTLINE_DRIFT_WINDOW changed) is another window.
           const written =
             completed.setAside.length === 0
               ? []
-              : await deps.driftWindows.writtenReferences(completed.model, completed.version, window.windowStart);
+              : await deps.driftWindows.writtenReferences(
+                  completed.model,
+                  completed.version,
+                  window.windowStart,
+                  window.windowEnd,
+                );
           const group = written.length === 0 ? completed : measuredOnWritten(completed, written);
           outcome.group = group;
           const evaluated = await evaluateGroup(window, group, deps, t, ksBudget);

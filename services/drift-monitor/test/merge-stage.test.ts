@@ -155,7 +155,8 @@ function setup(
           throw new DriftlineError('SINK_REJECTED', `drift_windows: row refused (${poison.model})`);
         rows.push(...batch);
       },
-      writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
+      writtenReferences: async (model, version, windowStart, windowEnd) =>
+        writtenReferences(rows, model, version, windowStart, windowEnd),
     },
     quarantine: {
       insert: async (batch) => {
@@ -667,7 +668,8 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     const processor = mergeProcessor({
       driftWindows: {
         insert: async (batch) => void rows.push(...batch),
-        writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
+        writtenReferences: async (model, version, windowStart, windowEnd) =>
+          writtenReferences(rows, model, version, windowStart, windowEnd),
       },
       quarantine: { insert: async (batch) => void quarantined.push(...batch) },
       references: new ReferenceCache(store),

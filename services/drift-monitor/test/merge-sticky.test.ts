@@ -77,7 +77,8 @@ function memoryDriftWindows(): DriftWindowStore & { readonly rows: DriftWindowRo
   return {
     rows,
     insert: async (batch) => void rows.push(...batch),
-    writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
+    writtenReferences: async (model, version, windowStart, windowEnd) =>
+      writtenReferences(rows, model, version, windowStart, windowEnd),
   };
 }
 

@@ -73,7 +73,8 @@ async function merge(
   const processor = mergeProcessor({
     driftWindows: {
       insert: async (batch) => void rows.push(...batch),
-      writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
+      writtenReferences: async (model, version, windowStart, windowEnd) =>
+        writtenReferences(rows, model, version, windowStart, windowEnd),
     },
     quarantine: { insert: async () => {} },
     references: new ReferenceCache(storeOfAll(refs, refs[0]!)),

@@ -173,9 +173,16 @@ export function writtenReferences(
   model: string,
   version: string,
   windowStart: number,
+  windowEnd: number,
 ) {
   const ids = rows
-    .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
+    .filter(
+      (r) =>
+        r.model === model &&
+        r.version === version &&
+        r.window_start === chTime(windowStart) &&
+        r.window_end === chTime(windowEnd),
+    )
     .map((r) => r.reference_id);
   return [...new Set(ids)].sort();
 }

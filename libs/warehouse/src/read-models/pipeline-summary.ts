@@ -9,7 +9,10 @@ import type { ClickHouse } from '../client.js';
 export interface PipelineCounts {
   /** Measurement rows of drift_windows (one per feature, method and window). */
   readonly driftRows: number;
-  /** Distinct windows measured, and those where some feature drifted. */
+  /**
+   * Distinct windows measured, and those where some feature drifted. A window is its start and end:
+   * windows of two lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW changed) are two.
+   */
   readonly windows: number;
   readonly driftedWindows: number;
   /** Alerts decided by the retrain-trigger, and those that fired a retrain request. */
@@ -26,9 +29,13 @@ export interface TrainedVersion {
   readonly device: string;
 }
 
-/** One window's PSI verdicts for a model: which features were measured and which drifted. */
+/**
+ * One window's PSI verdicts for a model: which features were measured and which drifted. Windows of
+ * two lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW changed) are two, told apart by their end.
+ */
 export interface WindowVerdicts {
   readonly windowStart: number;
+  readonly windowEnd: number;
   readonly version: string;
   readonly drifted: string[];
   readonly measured: string[];
@@ -53,8 +60,8 @@ export class PipelineSummary {
     const [row] = await this.ch.select<Record<keyof PipelineCounts, number | string>>(
       `SELECT
          (SELECT count() FROM ${t('drift_windows')} FINAL WHERE ${measured}) AS driftRows,
-         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE ${measured}) AS windows,
-         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE drifted AND ${measured}) AS driftedWindows,
+         (SELECT uniqExact(window_start, window_end) FROM ${t('drift_windows')} FINAL WHERE ${measured}) AS windows,
+         (SELECT uniqExact(window_start, window_end) FROM ${t('drift_windows')} FINAL WHERE drifted AND ${measured}) AS driftedWindows,
          (SELECT count() FROM ${t('retrain_decisions')} FINAL) AS decisions,
          (SELECT count() FROM ${t('retrain_decisions')} FINAL WHERE fired) AS retrainRequests,
          (SELECT count() FROM ${t('model_versions')} FINAL) AS modelVersions,
@@ -96,15 +103,22 @@ export class PipelineSummary {
   }
 
   async psiWindows(model: string): Promise<WindowVerdicts[]> {
-    const rows = await this.ch.select<{ ws: number | string; version: string; drifted: string[]; measured: string[] }>(
-      `SELECT toUnixTimestamp64Milli(window_start) AS ws, version,
+    const rows = await this.ch.select<{
+      ws: number | string;
+      we: number | string;
+      version: string;
+      drifted: string[];
+      measured: string[];
+    }>(
+      `SELECT toUnixTimestamp64Milli(window_start) AS ws, toUnixTimestamp64Milli(window_end) AS we, version,
          groupArrayIf(feature, drifted = 1) AS drifted, groupArray(feature) AS measured
        FROM ${this.ch.table('drift_windows')} FINAL WHERE model = {model:String} AND method = 'psi'
-       GROUP BY ws, version ORDER BY ws, version`,
+       GROUP BY ws, we, version ORDER BY ws, we, version`,
       { model },
     );
     return rows.map((r) => ({
       windowStart: Number(r.ws),
+      windowEnd: Number(r.we),
       version: r.version,
       drifted: r.drifted,
       measured: r.measured,

@@ -94,7 +94,7 @@ async function loadDrift(
   const where = `model = {model:String} AND ${IN_RANGE('window_start')} AND ${DRIFT_METHODS}`;
   const [totals] = await rows<{ features: number | string; windows: number | string }>(
     ch,
-    `SELECT uniqExactIf(feature, NOT ${PREDICTION_FEATURES}) AS features, uniqExact(window_start) AS windows
+    `SELECT uniqExactIf(feature, NOT ${PREDICTION_FEATURES}) AS features, uniqExact(window_start, window_end) AS windows
      FROM ${table} WHERE ${where}`,
     RANGE_PARAMS(r),
   );
@@ -104,10 +104,10 @@ async function loadDrift(
        uniqExactIf(feature, drifted = 1) AS drifted
      FROM ${table} FINAL
      WHERE ${where} AND method = 'psi' AND NOT ${PREDICTION_FEATURES}
-       AND (version, window_start) IN (
-         SELECT version, max(window_start) FROM ${table}
+       AND (version, window_start, window_end) IN (
+         SELECT version, max(window_start), argMax(window_end, tuple(window_start, window_end)) FROM ${table}
          WHERE ${where} AND method = 'psi' AND NOT ${PREDICTION_FEATURES} GROUP BY version)
-     GROUP BY version, window_start`,
+     GROUP BY version, window_start, window_end`,
     RANGE_PARAMS(r),
   );
   const lastWindows = await rows<{ version: string; ws: number }>(
@@ -130,9 +130,12 @@ async function loadDrift(
   );
   const last = new Map(lastWindows.map((x) => [x.version, Number(x.ws)]));
   const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
-  // A window's row as a tuple (time, statistic, p-value, threshold, drifted), so the two picked
-  // per bucket keep their own values; ties go to the earliest window.
-  const windowRow = 'tuple(toUnixTimestamp64Milli(window_start), statistic, p_value, threshold, drifted)';
+  // A window's row as a tuple (time, statistic, p-value, threshold, drifted, end), so the two picked
+  // per bucket keep their own values; ties go to the earliest window. A window is its start and end:
+  // two of different lengths at one start (DRIFTLINE_DRIFT_WINDOW changed, both kept since 0730) are
+  // two windows, each drawn at its start when picked.
+  const windowRow =
+    'tuple(toUnixTimestamp64Milli(window_start), statistic, p_value, threshold, drifted, toUnixTimestamp64Milli(window_end))';
   const finiteStatistic = 'if(isFinite(statistic), statistic, 0)';
   const list = await rows<{
     feature: string;
@@ -149,10 +152,11 @@ async function loadDrift(
     `SELECT feature, method, version, kept.1 AS ws, kept.2 AS statistic, kept.3 AS p_value, kept.4 AS threshold,
        kept.5 AS drifted, windows - length(pair) AS dropped
      FROM (
-       SELECT feature, method, version, uniqExact(window_start) AS windows,
-         argMin(${windowRow}, tuple(NOT isFinite(statistic), ${finiteStatistic}, window_start)) AS lowest,
-         argMax(${windowRow}, tuple(isFinite(statistic), ${finiteStatistic}, -toUnixTimestamp64Milli(window_start))) AS highest,
-         if(lowest.1 = highest.1, [lowest], [lowest, highest]) AS pair
+       SELECT feature, method, version, uniqExact(window_start, window_end) AS windows,
+         argMin(${windowRow}, tuple(NOT isFinite(statistic), ${finiteStatistic}, window_start, window_end)) AS lowest,
+         argMax(${windowRow}, tuple(isFinite(statistic), ${finiteStatistic}, -toUnixTimestamp64Milli(window_start),
+           -toUnixTimestamp64Milli(window_end))) AS highest,
+         if(lowest.1 = highest.1 AND lowest.6 = highest.6, [lowest], [lowest, highest]) AS pair
        FROM ${table} FINAL
        WHERE ${where} AND version IN {versions:Array(String)}
          AND (feature IN {features:Array(String)} OR ${PREDICTION_FEATURES})
@@ -749,6 +753,9 @@ async function loadQuality(
   // drawn at the canary's passing one. NaN and ±Inf count as neither extreme (a window of only
   // those is -inf; a bucket of only those keeps its first window).
   const ws = 'toUnixTimestamp64Milli(window_start)';
+  // A window is its start and end: two of different lengths at one start (DRIFTLINE_DRIFT_WINDOW
+  // changed, both kept since 0730) are two windows, each its own worst value, drawn at its start.
+  const we = 'toUnixTimestamp64Milli(window_end)';
   // The check's index (1-based; 0 not charted) by a hash lookup: indexOf compared every name per row.
   const check =
     "transform(concat(feature, '\\0', expectation), {keys:Array(String)}, arrayEnumerate({keys:Array(String)}), 0)";
@@ -769,25 +776,28 @@ async function loadQuality(
           ch,
           `SELECT feature, expectation, ws, observed, version, bound, passed, dropped
            FROM (
-             SELECT ${check} AS check, feature, expectation, ${ws} AS ws, observed, version, bound, passed
+             SELECT ${check} AS check, feature, expectation, ${ws} AS ws, ${we} AS we, observed, version, bound, passed
              FROM ${table} FINAL WHERE ${where} AND check > 0
            ) AS q
            INNER JOIN (
-             SELECT check, arrayJoin(if(lowest = highest, [lowest], [lowest, highest])) AS ws,
-               windows - if(lowest = highest, 1, 2) AS dropped
+             SELECT check, kept.1 AS ws, kept.2 AS we, dropped
              FROM (
-               SELECT check, count() AS windows,
-                 argMin(ws, tuple(NOT isFinite(worst), ${finite}, ws)) AS lowest,
-                 argMax(ws, tuple(isFinite(worst), ${finite}, -ws)) AS highest
+               SELECT check, arrayJoin(if(lowest = highest, [lowest], [lowest, highest])) AS kept,
+                 windows - if(lowest = highest, 1, 2) AS dropped
                FROM (
-                 SELECT ${check} AS check, ${ws} AS ws, max(if(isFinite(observed), observed, -inf)) AS worst
-                 FROM ${table} FINAL WHERE ${where} AND check > 0
-                 GROUP BY check, ws
+                 SELECT check, count() AS windows,
+                   argMin(tuple(ws, we), tuple(NOT isFinite(worst), ${finite}, ws, we)) AS lowest,
+                   argMax(tuple(ws, we), tuple(isFinite(worst), ${finite}, -ws, -we)) AS highest
+                 FROM (
+                   SELECT ${check} AS check, ${ws} AS ws, ${we} AS we, max(if(isFinite(observed), observed, -inf)) AS worst
+                   FROM ${table} FINAL WHERE ${where} AND check > 0
+                   GROUP BY check, ws, we
+                 )
+                 GROUP BY check, if(ws = {lasts:Array(Int64)}[check], -1, intDiv(ws - {from:Int64}, {bucket:Int64}))
                )
-               GROUP BY check, if(ws = {lasts:Array(Int64)}[check], -1, intDiv(ws - {from:Int64}, {bucket:Int64}))
              )
-           ) AS k USING (check, ws)
-           ORDER BY ws, feature, expectation, version`,
+           ) AS k USING (check, ws, we)
+           ORDER BY ws, we, feature, expectation, version`,
           {
             ...RANGE_PARAMS(r),
             keys: charted.map((c) => `${c.feature}\0${c.expectation}`),

@@ -1,10 +1,20 @@
 import type { ClickHouse } from '../client.js';
+import { windowEndRebuild } from '../key-rebuild.js';
 import type { Migration } from '../migrate.js';
+import { RETENTION_DAYS, retentionOf } from './retention.js';
 
-export const driftWindowsMigration: Migration = {
-  id: '0101_drift_windows',
-  statements: [
-    `CREATE TABLE IF NOT EXISTS {db}.drift_windows (
+const DRIFT_WINDOWS = 'drift_windows';
+/** The sorting key (`window_end` since 0730). */
+const KEY = ['model', 'version', 'reference_id', 'feature', 'method', 'window_start', 'window_end'];
+
+/**
+ * `drift_windows` under the name `name`: one row per (model, version, reference, feature, method,
+ * window — its start and end). `window_end` is in the key since 0730: a window of another length
+ * (DRIFTLINE_DRIFT_WINDOW changed) starting at the same time is another row (tables created before
+ * are rebuilt by 0730, window-end-keys.ts). TTL from 0500 (retention.ts).
+ */
+function driftWindowsTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       version LowCardinality(String),
       reference_id String,
@@ -26,9 +36,21 @@ export const driftWindowsMigration: Migration = {
       computed_at DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree(computed_at)
     PARTITION BY toYYYYMM(window_start)
-    ORDER BY (model, version, reference_id, feature, method, window_start)`,
-  ],
+    ORDER BY (${KEY.join(', ')})`;
+}
+
+export const driftWindowsMigration: Migration = {
+  id: '0101_drift_windows',
+  statements: [driftWindowsTable(DRIFT_WINDOWS)],
 };
+
+/** `drift_windows`' rebuild under the key with `window_end` (0730): its DDL since 0500. */
+export const DRIFT_WINDOWS_REBUILD = windowEndRebuild('0730', DRIFT_WINDOWS, KEY, 'computed_at', {
+  ddl: (name) => [driftWindowsTable(name), ...retentionOf(name, RETENTION_DAYS.drift_windows)],
+  columns: `model, version, reference_id, feature, window_start, window_end, method, statistic, p_value, threshold,
+    drifted, reference_size, current_size, events, late_events, error_bound, source_partitions, idle_partitions,
+    computed_at, written_at`,
+});
 
 /** A row of `drift_windows` (times as chTime text). */
 export interface DriftWindowRow {
@@ -57,28 +79,31 @@ export interface DriftWindowStore {
   /** Idempotent: a replayed window rewrites the same key (newest computed_at wins). */
   insert(rows: readonly DriftWindowRow[]): Promise<void>;
   /**
-   * The reference ids drift_windows holds rows of a (model, version, window start) on, sorted:
-   * empty when none was written. The merge reads it so a window keeps the reference it was written on.
+   * The reference ids drift_windows holds rows of a (model, version, window) on, sorted: empty when
+   * none was written. The merge reads it so a window keeps the reference it was written on. A window
+   * is its start and end: a window of another length starting at the same time (DRIFTLINE_DRIFT_WINDOW
+   * changed) is another window, whose reference is no constraint on this one.
    */
-  writtenReferences(model: string, version: string, windowStart: number): Promise<string[]>;
+  writtenReferences(model: string, version: string, windowStart: number, windowEnd: number): Promise<string[]>;
 }
 
 export class ClickHouseDriftWindowStore implements DriftWindowStore {
   constructor(private readonly ch: ClickHouse) {}
 
   insert(rows: readonly DriftWindowRow[]): Promise<void> {
-    return this.ch.insert('drift_windows', rows);
+    return this.ch.insert(DRIFT_WINDOWS, rows);
   }
 
-  async writtenReferences(model: string, version: string, windowStart: number): Promise<string[]> {
+  async writtenReferences(model: string, version: string, windowStart: number, windowEnd: number): Promise<string[]> {
     // No FINAL: merging replaces rows of one key only and reference_id is in the key, so the set of
     // ids is the same before and after merges.
     const rows = await this.ch.select<{ reference_id: string }>(
-      `SELECT DISTINCT reference_id FROM ${this.ch.table('drift_windows')}
+      `SELECT DISTINCT reference_id FROM ${this.ch.table(DRIFT_WINDOWS)}
        WHERE model = {model:String} AND version = {version:String}
          AND window_start = fromUnixTimestamp64Milli({start:Int64}, 'UTC')
+         AND window_end = fromUnixTimestamp64Milli({end:Int64}, 'UTC')
        ORDER BY reference_id`,
-      { model, version, start: windowStart },
+      { model, version, start: windowStart, end: windowEnd },
     );
     return rows.map((r) => r.reference_id);
   }

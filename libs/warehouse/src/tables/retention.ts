@@ -31,9 +31,14 @@ export const RETENTION_DAYS = {
  */
 export const retentionMigration: Migration = {
   id: '0500_retention',
-  statements: Object.entries(RETENTION_DAYS).flatMap(([table, days]) => [
+  statements: Object.entries(RETENTION_DAYS).flatMap(([table, days]) => retentionOf(table, days)),
+};
+
+/** 0500's statements for `table` (also for a table rebuilt under another name: its copy, key-rebuild.ts). */
+export function retentionOf(table: string, days: number): string[] {
+  return [
     `ALTER TABLE {db}.${table} ADD COLUMN IF NOT EXISTS written_at DateTime MATERIALIZED now()
        COMMENT 'when the row was written (retention clock)'`,
     `ALTER TABLE {db}.${table} MODIFY TTL written_at + INTERVAL ${days} DAY`,
-  ]),
-};
+  ];
+}

@@ -1,5 +1,10 @@
 import type { ClickHouse } from '../client.js';
+import { windowEndRebuild } from '../key-rebuild.js';
 import type { Migration } from '../migrate.js';
+
+const SEQUENTIAL_DETECTIONS = 'sequential_detections';
+/** The sorting key (`window_end` since 0730). */
+const KEY = ['model', 'version', 'feature', 'window_start', 'window_end', 'source_topic', 'source_partition'];
 
 /** How long a sequential detection is kept (the table's TTL, from the write): 400 days, as drift_windows. */
 export const SEQUENTIAL_DETECTIONS_TTL_DAYS = 400;
@@ -9,12 +14,26 @@ export const SEQUENTIAL_DETECTIONS_TTL_DAYS = 400;
  * alarm kept — at most one per (model, version, feature, source partition, drift window), the
  * first; later alarms of the same key are counted, not written. A replay that alarms again in the
  * same window rewrites the key (newest `detected_at` wins), so the table stays bounded by
- * features × partitions × windows, never by events.
+ * features × partitions × windows, never by events. A window is its start and end (`window_end` in
+ * the key since 0730): an alarm of a window of another length starting at the same time
+ * (DRIFTLINE_DRIFT_WINDOW changed) is another row (tables created before are rebuilt by 0730).
  */
 export const sequentialDetectionsMigration: Migration = {
   id: '0640_sequential_detections',
-  statements: [
-    `CREATE TABLE IF NOT EXISTS {db}.sequential_detections (
+  statements: [sequentialDetectionsTable(SEQUENTIAL_DETECTIONS)],
+};
+
+/** `sequential_detections`' rebuild under the key with `window_end` (0730). */
+export const SEQUENTIAL_DETECTIONS_REBUILD = windowEndRebuild('0730', SEQUENTIAL_DETECTIONS, KEY, 'detected_at', {
+  ddl: (name) => [sequentialDetectionsTable(name)],
+  columns: `model, version, reference_id, feature, source_topic, source_partition, window_start, window_end,
+    event_time, source_offset, statistic_kind, statistic, threshold, t, run_length, window_size, check_every, ert,
+    detected_at, written_at`,
+});
+
+/** `sequential_detections` under the name `name`. */
+function sequentialDetectionsTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       version LowCardinality(String),
       reference_id String,
@@ -37,10 +56,9 @@ export const sequentialDetectionsMigration: Migration = {
       written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
     ) ENGINE = ReplacingMergeTree(detected_at)
     PARTITION BY toYYYYMM(window_start)
-    ORDER BY (model, version, feature, window_start, source_topic, source_partition)
-    TTL written_at + INTERVAL ${SEQUENTIAL_DETECTIONS_TTL_DAYS} DAY`,
-  ],
-};
+    ORDER BY (${KEY.join(', ')})
+    TTL written_at + INTERVAL ${SEQUENTIAL_DETECTIONS_TTL_DAYS} DAY`;
+}
 
 /** A row of `sequential_detections` (times as chTime text). */
 export interface SequentialDetectionRow {
@@ -76,7 +94,7 @@ export class ClickHouseSequentialDetectionStore implements SequentialDetectionSt
   constructor(private readonly ch: ClickHouse) {}
 
   insert(rows: readonly SequentialDetectionRow[]): Promise<void> {
-    return rows.length === 0 ? Promise.resolve() : this.ch.insert('sequential_detections', rows);
+    return rows.length === 0 ? Promise.resolve() : this.ch.insert(SEQUENTIAL_DETECTIONS, rows);
   }
 
   async list(model: string, limit = 1000): Promise<SequentialDetectionRow[]> {

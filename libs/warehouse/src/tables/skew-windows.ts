@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { SinkUnavailableError } from '@driftline/core';
 import type { ClickHouse } from '../client.js';
+import { type KeyRebuild, REBUILD_CHUNK_ROWS, rebuildUnderKey } from '../key-rebuild.js';
 import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
@@ -123,34 +122,28 @@ function addExpired(name: string): string {
        COMMENT 'no row read while the prediction was older than the view TTL: its row had expired, not comparable'`;
 }
 
-/** Every column of each table since 0690, `written_at` (the retention clock) with them: what a rebuild copies. */
-const COPIED_COLUMNS = {
-  [SKEW_WINDOWS]: `${ROW_COLUMNS_0690}, written_at`,
-  [SKEW_WINDOWS_V2]: `${ROW_COLUMNS_0690}, log_epoch, log_start_offset, log_start_fingerprint, written_at`,
-} as const;
-
-/** The DDL of each table (0620, 0670 with 0690's column) under another name, for its rebuild. */
-const REBUILT_TABLE = {
-  [SKEW_WINDOWS]: (name: string) => [skewWindowsTable(name, '', ''), addExpired(name)],
-  [SKEW_WINDOWS_V2]: (name: string) => [skewWindowsV2Table(name), addExpired(name)],
-} as const;
-
-/** Tables a rebuild of `name` copies into and out of: `<name>_rebuild_*` (never matched by the dashboards' `merge()`). */
-const rebuildPrefix = (name: string) => `${name}_rebuild_`;
-/** The rebuild's copy, one fixed name: a run cut short (a timeout, a crash) is resumed into it, never started over. */
-const rebuildCopy = (name: string) => `${rebuildPrefix(name)}copy`;
-/** The copy's table comment: when its copy began (unix seconds, the server's clock), kept by RENAME and EXCHANGE. */
-const BEGAN = 'driftline 0710 rebuild, copy began at ';
-
-/** Columns naming one row version (the key with `window_end`, and `through_offset`): a row already copied is not copied again. */
-const IDENTITY = {
-  [SKEW_WINDOWS]:
-    'model, model_version, window_start, window_end, feature, source_topic, source_partition, through_offset',
-  [SKEW_WINDOWS_V2]:
-    'model, model_version, window_start, window_end, feature, source_topic, source_partition, log_epoch, through_offset',
-} as const;
-/** Splits one window start's rows when they alone are more than a call copies. */
-const BUCKET_HASH = 'cityHash64(model, model_version, window_end, feature, source_topic, source_partition)';
+/** Each table's rebuild under the key with `window_end` (0710): its DDL since 0690, columns and identity. */
+const WINDOW_END_REBUILD = {
+  [SKEW_WINDOWS]: {
+    name: SKEW_WINDOWS,
+    migration: '0710',
+    keyColumn: 'window_end',
+    ddl: (name: string) => [skewWindowsTable(name, '', ''), addExpired(name)],
+    columns: `${ROW_COLUMNS_0690}, written_at`,
+    identity: 'model, model_version, window_start, window_end, feature, source_topic, source_partition, through_offset',
+    bucketHash: 'cityHash64(model, model_version, window_end, feature, source_topic, source_partition)',
+  },
+  [SKEW_WINDOWS_V2]: {
+    name: SKEW_WINDOWS_V2,
+    migration: '0710',
+    keyColumn: 'window_end',
+    ddl: (name: string) => [skewWindowsV2Table(name), addExpired(name)],
+    columns: `${ROW_COLUMNS_0690}, log_epoch, log_start_offset, log_start_fingerprint, written_at`,
+    identity:
+      'model, model_version, window_start, window_end, feature, source_topic, source_partition, log_epoch, through_offset',
+    bucketHash: 'cityHash64(model, model_version, window_end, feature, source_topic, source_partition)',
+  },
+} as const satisfies Record<(typeof SKEW_WINDOW_TABLES)[number], KeyRebuild>;
 
 /**
  * 0710: `window_end` in the key of both tables. Without it, after a change of the window length
@@ -169,288 +162,17 @@ export const skewWindowsWindowEndMigration: Migration = {
   },
 };
 
-/** The table's sorting key as its columns (undefined: no such table). */
-async function sortingKey(ch: ClickHouse, name: string): Promise<string[] | undefined> {
-  const [row] = await ch.select<{ sorting_key: string }>(
-    'SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = {name:String}',
-    { db: ch.database, name },
-  );
-  return row?.sorting_key.split(',').map((c) => c.trim());
-}
-
-const keyedByEnd = (key: readonly string[] | undefined) => key?.includes('window_end') === true;
-
-/** The `<name>_rebuild_*` tables, the largest first. */
-async function rebuildTables(ch: ClickHouse, name: string): Promise<Array<{ name: string; byEnd: boolean }>> {
-  const rows = await ch.select<{ name: string; key: string }>(
-    `SELECT name, sorting_key AS key FROM system.tables
-     WHERE database = {db:String} AND startsWith(name, {prefix:String}) ORDER BY total_rows DESC, name`,
-    { db: ch.database, prefix: rebuildPrefix(name) },
-  );
-  return rows.map((r) => ({ name: r.name, byEnd: keyedByEnd(r.key.split(',').map((c) => c.trim())) }));
-}
-
-/** When the copy now in `name` began (its comment, unix seconds; undefined: not recorded). */
-async function copyBegan(ch: ClickHouse, name: string): Promise<number | undefined> {
-  const [row] = await ch.select<{ comment: string }>(
-    'SELECT comment FROM system.tables WHERE database = {db:String} AND name = {name:String}',
-    { db: ch.database, name },
-  );
-  const began = row?.comment.startsWith(BEGAN) === true ? Number(row.comment.slice(BEGAN.length)) : Number.NaN;
-  return Number.isFinite(began) ? began : undefined;
-}
-
-/** Most rows a call of a rebuild's copy reads from both tables (about a second on the embedded engine). */
-const REBUILD_CHUNK_ROWS = 1_000_000;
-const DAY_MS = 86_400_000;
-
-/** Rows of a range (or of one hash bucket of it): `rows` in the table copied from, `weight` in both. */
-interface CopyUnit {
-  readonly start: number;
-  readonly rows: number;
-  readonly weight: number;
-  readonly bucket?: readonly [number, number];
-}
-/** One call's rows: window_start in [from, to) (a side absent: unbounded), of one hash bucket or all. */
-interface CopySpan {
-  readonly from: number | undefined;
-  readonly to: number | undefined;
-  readonly rows: number;
-  readonly bucket: readonly [number, number] | undefined;
-}
-
 /**
- * Calls covering every window_start, each reading at most `maxRows` rows of both tables (`weight`):
- * consecutive units packed, a unit of one hash bucket alone. Spans are contiguous, the first
- * unbounded below and the last above, so a row written meanwhile at any time is in one.
+ * Rebuilds `name` under the key with `window_end` ({@link rebuildUnderKey}, in calls of at most
+ * `chunkRows` rows). A row the previous release wrote to the old table after its last copy is
+ * lost; its partition's next write of the window (rows are cumulative) writes it again.
  */
-function copySpans(units: readonly CopyUnit[], maxRows: number): CopySpan[] {
-  const packed: Array<{ start: number; rows: number; weight: number; bucket?: readonly [number, number] }> = [];
-  for (const u of units) {
-    const last = packed.at(-1);
-    if (
-      last !== undefined &&
-      last.bucket === undefined &&
-      u.bucket === undefined &&
-      last.weight + u.weight <= maxRows
-    ) {
-      last.rows += u.rows;
-      last.weight += u.weight;
-    } else packed.push({ ...u });
-  }
-  const first = packed[0]?.start;
-  return packed.map((p) => ({
-    from: p.start === first ? undefined : p.start,
-    to: packed.find((q) => q.start > p.start)?.start,
-    rows: p.rows,
-    bucket: p.bucket,
-  }));
-}
-
-/** The conditions of a span (and of `since`: rows written from then, unix seconds). */
-function spanWhere(span: CopySpan, since: number | undefined): string {
-  const ms = (t: number) => `fromUnixTimestamp64Milli(toInt64(${t}), 'UTC')`;
-  return (
-    [
-      ...(since === undefined ? [] : [`written_at >= toDateTime(${Math.floor(since)}, 'UTC')`]),
-      ...(span.from === undefined ? [] : [`window_start >= ${ms(span.from)}`]),
-      ...(span.to === undefined ? [] : [`window_start < ${ms(span.to)}`]),
-      ...(span.bucket === undefined ? [] : [`${BUCKET_HASH} % ${span.bucket[1]} = ${span.bucket[0]}`]),
-    ].join(' AND ') || '1'
-  );
-}
-
-/**
- * The copy's units: rows per day of `window_start`; a day of more than `maxRows` (both tables)
- * per window start; a window start of more, in hash buckets of about half `maxRows`.
- */
-async function copyUnits(
-  ch: ClickHouse,
-  from: string,
-  to: string,
-  where: string,
-  maxRows: number,
-): Promise<CopyUnit[]> {
-  const counts = async (grain: string, cond: string) => {
-    const rows = await ch.select<{ g: number | string; f: number | string; t: number | string }>(
-      `SELECT g, sum(fc) AS f, sum(tc) AS t FROM (
-         SELECT ${grain} AS g, count() AS fc, toUInt64(0) AS tc FROM ${ch.table(from)} WHERE ${cond} GROUP BY g
-         UNION ALL
-         SELECT ${grain} AS g, toUInt64(0) AS fc, count() AS tc FROM ${ch.table(to)} WHERE ${cond} GROUP BY g)
-       GROUP BY g ORDER BY g`,
-    );
-    return rows.map((r) => ({ g: Number(r.g), rows: Number(r.f), weight: Number(r.f) + Number(r.t) }));
-  };
-  const units: CopyUnit[] = [];
-  for (const day of await counts('toRelativeDayNum(window_start)', where)) {
-    if (day.weight <= maxRows) {
-      units.push({ start: day.g * DAY_MS, rows: day.rows, weight: day.weight });
-      continue;
-    }
-    const inDay = spanWhere({ from: day.g * DAY_MS, to: (day.g + 1) * DAY_MS, rows: 0, bucket: undefined }, undefined);
-    for (const ws of await counts('toUnixTimestamp64Milli(window_start)', `${where} AND ${inDay}`)) {
-      if (ws.weight <= maxRows) {
-        units.push({ start: ws.g, rows: ws.rows, weight: ws.weight });
-        continue;
-      }
-      const n = Math.ceil((2 * ws.weight) / maxRows);
-      const at = spanWhere({ from: ws.g, to: ws.g + 1, rows: 0, bucket: undefined }, undefined);
-      const buckets = new Map((await counts(`${BUCKET_HASH} % ${n}`, `${where} AND ${at}`)).map((b) => [b.g, b]));
-      for (let i = 0; i < n; i++)
-        units.push({
-          start: ws.g,
-          rows: buckets.get(i)?.rows ?? 0,
-          weight: buckets.get(i)?.weight ?? 0,
-          bucket: [i, n],
-        });
-    }
-  }
-  return units;
-}
-
-/**
- * Every row of `from` into `to`, `written_at` kept, in calls reading at most `chunkRows` rows of
- * the two tables (by days of `window_start`, a large day by window starts, a large window start by
- * hash buckets: a day of 3 M rows in one call outlived the call timeout, DRIFTLINE_CLICKHOUSE_TIMEOUT,
- * at every start; a review). A call copies only the rows `to` lacks (by {@link IDENTITY}), so a
- * span copied before, wholly or partly, is not copied twice. `resume`: `to` holds nothing but rows
- * of `from` (the rebuild's copy), so a span of which `to` holds as many distinct rows as `from` had
- * is skipped without reading it. Spans go in a random order: processes migrating at once share the
- * work instead of each copying everything. `since` (unix seconds): only rows written from then.
- */
-async function copyRows(
-  ch: ClickHouse,
-  name: (typeof SKEW_WINDOW_TABLES)[number],
-  from: string,
-  to: string,
-  chunkRows: number,
-  options: { readonly since?: number; readonly resume: boolean; readonly abandon?: () => Promise<boolean> },
-): Promise<void> {
-  const columns = COPIED_COLUMNS[name];
-  const identity = IDENTITY[name];
-  const where = spanWhere({ from: undefined, to: undefined, rows: 0, bucket: undefined }, options.since);
-  const spans = copySpans(await copyUnits(ch, from, to, where, chunkRows), chunkRows).filter((s) => s.rows > 0);
-  for (let i = spans.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [spans[i], spans[j]] = [spans[j] as CopySpan, spans[i] as CopySpan];
-  }
-  for (const span of spans) {
-    const w = spanWhere(span, options.since);
-    if (options.resume) {
-      const [copied] = await ch.select<{ n: number | string }>(
-        `SELECT uniqExact(${identity}) AS n FROM ${ch.table(to)} WHERE ${w}`,
-      );
-      if (Number(copied?.n ?? 0) >= span.rows) continue;
-    }
-    if ((await options.abandon?.()) === true) return;
-    await ch.command(
-      `INSERT INTO ${ch.table(to)} (${columns}) SETTINGS insert_allow_materialized_columns = 1
-       SELECT ${columns} FROM ${ch.table(from)}
-       WHERE ${w} AND (${identity}) NOT IN (SELECT ${identity} FROM ${ch.table(to)} WHERE ${w})`,
-    );
-  }
-}
-
-/** Polls until `name` has `window_end` in its key, for at most `ms`. */
-async function keyedByEndWithin(ch: ClickHouse, name: string, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (keyedByEnd(await sortingKey(ch, name))) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/**
- * Rebuilds `name` under the key with `window_end`, resumable and in bounded calls:
- * 1. The copy `<name>_rebuild_copy` (the current DDL, its comment saying when the copy began; a
- *    `<name>_rebuild_*` table with the new key left by a run cut short within step 2 is taken as it)
- *    gets every row (not FINAL: rows of two lengths the old key had not merged yet both live on)
- *    by {@link copyRows}: a run cut short — a call past DRIFTLINE_CLICKHOUSE_TIMEOUT fails the
- *    migration, and every service migrates at its start — leaves the copy, and the next run goes on
- *    from what it holds (it made a new full copy at every start before; a review).
- * 2. Only while the key is still the old one: the copy is renamed `<name>_rebuild_<run>` (one
- *    process wins; a second EXCHANGE of one fixed name would swap the tables back), then exchanged
- *    with the table. A process that lost waits for the key to change (at most the call timeout),
- *    else fails: the migration is recorded only once the table has the key.
- * 3. Every `<name>_rebuild_*` table is copied into the table and dropped: the old table only its
- *    rows written since the copy began (a previous release writing meanwhile; by its comment, a
- *    minute early; all rows when unknown), a copy (another run's) all its rows the table lacks.
- *    A table is dropped only once all its rows are in the table.
- * A step failing because another run dropped its table (the key changed, that table copied) is
- * done; a copy stops when another run has exchanged. At most one `<name>_rebuild_*` table holds rows at a time; a second
- * may exist for a moment (a run creating its copy just after another's exchange: it abandons it
- * before any row, and step 3 drops it), or when a process stopped between 2 and 3. A row written by the previous release to the old
- * table after its last copy is lost; its partition's next write of the window (rows are
- * cumulative) writes it again.
- */
-export async function rebuildWithWindowEnd(
+export function rebuildWithWindowEnd(
   ch: ClickHouse,
   name: (typeof SKEW_WINDOW_TABLES)[number],
   chunkRows = REBUILD_CHUNK_ROWS,
 ): Promise<void> {
-  const key = await sortingKey(ch, name);
-  if (key === undefined) return;
-  // A step on `table` that failed because another run, the key changed, dropped it (after copying it whole).
-  const settled = async (table: string, step: () => Promise<void>) => {
-    try {
-      await step();
-    } catch (error) {
-      if (!keyedByEnd(await sortingKey(ch, name)) || (await sortingKey(ch, table)) !== undefined) throw error;
-    }
-  };
-  const copy = rebuildCopy(name);
-  if (!keyedByEnd(key)) {
-    if ((await sortingKey(ch, copy)) === undefined) {
-      const left = (await rebuildTables(ch, name)).find((t) => t.byEnd);
-      if (left !== undefined)
-        await ch.command(`RENAME TABLE ${ch.table(left.name)} TO ${ch.table(copy)}`).catch(() => {});
-      // Exchanged by another run meanwhile (its old table is a leftover): no copy to make.
-      if (keyedByEnd(await sortingKey(ch, name))) return rebuildWithWindowEnd(ch, name, chunkRows);
-      const [clock] = await ch.select<{ now: number | string }>('SELECT toUnixTimestamp(now()) AS now');
-      const [create, ...alter] = REBUILT_TABLE[name](copy);
-      await ch
-        .command(`${create?.replaceAll('{db}', ch.database)} COMMENT '${BEGAN}${Number(clock?.now)}'`)
-        .catch(async (error: unknown) => {
-          if ((await sortingKey(ch, copy)) === undefined) throw error;
-        });
-      // The copy taken meanwhile by another run (renamed to claim it): that run alters it too.
-      for (const statement of alter)
-        await ch.command(statement.replaceAll('{db}', ch.database)).catch(async (error: unknown) => {
-          if ((await sortingKey(ch, copy)) !== undefined) throw error;
-        });
-    }
-    // Another run exchanged meanwhile: the copy is one of the leftovers (step 3), not to be filled from the new table.
-    const abandon = async () => keyedByEnd(await sortingKey(ch, name));
-    try {
-      await copyRows(ch, name, name, copy, chunkRows, { resume: true, abandon });
-    } catch (error) {
-      // The copy gone: another run took it to exchange (or, the key changed, dropped it). The key decides below.
-      if ((await sortingKey(ch, copy)) !== undefined) throw error;
-    }
-    if (!keyedByEnd(await sortingKey(ch, name))) {
-      const claimed = `${rebuildPrefix(name)}${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-      const won = await ch.command(`RENAME TABLE ${ch.table(copy)} TO ${ch.table(claimed)}`).then(
-        () => true,
-        () => false,
-      );
-      if (won && keyedByEnd(await sortingKey(ch, claimed)) && !keyedByEnd(await sortingKey(ch, name)))
-        // Failing (another run took the copy back, or a timeout after the engine exchanged): the key decides below.
-        await ch.command(`EXCHANGE TABLES ${ch.table(name)} AND ${ch.table(claimed)}`).catch(() => {});
-    }
-    if (!(await keyedByEndWithin(ch, name, ch.timeoutMs)))
-      throw new SinkUnavailableError(
-        `0710: ${name} is not rebuilt yet (another process holds its copy, or stopped before the exchange): migrate again`,
-      );
-  }
-  const began = await copyBegan(ch, name);
-  for (const left of await rebuildTables(ch, name)) {
-    const since = !left.byEnd && began !== undefined ? began - 60 : undefined;
-    await settled(left.name, () =>
-      copyRows(ch, name, left.name, name, chunkRows, { resume: false, ...(since === undefined ? {} : { since }) }),
-    );
-    await ch.command(`DROP TABLE IF EXISTS ${ch.table(left.name)} SYNC`);
-  }
+  return rebuildUnderKey(ch, WINDOW_END_REBUILD[name], chunkRows);
 }
 
 /**

@@ -2,6 +2,7 @@ import {
   EVENT_TIME_MAX_FUTURE_LIMIT_MS,
   type EventTimeBounds,
   eventTimeProblem,
+  formatDuration,
   PoisonRecordError,
 } from '@driftline/core';
 import type { PartialsMessage } from './messages.js';
@@ -39,5 +40,27 @@ export function checkPartialsTime(message: PartialsMessage, now: number, bounds:
     eventTimeProblem(message.windowEnd, now, b, 'windowEnd') ??
     (message.type === 'closed' ? eventTimeProblem(message.closedUntil, now, b, 'closedUntil') : undefined);
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `drift partials: ${problem}`);
+  return message;
+}
+
+/**
+ * Why a partials message cannot be merged by a merge stage measuring windows of `windowMs`
+ * (DRIFTLINE_DRIFT_WINDOW), or undefined when it can: its window is of another length, sent by a
+ * stage-one instance of the group configured with another size. The merge keeps its pending
+ * windows by start alone, so it fused windows of two sizes: with a 1 s and a 2 s instance in one
+ * group, windows of 600 and 200 events where either size alone gave 400 each, ends taken from
+ * whichever message came first (found by a review).
+ */
+export function partialsWindowProblem(message: PartialsMessage, windowMs: number): string | undefined {
+  const size = message.windowEnd - message.windowStart;
+  if (size === windowMs) return undefined;
+  const source = `${message.source.topic}[${message.source.partition}]`;
+  return `drift partials: a window of ${formatDuration(size)} from ${source} (window start ${message.windowStart}), this merge's DRIFTLINE_DRIFT_WINDOW is ${formatDuration(windowMs)}: refused, not merged (every instance of one DRIFTLINE_DRIFT_GROUP must have the same DRIFTLINE_DRIFT_WINDOW; a new size needs a new group)`;
+}
+
+/** Rejects (a poison record) a partials message of another window length than `windowMs`: see {@link partialsWindowProblem}. */
+export function checkPartialsWindow(message: PartialsMessage, windowMs: number): PartialsMessage {
+  const problem = partialsWindowProblem(message, windowMs);
+  if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', problem);
   return message;
 }

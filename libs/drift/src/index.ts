@@ -1,6 +1,7 @@
 export * from './alert.js';
 export * from './bounds.js';
 export * from './decide.js';
+export * from './group-record.js';
 export * from './idleness.js';
 export * from './merge.js';
 export * from './messages.js';

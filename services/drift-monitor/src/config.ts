@@ -1,4 +1,4 @@
-import { envField } from '@driftline/core';
+import { envField, TOPIC_PREFIX_PATTERN, TOPIC_PREFIX_RULE } from '@driftline/core';
 import {
   DEFAULT_MISSING_ALERT_ALPHA,
   DEFAULT_RECENT_IDS,
@@ -15,6 +15,9 @@ import { expectationsOf, loadFeatureViews } from '@driftline/features';
 import { EMPTY_EXPECTATIONS, type ExpectationSet } from '@driftline/quality';
 import { z } from 'zod';
 import { sequentialEnvShape, toSequentialConfig } from './sequential-config.js';
+
+/** DRIFTLINE_DRIFT_GROUP's default: its partials topic keeps the name it had before groups had topics of their own. */
+export const DEFAULT_DRIFT_GROUP = 'drift-monitor';
 
 const share = (fallback: number) =>
   z
@@ -97,8 +100,15 @@ export const driftEnvShape = {
   DRIFTLINE_DRIFT_RECENT_IDS: envField.int(0, MAX_RECENT_IDS).default(DEFAULT_RECENT_IDS),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
-  /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
-  DRIFTLINE_DRIFT_GROUP: envField.string().default('drift-monitor'),
+  /**
+   * Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix.
+   * It also names the group's partials topic (`drift.partials.<group>.v1`; the default group's is
+   * `drift.partials.v1`), so it is made of the characters a topic name may hold.
+   */
+  DRIFTLINE_DRIFT_GROUP: envField
+    .string()
+    .regex(TOPIC_PREFIX_PATTERN, `must be ${TOPIC_PREFIX_RULE} (it names the group's partials topic)`)
+    .default(DEFAULT_DRIFT_GROUP),
   ...sequentialEnvShape,
   /** Feature view file: the `expect` blocks of its features are the data-quality expectations (optional). */
   DRIFTLINE_FEATURE_VIEWS: envField.string().optional(),

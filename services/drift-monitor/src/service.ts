@@ -1,19 +1,50 @@
 import { randomUUID } from 'node:crypto';
-import { checkEventTime, toDriftlineError } from '@driftline/core';
-import { PARTIALS_MAX_BYTES } from '@driftline/drift';
-import { type ConsumerHandle, untilCaughtUp } from '@driftline/kafka';
+import {
+  admitLine,
+  ConfigError,
+  checkEventTime,
+  type Logger,
+  lineLimit,
+  PoisonRecordError,
+  toDriftlineError,
+} from '@driftline/core';
+import {
+  checkGroupRecord,
+  PARTIALS_MAX_BYTES,
+  type PartialsMessage,
+  partialsGrownWarning,
+  partialsWindowProblem,
+} from '@driftline/drift';
+import { type BatchProcessor, type ConsumerHandle, type InboundRecord, untilCaughtUp } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
-import { type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
+import { DEFAULT_DRIFT_GROUP, type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
 import { mergeProcessor } from './merge-stage.js';
-import { driftMetrics } from './metrics.js';
+import { type DriftMetrics, driftMetrics } from './metrics.js';
+import { loadGroupRecord, saveGroupRecord } from './progress.js';
 import { ReferenceCache } from './reference-cache.js';
 import { referenceFindingsLog } from './reference-findings.js';
 import { sequentialMonitor } from './sequential.js';
 import { stageOneProcessor } from './stage-one.js';
 
-/** Internal topic between the stages (with the topic prefix). */
+/** Internal topic between the stages of the default group (with the topic prefix): see {@link partialsTopicOf}. */
 export const PARTIALS_TOPIC = 'drift.partials.v1';
+
+/**
+ * The partials topic of a stage-one group (DRIFTLINE_DRIFT_GROUP, unprefixed): one per group, so
+ * the partials of one group never reach another group's merge. Every group shared one before, and
+ * the merge identifies a partial by source partition, model and version: a new group (another
+ * window size, a recompute) read the old group's partials and dropped its own as duplicates (a
+ * review: six 1 s windows rewritten, no 2 s window). The default group keeps the name it had.
+ */
+export function partialsTopicOf(group: string): string {
+  return group === DEFAULT_DRIFT_GROUP ? PARTIALS_TOPIC : `drift.partials.${group}.v1`;
+}
+
+/** Longest topic name Kafka accepts. */
+const MAX_TOPIC_NAME_LENGTH = 249;
+/** At most one line a minute about partials of another window size (each is dead-lettered). */
+const OTHER_SIZE_LINE_INTERVAL_MS = 60_000;
 /** Large enough for one model's partials, and what the merge stage parses at most (PARTIALS_MAX_BYTES). */
 const PARTIALS_MAX_MESSAGE_BYTES = PARTIALS_MAX_BYTES;
 /** How long stage one waits at start-up for the promotions of models.v1 (read whole on every start). */
@@ -46,8 +77,14 @@ export const driftMonitorService = defineService({
 
     const prefix = ctx.common.topicPrefix;
     const predictionsTopic = ctx.topic('prediction');
-    const partialsTopic = `${prefix}${PARTIALS_TOPIC}`;
+    const partialsTopic = `${prefix}${partialsTopicOf(config.group)}`;
     const group = `${prefix}${config.group}`;
+    if (deadLetterTopic(partialsTopic).length > MAX_TOPIC_NAME_LENGTH) {
+      throw new ConfigError(
+        'DRIFTLINE_DRIFT_GROUP',
+        `names the partials topic ${partialsTopic} (and its .dlq), longer than Kafka's ${MAX_TOPIC_NAME_LENGTH} characters: use a shorter group or prefix`,
+      );
+    }
     const mergeGroupId = `${group}-merge`;
     const specs = [
       {
@@ -60,6 +97,21 @@ export const driftMonitorService = defineService({
     await ctx.ensureTopics(specs);
     const sourcePartitions = await ctx.partitionCount(predictionsTopic);
     const mergePartitions = await ctx.partitionCount(partialsTopic);
+    // The group's routing and window size: an instance that differs from what the group recorded
+    // is refused before it consumes anything.
+    const checked = checkGroupRecord(await loadGroupRecord(progress, group, partialsTopic), {
+      group,
+      partialsTopic,
+      topicPartitions: mergePartitions,
+      configuredPartitions: config.partialsPartitions,
+      windowMs: config.windowMs,
+    });
+    if (!checked.ok) throw new ConfigError(checked.field, checked.message);
+    if (checked.warning !== undefined) logger.warn({ topic: partialsTopic }, checked.warning);
+    await saveGroupRecord(progress, group, partialsTopic, {
+      partialsPartitions: mergePartitions,
+      windowMs: config.windowMs,
+    });
 
     const predictionCodec = ctx.codec().forTopic(contracts.prediction, predictionsTopic);
     const alerts = ctx.publisher(contracts.alert);
@@ -143,7 +195,13 @@ export const driftMonitorService = defineService({
       await ctx.consume({
         groupId: mergeGroupId,
         topics: [partialsTopic],
-        processor: merge,
+        processor: guardedMerge(merge, {
+          windowMs: config.windowMs,
+          metrics,
+          logger,
+          grown: async () =>
+            partialsGrownWarning(partialsTopic, mergePartitions, await ctx.partitionCount(partialsTopic)),
+        }),
         maxBytesPerPartition: PARTIALS_MAX_MESSAGE_BYTES,
         // A window's partials are held (commit pinned) until every source partition reported or it idles out.
         stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.idleTimeoutMs,
@@ -237,3 +295,75 @@ export const driftMonitorService = defineService({
     return { ready: () => consumers.every((c) => c.ready()), stop };
   },
 });
+
+/**
+ * The merge processor as the service runs it: a partials message of another window length than
+ * this instance's (an instance of the group with another DRIFTLINE_DRIFT_WINDOW) is refused before
+ * the merge sees it — dead-lettered to the partials topic's DLQ, counted once in
+ * `driftline_drift_partials_dropped_total{reason="window_size"}`, an error line at most once a
+ * minute — so no window fuses two sizes. After every rebalance the partials topic's partition count
+ * is read again, and a warning logged when it grew past the count the group routes over.
+ */
+function guardedMerge(
+  merge: BatchProcessor<PartialsMessage>,
+  deps: {
+    readonly windowMs: number;
+    readonly metrics: DriftMetrics;
+    readonly logger: Logger;
+    readonly grown: () => Promise<string | undefined>;
+  },
+): BatchProcessor<PartialsMessage> {
+  const lines = lineLimit();
+  // The highest offset refused per partition: a batch retried (or fetched again after a rebalance)
+  // decodes its records again, and is not counted again.
+  const refusedUpTo = new Map<string, bigint>();
+  const firstRefusal = (record: InboundRecord): boolean => {
+    const key = `${record.topic}/${record.partition}`;
+    const offset = BigInt(record.offset);
+    const before = refusedUpTo.get(key);
+    if (before !== undefined && offset <= before) return false;
+    refusedUpTo.set(key, offset);
+    return true;
+  };
+  let growthWarned = false;
+  return {
+    ...merge,
+    async decode(record) {
+      const message = await merge.decode(record);
+      const problem = partialsWindowProblem(message, deps.windowMs);
+      if (problem === undefined) return message;
+      if (firstRefusal(record)) {
+        deps.metrics.partialsDropped.inc({ reason: 'window_size' });
+        const leftOut = admitLine(lines, Date.now(), OTHER_SIZE_LINE_INTERVAL_MS);
+        if (leftOut !== undefined) {
+          deps.logger.error(
+            {
+              topic: record.topic,
+              partition: record.partition,
+              offset: record.offset,
+              windowMs: deps.windowMs,
+              messageWindowMs: message.windowEnd - message.windowStart,
+              source: message.source.partition,
+              ...(message.type === 'partial' ? { model: message.model, events: message.events } : {}),
+              refusedSinceLastLine: leftOut,
+            },
+            `${problem}; dead-lettered`,
+          );
+        }
+      }
+      throw new PoisonRecordError('VALIDATION_FAILED', problem);
+    },
+    rebalanced() {
+      merge.rebalanced?.();
+      if (growthWarned) return;
+      void deps
+        .grown()
+        .then((warning) => {
+          if (warning === undefined || growthWarned) return;
+          growthWarned = true;
+          deps.logger.warn({}, warning);
+        })
+        .catch(() => {}); // read again at the next rebalance
+    },
+  };
+}

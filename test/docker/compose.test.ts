@@ -85,6 +85,20 @@ describe('docker/compose.yml', () => {
     });
   });
 
+  it('sets FULL as the global compatibility: subjects only outside producers write had no check (found by a review)', () => {
+    expect(compose.services['schema-registry']?.environment?.APICURIO_RULES_GLOBAL_COMPATIBILITY).toBe('FULL');
+    const config = compose.services['schema-registry-config'] as ComposeService | undefined;
+    expect(config?.entrypoint).toEqual(
+      expect.arrayContaining(['PUT', '{"compatibility":"FULL"}', 'http://schema-registry:8080/apis/ccompat/v7/config']),
+    );
+    expect(config?.depends_on).toMatchObject({ 'schema-registry': { condition: 'service_healthy' } });
+    for (const name of driftlineServices) {
+      expect(compose.services[name]?.depends_on, name).toMatchObject({
+        'schema-registry-config': { condition: 'service_completed_successfully' },
+      });
+    }
+  });
+
   it('runs every service as its own container from one image with a target argument', () => {
     const images = new Set<string>();
     for (const name of driftlineServices) {

@@ -44,16 +44,26 @@ const resolveOptions = () => ({ ignoreNamespaces: true });
 const UNKNOWN_SYMBOL = 'DRIFTLINE_UNKNOWN_SYMBOL';
 /**
  * Time units a writer may declare on a field this reader reads as `timestamp-millis`, with the
- * divisor to milliseconds. Not `local-timestamp-micros`: a wall-clock time in the producer's zone is
- * no instant (left as is, the event-time bound refuses it with its µs hint).
+ * divisor to milliseconds.
  */
 const TO_MILLIS: Readonly<Record<string, number>> = { 'timestamp-micros': 1_000 };
+/**
+ * Logical types of a wall-clock time in the producer's zone, with no zone: no instant. Read as
+ * `timestamp-millis` they were shifted by the producer's UTC offset (found by a review), so a writer
+ * that declares one on a field this reader reads as an instant is refused.
+ */
+const NOT_INSTANTS: ReadonlySet<string> = new Set(['local-timestamp-millis', 'local-timestamp-micros']);
+/** The compatibility level driftline registers its subjects with (see RegistryClient.register). */
+const COMPATIBILITY = 'FULL';
 
 /** Encodes and decodes one topic's values; encode validates before anything is sent. */
 export interface TopicCodec<T> {
   readonly topic: string;
   readonly subject: string;
-  /** Registers the reader schema under the topic's value subject (BACKWARD compatibility). */
+  /**
+   * Registers the reader schema under the topic's value subject (FULL compatibility; FORWARD,
+   * FORWARD_TRANSITIVE and FULL_TRANSITIVE accepted as they are; NONE and BACKWARD(_TRANSITIVE) raised).
+   */
   register(): Promise<number>;
   /**
    * The schema id `encode` frames a value with now: registered on first use, then confirmed at most
@@ -133,6 +143,11 @@ export interface SchemaSource {
    * nothing (no version, no compatibility level). How a producer confirms its id.
    */
   lookup(subject: string, schema: string, stop?: AbortSignal): Promise<number | undefined>;
+  /**
+   * The level the registry checks `subject`'s new schemas with (its own or the global one), or
+   * undefined when the subject does not exist. Optional: without it inputs are not checked.
+   */
+  compatibilityOf?(subject: string): Promise<string | undefined>;
 }
 
 /** What a SchemaRegistryCodec is given besides its registry. */
@@ -173,12 +188,14 @@ export class SchemaRegistryCodec {
   private readonly unknown = new Map<number, { error: unknown; until: number }>();
   /** The newest schema id this codec has read or registered (0: none yet). */
   private newestKnown = 0;
+  /** Input subjects whose compatibility level was read (or is being read): one warning each at most. */
+  private readonly inputsChecked = new Set<string>();
   /** The grace window for unknown ids just above the newest known: when it ends, and the newest known then. */
   private grace: { readonly until: number; readonly newest: number } | undefined;
 
   constructor(config: RegistryConfig | SchemaSource, options: CodecOptions = {}) {
-    this.registry = 'schemaById' in config ? config : new RegistryClient(config);
     this.logger = options.logger ?? silentLogger;
+    this.registry = 'schemaById' in config ? config : new RegistryClient(config, this.logger);
     const recheckMs = options.schemaIdRecheckMs ?? SCHEMA_ID_RECHECK_MS;
     if (!Number.isInteger(recheckMs) || recheckMs < 1 || recheckMs > 86_400_000) {
       throw new DriftlineError(
@@ -282,8 +299,13 @@ export class SchemaRegistryCodec {
           const schema: unknown = JSON.parse(text);
           return { type: avro.Type.forSchema(schema as avro.Schema), schema, text };
         } catch (error) {
+          // The cause in the reason: the dead letter carries only the message.
           return refuse(
-            new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, { cause: error }),
+            new PoisonRecordError(
+              'DECODE_FAILED',
+              `schema id ${id} is not a usable Avro schema: ${(error as Error).message}`,
+              { cause: error, details: { schemaId: id } },
+            ),
           );
         }
       },
@@ -299,6 +321,32 @@ export class SchemaRegistryCodec {
         }
         throw error;
       },
+    );
+  }
+
+  /**
+   * Warns, once per subject, when the value subject of `topic` (an input of a consumer) is checked
+   * at NONE: the registry then takes any schema from a producer, one this consumer cannot read
+   * included (every record it writes dead-lettered). Only a warning: the consumer changes no level
+   * of a subject other clients write. A registry that does not answer is not warned about here (the
+   * records' decoding will say).
+   */
+  async checkInput(topic: string): Promise<void> {
+    const subject = valueSubject(topic);
+    const read = this.registry.compatibilityOf?.bind(this.registry);
+    if (read === undefined || this.inputsChecked.has(subject)) return;
+    this.inputsChecked.add(subject);
+    let level: string | undefined;
+    try {
+      level = await read(subject);
+    } catch {
+      this.inputsChecked.delete(subject);
+      return;
+    }
+    if (level !== 'NONE') return;
+    this.logger.warn(
+      { subject, compatibility: level },
+      `${subject}: the Schema Registry checks no new schema of this input (compatibility NONE): a producer can register one this consumer cannot read, every record it writes then dead-lettered; set FULL (or FORWARD) on the subject or as the registry's global level`,
     );
   }
 
@@ -378,8 +426,8 @@ interface ReadingOf {
 class AvroTopicCodec<T> implements TopicCodec<T> {
   readonly subject: string;
   private readonly readerType: avro.Type;
-  /** The reader with a default on each enum, built on first need (a newer writer's extra symbols). */
-  private relaxedReader: avro.Type | undefined;
+  /** Whether avsc wraps a union of the reader (then a relaxed reader keeps avsc's choice, and its unions are not widened). */
+  private readonly readerWraps: boolean;
   /**
    * Per writer schema id: the schema it was read with, and how its values are read or why they
    * cannot be (the same for every record, until the schema is read again).
@@ -416,10 +464,11 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   ) {
     this.subject = valueSubject(topic);
     this.readerType = avro.Type.forSchema(schema as avro.Schema);
+    this.readerWraps = wrapsUnions(this.readerType);
   }
 
   register(): Promise<number> {
-    this.registering ??= this.codec.registry.register(this.subject, JSON.stringify(this.schema), 'BACKWARD').then(
+    this.registering ??= this.codec.registry.register(this.subject, JSON.stringify(this.schema), COMPATIBILITY).then(
       (id) => {
         this.registering = undefined;
         this.codec.known(id);
@@ -525,7 +574,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   private async lookUpOrRegister(stop: AbortSignal): Promise<number> {
     const text = JSON.stringify(this.schema);
     const found = await this.codec.registry.lookup(this.subject, text, stop);
-    return found ?? (await this.codec.registry.register(this.subject, text, 'BACKWARD'));
+    return found ?? (await this.codec.registry.register(this.subject, text, COMPATIBILITY));
   }
 
   async encode(value: T): Promise<Buffer> {
@@ -586,7 +635,18 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
     }
     let cached = this.readings.get(id);
     if (cached === undefined) {
-      const writer = await this.codec.writer(id);
+      let writer: Writer;
+      try {
+        writer = await this.codec.writer(id);
+      } catch (error) {
+        // The registry's reasons (an unknown id, no usable schema) are the codec's, shared by its
+        // topics: named here like every other reason of a record.
+        if (!(error instanceof PoisonRecordError)) throw error;
+        throw new PoisonRecordError('DECODE_FAILED', `${this.topic}: ${error.message}`, {
+          cause: error,
+          details: error.details,
+        });
+      }
       cached = { writer, reading: this.readingOf(id, writer) };
       this.readings.set(id, cached);
     }
@@ -653,7 +713,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       this.readerType.isValid(value, { errorHook: (path) => invalid.push(path.join('.') || '(root)') });
       throw new PoisonRecordError(
         'DECODE_FAILED',
-        `${this.topic}: schema ${id} writes a symbol this reader does not know at ${invalid.join(', ')} (a newer producer: upgrade this consumer)`,
+        `${this.topic}: schema ${id} writes a symbol or union branch this reader does not know at ${invalid.join(', ')} (a newer producer: upgrade this consumer)`,
         { details: { schemaId: id } },
       );
     }
@@ -667,6 +727,14 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
 
   /** How values of writer `id` are read into this reader, or the poison every such record is. */
   private readingOf(id: number, writer: Writer): Reading | PoisonRecordError {
+    const local = localTimestampField(writer.schema, this.schema);
+    if (local !== undefined) {
+      return new PoisonRecordError(
+        'DECODE_FAILED',
+        `${this.topic}: writer schema ${id} declares ${local.logicalType} on ${local.field}, not an instant (a wall-clock time in the producer's zone): this reader reads it as timestamp-millis, and would shift it by the producer's UTC offset`,
+        { details: { schemaId: id } },
+      );
+    }
     const check = compileBoundsCheck(writer.type, this.readerType);
     const rescale = rescaledFields(writer.schema, this.schema);
     if (writer.type.equals(this.readerType))
@@ -683,15 +751,21 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
     } catch (error) {
       refusal = error;
     }
-    // A writer with enum symbols this reader lacks (a newer producer's alert kind): read through a
-    // reader whose enums default to a symbol no value may hold, so only records that carry a new
-    // symbol are poison, not every record of the newer schema.
+    // A writer with enum symbols or union branches this reader lacks (a newer producer's alert
+    // kind, a union that gained a branch): read through a reader whose enums default to a symbol no
+    // value may hold and whose unions also take the writer's extra branches, so only the records
+    // that carry a new symbol or branch are poison (each value is checked against the reader), not
+    // every record of the newer schema, as Avro Java resolves unions per record.
     try {
-      this.relaxedReader ??= avro.Type.forSchema(withEnumDefaults(this.schema) as avro.Schema);
+      const relaxed = this.readerWraps
+        ? avro.Type.forSchema(withEnumDefaults(this.schema) as avro.Schema)
+        : avro.Type.forSchema(withEnumDefaults(widenUnions(this.schema, writer.schema)) as avro.Schema, {
+            wrapUnions: false,
+          });
       return {
         check,
-        type: this.relaxedReader,
-        resolver: this.relaxedReader.createResolver(writer.type, resolveOptions()),
+        type: relaxed,
+        resolver: relaxed.createResolver(writer.type, resolveOptions()),
         relaxed: true,
         rescale,
       };
@@ -703,6 +777,120 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
   }
+}
+
+/** Whether an avsc type holds a wrapped union (avsc wraps one whose branches it cannot tell apart). */
+function wrapsUnions(type: avro.Type, seen = new Set<avro.Type>()): boolean {
+  if (seen.has(type)) return false;
+  seen.add(type);
+  const t = type as avro.Type & {
+    typeName: string;
+    fields?: Array<{ type: avro.Type }>;
+    itemsType?: avro.Type;
+    valuesType?: avro.Type;
+    types?: avro.Type[];
+  };
+  if (t.typeName === 'union:wrapped') return true;
+  const inner = [...(t.fields?.map((f) => f.type) ?? []), t.itemsType, t.valuesType, ...(t.types ?? [])];
+  return inner.some((x) => x !== undefined && wrapsUnions(x, seen));
+}
+
+/** The kind of a schema (JSON) as resolution matches it: a primitive's name, `named:<unqualified name>`, `array`, `map`, `union`. */
+function kindOf(schema: unknown): string {
+  if (Array.isArray(schema)) return 'union';
+  const node = typeof schema === 'string' ? { type: schema } : (schema as { type?: unknown; name?: unknown } | null);
+  const type = node?.type;
+  if (typeof type !== 'string') return kindOf(type);
+  if (!UNNAMED.has(type)) {
+    const name = typeof node?.name === 'string' ? node.name : type;
+    return `named:${name.slice(name.lastIndexOf('.') + 1)}`;
+  }
+  return type;
+}
+/** The kinds of schema without a name. */
+const UNNAMED: ReadonlySet<string> = new Set([
+  'null',
+  'boolean',
+  'int',
+  'long',
+  'float',
+  'double',
+  'bytes',
+  'string',
+  'array',
+  'map',
+]);
+/** Writer kinds each reader kind reads (Avro's promotions). */
+const READS: Readonly<Record<string, readonly string[]>> = {
+  long: ['int'],
+  float: ['int', 'long'],
+  double: ['int', 'long', 'float'],
+  string: ['bytes'],
+  bytes: ['string'],
+};
+const reads = (reader: unknown, writer: unknown): boolean => {
+  const r = kindOf(reader);
+  const w = kindOf(writer);
+  return r === w || (READS[r]?.includes(w) ?? false);
+};
+
+/**
+ * A copy of the reader schema (JSON) whose unions also take the branches of the writer's unions
+ * that no reader branch reads (appended, so defaults still match the first branch), and where the
+ * reader has one type the writer has a union of it and more, that union. Records are matched field
+ * by field (by name or alias), arrays by items, maps by values. A value decoded into an added
+ * branch is invalid for the reader: the record is poison, the others of that writer decode.
+ */
+function widenUnions(reader: unknown, writer: unknown): unknown {
+  if (Array.isArray(writer)) {
+    const branches: unknown[] = Array.isArray(reader) ? [...reader] : [reader];
+    for (const w of writer) {
+      const at = branches.findIndex((r) => reads(r, w));
+      if (at === -1) branches.push(w);
+      else branches[at] = widenUnions(branches[at], w);
+    }
+    return !Array.isArray(reader) && branches.length === 1 ? branches[0] : branches;
+  }
+  if (Array.isArray(reader)) {
+    const at = reader.findIndex((r) => reads(r, writer));
+    return at === -1 ? reader : reader.map((r, i) => (i === at ? widenUnions(r, writer) : r));
+  }
+  if (reader === null || typeof reader !== 'object' || writer === null || typeof writer !== 'object') return reader;
+  const r = reader as Record<string, unknown>;
+  const w = writer as Record<string, unknown>;
+  if (
+    (r.type === 'record' || r.type === 'error') &&
+    r.type === w.type &&
+    Array.isArray(r.fields) &&
+    Array.isArray(w.fields)
+  ) {
+    const writerFields = w.fields as Array<{ name?: unknown; type?: unknown }>;
+    return {
+      ...r,
+      fields: (r.fields as Array<{ name?: unknown; aliases?: unknown; type?: unknown }>).map((f) => {
+        const names = [f.name, ...(Array.isArray(f.aliases) ? f.aliases : [])];
+        const match = writerFields.find((x) => names.includes(x.name));
+        return match === undefined ? f : { ...f, type: widenUnions(f.type, match.type) };
+      }),
+    };
+  }
+  if (r.type === 'array' && w.type === 'array') return { ...r, items: widenUnions(r.items, w.items) };
+  if (r.type === 'map' && w.type === 'map') return { ...r, values: widenUnions(r.values, w.values) };
+  return reader;
+}
+
+/**
+ * The first top-level field the reader reads as `timestamp-millis` whose writer declares a local
+ * timestamp (no instant) on it.
+ */
+function localTimestampField(writer: unknown, reader: unknown): { field: string; logicalType: string } | undefined {
+  for (const [r, w] of matchedFields(writer, reader)) {
+    const unit = logicalOf(w.type);
+    if (logicalOf(r.type) === 'timestamp-millis' && typeof unit === 'string' && NOT_INSTANTS.has(unit)) {
+      return { field: String(r.name), logicalType: unit };
+    }
+  }
+  return undefined;
 }
 
 /** A copy of a schema (JSON) whose enums without a default get UNKNOWN_SYMBOL as one. */
@@ -725,21 +913,37 @@ function withEnumDefaults(schema: unknown): unknown {
  * microseconds as milliseconds — event times 1000× in the future, every record dead-lettered.
  */
 function rescaledFields(writer: unknown, reader: unknown): Array<readonly [string, number]> {
-  const fieldsOf = (schema: unknown) =>
-    Array.isArray((schema as { fields?: unknown } | null)?.fields)
-      ? (schema as { fields: Array<{ name?: unknown; type?: unknown; aliases?: unknown }> }).fields
-      : [];
-  const logicalOf = (type: unknown) => (type as { logicalType?: unknown } | null)?.logicalType;
   const out: Array<readonly [string, number]> = [];
-  for (const r of fieldsOf(reader)) {
+  for (const [r, w] of matchedFields(writer, reader)) {
     if (typeof r.name !== 'string' || logicalOf(r.type) !== 'timestamp-millis') continue;
-    const names = [r.name, ...(Array.isArray(r.aliases) ? r.aliases : [])];
-    const w = fieldsOf(writer).find((f) => names.includes(f.name));
-    const unit = logicalOf(w?.type);
+    const unit = logicalOf(w.type);
     const divisor = typeof unit === 'string' ? TO_MILLIS[unit] : undefined;
     if (divisor !== undefined) out.push([r.name, divisor]);
   }
   return out;
+}
+
+interface FieldSchema {
+  readonly name?: unknown;
+  readonly type?: unknown;
+  readonly aliases?: unknown;
+}
+
+/** The top-level fields of the reader with the writer's field each reads (by name or alias). */
+function matchedFields(writer: unknown, reader: unknown): Array<readonly [FieldSchema, FieldSchema]> {
+  const fieldsOf = (schema: unknown): FieldSchema[] =>
+    Array.isArray((schema as { fields?: unknown } | null)?.fields) ? (schema as { fields: FieldSchema[] }).fields : [];
+  const out: Array<readonly [FieldSchema, FieldSchema]> = [];
+  for (const r of fieldsOf(reader)) {
+    const names = [r.name, ...(Array.isArray(r.aliases) ? r.aliases : [])];
+    const w = fieldsOf(writer).find((f) => names.includes(f.name));
+    if (w !== undefined) out.push([r, w]);
+  }
+  return out;
+}
+
+function logicalOf(type: unknown): unknown {
+  return (type as { logicalType?: unknown } | null)?.logicalType;
 }
 
 /** Most characters of an invalid value an error message shows. */

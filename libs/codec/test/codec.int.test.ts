@@ -1,8 +1,11 @@
+import { silentLogger } from '@driftline/core';
 import { createProducer, ensureTopics } from '@driftline/kafka';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import avro from 'avsc';
 import { describe, expect, inject, it } from 'vitest';
 import { SchemaRegistryCodec } from '../src/index.js';
+import { RegistryClient } from '../src/registry.js';
 
 const stack = inject('stack');
 
@@ -70,7 +73,135 @@ describe('codec against the real Schema Registry and Kafka', () => {
       code: 'SCHEMA_INCOMPATIBLE',
     });
     const config = await fetch(`${stack.schemaRegistryUrl}/config/${topic}-value`);
-    expect(await config.json()).toEqual({ compatibilityLevel: 'BACKWARD' });
+    expect(await config.json()).toEqual({ compatibilityLevel: 'FULL' });
+  });
+
+  it('at the level driftline sets, a producer cannot register a schema its consumers cannot read: a dropped field without default is refused (BACKWARD took it; found by a review)', async () => {
+    const topic = uniqueName('drop');
+    const registry = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
+    await registry.forTopic(contracts.prediction, topic).register();
+    const schema = contracts.prediction.schema as unknown as { fields: Array<{ name: string }> };
+    const withoutEntity = { ...schema, fields: schema.fields.filter((f) => f.name !== 'entity_id') };
+    await expect(registry.forSchema(withoutEntity, topic).register()).rejects.toMatchObject({
+      code: 'SCHEMA_INCOMPATIBLE',
+      message: expect.stringMatching(/entity_id/),
+    });
+  });
+
+  it('adding an enum symbol takes the documented temporary step (schemas/README.md): BACKWARD, register, FULL again', async () => {
+    const topic = uniqueName('kinds');
+    const subject = `${topic}-value`;
+    const registry = stack.schemaRegistryUrl;
+    const json = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
+    const codec = new SchemaRegistryCodec({ url: registry });
+    await codec.forTopic(contracts.alert, topic).register();
+    const alert = contracts.alert.schema as unknown as { fields: Array<{ name: string; type: unknown }> };
+    const withKind = {
+      ...alert,
+      fields: alert.fields.map((f) =>
+        f.name === 'kind'
+          ? {
+              ...f,
+              type: { ...(f.type as object), symbols: [...(f.type as { symbols: string[] }).symbols, 'NEW_KIND'] },
+            }
+          : f,
+      ),
+    };
+    // Not FORWARD compatible: a consumer on the previous reader cannot read the new kind.
+    await expect(codec.forSchema(withKind, topic).register()).rejects.toMatchObject({ code: 'SCHEMA_INCOMPATIBLE' });
+    const level = (compatibility: string) =>
+      fetch(`${registry}/config/${subject}`, { method: 'PUT', headers: json, body: JSON.stringify({ compatibility }) });
+    expect((await level('BACKWARD')).status).toBe(200);
+    const posted = await fetch(`${registry}/subjects/${subject}/versions`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ schema: JSON.stringify(withKind) }),
+    });
+    expect(posted.status).toBe(200);
+    expect((await level('FULL')).status).toBe(200);
+    // The new release's publisher then starts at FULL: its schema is there, the level stays.
+    const { id } = (await posted.json()) as { id: number };
+    expect(await codec.forSchema(withKind, topic).register()).toBe(id);
+    expect(await (await fetch(`${registry}/config/${subject}`)).json()).toEqual({ compatibilityLevel: 'FULL' });
+  });
+
+  it("decodes a writer whose schema uses a reference to another subject's type (every record was poison: 'not a usable Avro schema'; found by a review)", async () => {
+    const topic = uniqueName('refs');
+    const registry = stack.schemaRegistryUrl;
+    const json = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
+    const reader = new SchemaRegistryCodec({ url: registry }).forTopic(contracts.prediction, topic);
+    await reader.register();
+    const namespace = `io.${topic.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    const meta = { type: 'record', name: 'Meta', namespace, fields: [{ name: 'host', type: 'string' }] };
+    const metaSubject = `${topic}-meta`;
+    const posted = await fetch(`${registry}/subjects/${metaSubject}/versions`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ schema: JSON.stringify(meta) }),
+    });
+    expect(posted.status).toBe(200);
+    const prediction = contracts.prediction.schema as unknown as { fields: unknown[] };
+    const writer = {
+      ...prediction,
+      fields: [...prediction.fields, { name: 'meta', type: ['null', `${namespace}.Meta`], default: null }],
+    };
+    const registered = await fetch(`${registry}/subjects/${topic}-value/versions`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({
+        schema: JSON.stringify(writer),
+        references: [{ name: `${namespace}.Meta`, subject: metaSubject, version: 1 }],
+      }),
+    });
+    expect(registered.status).toBe(200);
+    const { id } = (await registered.json()) as { id: number };
+    const whole = avro.Type.forSchema({
+      ...writer,
+      fields: [...prediction.fields, { name: 'meta', type: ['null', meta], default: null }],
+    } as avro.Schema);
+    const value = {
+      prediction_id: 'p1',
+      model: 'm',
+      model_version: '1',
+      entity_id: 'e1',
+      event_time: 1_733_140_000_000,
+      features: { a: 1 },
+      prediction: 0.5,
+      predicted_class: null,
+      role: 'production',
+      scores: null,
+      unscored: null,
+    };
+    const framed = (body: Buffer) => {
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(id, 1);
+      return Buffer.concat([header, body]);
+    };
+    for (const m of [null, { host: 'h1' }]) {
+      expect(await reader.decode(framed(whole.toBuffer({ ...value, meta: m })))).toMatchObject(value);
+    }
+  });
+
+  it("an input subject's level is the one the registry checks with: a subject without its own rule is not warned about when the global level checks it", async () => {
+    const registry = stack.schemaRegistryUrl;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_fields: object, message: string) => void warnings.push(message) };
+    const client = new RegistryClient({ url: registry });
+    const topic = uniqueName('labels-in');
+    // Registered by an outside producer: no rule of its own (Apicurio answers NONE for its own level).
+    const posted = await fetch(`${registry}/subjects/${topic}-value/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ schema: JSON.stringify(contracts.label.schema) }),
+    });
+    expect(posted.status).toBe(200);
+    const global = ((await (await fetch(`${registry}/config`)).json()) as { compatibilityLevel: string })
+      .compatibilityLevel;
+    expect(global).not.toBe('NONE');
+    expect(await client.compatibilityOf(`${topic}-value`)).toBe(global);
+    expect(await client.compatibilityOf(`${uniqueName('absent')}-value`)).toBeUndefined();
+    await new SchemaRegistryCodec({ url: registry }, { logger }).checkInput(topic);
+    expect(warnings).toEqual([]);
   });
 
   it('several clients registering a new subject at the same moment all succeed with one id', async () => {
@@ -87,7 +218,7 @@ describe('codec against the real Schema Registry and Kafka', () => {
     }
   });
 
-  it('accepts a subject an owner made stricter, raises one without checks, refuses a weaker one (found by a review)', async () => {
+  it('accepts a subject at FORWARD or FULL(_TRANSITIVE) as it is, raises NONE and BACKWARD to FULL (found by a review)', async () => {
     const registry = stack.schemaRegistryUrl;
     const json = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
     const subjectOf = (topic: string) => `${topic}-value`;
@@ -112,25 +243,33 @@ describe('codec against the real Schema Registry and Kafka', () => {
         expect(put.status).toBe(200);
       }
     };
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_fields: object, message: string) => warnings.push(message) };
     const register = (topic: string) =>
-      new SchemaRegistryCodec({ url: registry }).forTopic(contracts.prediction, topic).register();
+      new SchemaRegistryCodec({ url: registry }, { logger }).forTopic(contracts.prediction, topic).register();
 
-    const stricter = uniqueName('strict');
-    await created(stricter, 'FULL_TRANSITIVE');
-    expect(await register(stricter)).toBeGreaterThan(0);
-    expect(await levelOf(stricter)).toBe('FULL_TRANSITIVE'); // left as the owner set it
+    for (const level of ['FULL_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL']) {
+      const topic = uniqueName('kept');
+      await created(topic, level);
+      expect(await register(topic)).toBeGreaterThan(0);
+      expect(await levelOf(topic)).toBe(level); // left as the owner set it
+    }
 
     const unchecked = uniqueName('unchecked');
     await created(unchecked);
     expect(await register(unchecked)).toBeGreaterThan(0);
-    expect(await levelOf(unchecked)).toBe('BACKWARD');
+    expect(await levelOf(unchecked)).toBe('FULL');
+    expect(warnings).toEqual([]);
 
-    const weaker = uniqueName('weaker');
-    await created(weaker, 'FORWARD');
-    await expect(register(weaker)).rejects.toMatchObject({
-      code: 'SCHEMA_INCOMPATIBLE',
-      message: expect.stringMatching(/compatibility is FORWARD; driftline needs BACKWARD, BACKWARD_TRANSITIVE, FULL/),
-    });
+    for (const level of ['BACKWARD', 'BACKWARD_TRANSITIVE']) {
+      const topic = uniqueName('backward');
+      await created(topic, level);
+      expect(await register(topic)).toBeGreaterThan(0);
+      expect(await levelOf(topic)).toBe('FULL');
+      expect(warnings.splice(0)).toEqual([
+        `${topic}-value: compatibility raised from ${level} to FULL (at ${level} a producer could register a schema driftline's consumers cannot read)`,
+      ]);
+    }
   });
 
   it('refuses an event that does not match its schema before sending, naming the field', async () => {

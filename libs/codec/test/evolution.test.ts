@@ -32,6 +32,19 @@ const withNewAlertKind: Schema = {
   }),
 };
 const withoutEntity: Schema = { ...prediction, fields: prediction.fields.filter((f) => f.name !== 'entity_id') };
+/** The prediction with `type` for field `name`. */
+const withField = (name: string, type: unknown, extra: Record<string, unknown> = {}): Schema => ({
+  ...prediction,
+  fields: prediction.fields.map((f) => (f.name === name ? { ...f, type, ...extra } : f)),
+});
+// Unions that gained a branch (each accepted by the registry at BACKWARD, found by a review).
+const classAsLong = withField('predicted_class', ['null', 'string', 'long']);
+const featureArrays = withField('features', {
+  type: 'map',
+  values: ['null', 'double', 'string', 'boolean', { type: 'array', items: 'double' }],
+});
+const nullablePrediction = withField('prediction', ['null', 'double'], { default: null });
+const localTime = (unit: string) => withField('event_time', { type: 'long', logicalType: unit });
 
 /** A reader with a record inside a union, and a writer whose record there gained a 64-bit field. */
 const metaReader = {
@@ -71,6 +84,11 @@ const writers = new Map<number, Schema>([
   [4, inMicros],
   [5, withNewAlertKind],
   [6, withoutEntity],
+  [8, classAsLong],
+  [9, featureArrays],
+  [10, nullablePrediction],
+  [11, localTime('local-timestamp-millis')],
+  [12, localTime('local-timestamp-micros')],
 ]);
 const lookups: number[] = [];
 const source: SchemaSource = {
@@ -181,7 +199,68 @@ describe('decoding writers a producer registered after this reader', () => {
     expect(await alerts.decode(framed(5, alertBody('PREDICTION_DRIFT')))).toMatchObject({ kind: 'PREDICTION_DRIFT' });
     const refused = alerts.decode(framed(5, alertBody('CONCEPT_DRIFT')));
     await expect(refused).rejects.toBeInstanceOf(PoisonRecordError);
-    await expect(refused).rejects.toThrow(/schema 5 writes a symbol this reader does not know at kind/);
+    await expect(refused).rejects.toThrow(/schema 5 writes a symbol or union branch this reader does not know at kind/);
+  });
+
+  it('a union that gained a branch makes only the records written in that branch poison (every record of the writer was)', async () => {
+    const encode = (schema: Schema, value: Record<string, unknown>) =>
+      avro.Type.forSchema(schema as unknown as avro.Schema, { wrapUnions: true }).toBuffer({
+        ...predictionValue,
+        features: { amount: { double: 12.5 } },
+        predicted_class: null,
+        role: 'production',
+        scores: null,
+        unscored: null,
+        ...value,
+      });
+    const newBranch = /writes a symbol or union branch this reader does not know at (\S+)/;
+    // predicted_class gained a long branch.
+    expect(
+      await predictions.decode(framed(8, encode(classAsLong, { predicted_class: { string: 'yes' } }))),
+    ).toMatchObject({ ...predictionValue, predicted_class: 'yes' });
+    expect(await predictions.decode(framed(8, encode(classAsLong, {})))).toMatchObject(predictionValue);
+    await expect(predictions.decode(framed(8, encode(classAsLong, { predicted_class: { long: 1 } })))).rejects.toThrow(
+      newBranch,
+    );
+    // A feature value's union gained an array branch.
+    const features = { amount: { double: 12.5 }, country: { string: 'fr' }, missing: null };
+    expect(await predictions.decode(framed(9, encode(featureArrays, { features })))).toMatchObject({
+      ...predictionValue,
+      features: { amount: 12.5, country: 'fr', missing: null },
+    });
+    const withArray = predictions.decode(framed(9, encode(featureArrays, { features: { v: { array: [1, 2] } } })));
+    await expect(withArray).rejects.toBeInstanceOf(PoisonRecordError);
+    await expect(withArray).rejects.toThrow(/at features\.v/);
+    // prediction became nullable: the non-null ones decode.
+    expect(
+      await predictions.decode(framed(10, encode(nullablePrediction, { prediction: { double: 0.75 } }))),
+    ).toMatchObject(predictionValue);
+    await expect(predictions.decode(framed(10, encode(nullablePrediction, { prediction: null })))).rejects.toThrow(
+      /at prediction/,
+    );
+  });
+
+  it('a writer declaring a local timestamp on event_time is poison, not read as an instant shifted by its UTC offset', async () => {
+    for (const [id, unit] of [
+      [11, 'local-timestamp-millis'],
+      [12, 'local-timestamp-micros'],
+    ] as const) {
+      const body = avro.Type.forSchema(localTime(unit) as unknown as avro.Schema).toBuffer({
+        ...predictionValue,
+        event_time: predictionValue.event_time + 2 * 3_600_000, // a producer at UTC+2: its wall clock
+      });
+      const refused = predictions.decode(framed(id, body));
+      await expect(refused).rejects.toBeInstanceOf(PoisonRecordError);
+      await expect(refused).rejects.toThrow(
+        new RegExp(`predictions\\.v1: writer schema ${id} declares ${unit} on event_time, not an instant`),
+      );
+    }
+  });
+
+  it('an unknown schema id names the topic, like every other reason', async () => {
+    await expect(predictions.decode(framed(5_000, Buffer.alloc(4)))).rejects.toThrow(
+      /^predictions\.v1: schema id 5000 is unknown to the registry$/,
+    );
   });
 
   it("a writer the reader cannot resolve is poison with avsc's reason", async () => {

@@ -67,9 +67,9 @@ function answer(req: IncomingMessage, res: ServerResponse) {
   } else if (req.method === 'GET' && req.url === '/ccompat/config/renewed-value') {
     res.writeHead(404).end(JSON.stringify({ message: 'No artifact', error_code: 40401 }));
   } else if (req.method === 'GET' && req.url?.startsWith('/ccompat/config/')) {
-    res.end(JSON.stringify({ compatibilityLevel: 'BACKWARD' }));
+    res.end(JSON.stringify({ compatibilityLevel: 'FULL' }));
   } else if (req.method === 'PUT' && req.url?.startsWith('/ccompat/config/')) {
-    res.end(JSON.stringify({ compatibility: 'BACKWARD' }));
+    res.end(JSON.stringify({ compatibility: 'FULL' }));
   } else if (req.method === 'POST' && req.url?.endsWith('/versions')) {
     const id = versionsId;
     setTimeout(() => res.end(JSON.stringify({ id })), versionsDelayMs);

@@ -189,6 +189,11 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
           await ensure(
             consumeOptions.topics.flatMap((topic) => [{ topic }, { topic: deadLetterTopic(topic), partitions: 1 }]),
           );
+          // An input subject nobody checks (NONE) is warned about once; in the background, bounded by
+          // the registry timeout: the consumer does not wait for the registry to start.
+          if (configs.registry !== undefined) {
+            for (const topic of consumeOptions.topics) void registryCodec().checkInput(topic);
+          }
           const handle = await startConsumer({
             stallTimeoutMs: common.stallTimeoutMs,
             ...consumeOptions,

@@ -110,7 +110,8 @@ export const REGISTRY_DATA_DIR = 'data';
 
 /**
  * JVM system properties for the registry: loopback only, no separate management port, deletes allowed
- * (tests clean up subjects) and BACKWARD as the global compatibility, like Confluent's default.
+ * (tests clean up subjects) and FULL as the global compatibility, the level driftline sets on its
+ * subjects (libs/codec: its consumers read with driftline's schema, FORWARD is what protects them).
  * Storage is Apicurio's default SQL storage on H2, but file-backed under REGISTRY_DATA_DIR instead of
  * in memory, so schemas and their ids survive a restart of the registry (the chaos run restarts it).
  * The H2 path is relative to the working directory: H2 ends the path at a `;`, which an absolute
@@ -127,7 +128,7 @@ export function registrySystemProperties(port: number): string[] {
     '-Dapicurio.rest.deletion.artifact.enabled=true',
     '-Dapicurio.rest.deletion.artifact-version.enabled=true',
     '-Dapicurio.rest.deletion.group.enabled=true',
-    '-Dapicurio.rules.global.compatibility=BACKWARD',
+    '-Dapicurio.rules.global.compatibility=FULL',
   ];
 }
 
@@ -142,7 +143,7 @@ export async function registryReady(baseUrl: string): Promise<void> {
  * Apicurio enforces the configured global rule but its ccompat `GET /config` reports NONE until the
  * level is set through the API, so set it explicitly: clients then see what Confluent would report.
  */
-export async function setGlobalCompatibility(baseUrl: string, level = 'BACKWARD'): Promise<void> {
+export async function setGlobalCompatibility(baseUrl: string, level = 'FULL'): Promise<void> {
   const res = await fetch(`${baseUrl}/config`, {
     method: 'PUT',
     headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },

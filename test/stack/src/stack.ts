@@ -425,7 +425,7 @@ async function startRegistry(ctx: StartContext): Promise<void> {
     ctx.timeoutMs,
     ctx.signal,
   );
-  await setGlobalCompatibility(ctx.endpoints.schemaRegistryUrl, 'BACKWARD');
+  await setGlobalCompatibility(ctx.endpoints.schemaRegistryUrl, 'FULL');
 }
 
 async function startRedis(ctx: StartContext, redisServer: string): Promise<void> {

@@ -26,14 +26,14 @@ describe('local stack (from the global setup)', () => {
     expect(received?.value?.toString()).toBe('hello');
   });
 
-  it('the schema registry lists subjects and registers a schema (BACKWARD by default)', async () => {
+  it('the schema registry lists subjects and registers a schema (FULL by default)', async () => {
     const base = stack.schemaRegistryUrl;
     const subjects = await fetch(`${base}/subjects`);
     expect(subjects.status).toBe(200);
     expect(Array.isArray(await subjects.json())).toBe(true);
 
     const config = (await (await fetch(`${base}/config`)).json()) as { compatibilityLevel?: string };
-    expect(config.compatibilityLevel).toBe('BACKWARD');
+    expect(config.compatibilityLevel).toBe('FULL');
 
     const subject = `stack-int-${suffix}-value`;
     const headers = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
@@ -48,7 +48,7 @@ describe('local stack (from the global setup)', () => {
     const byId = (await (await fetch(`${base}/schemas/ids/${id}`)).json()) as { schema: string };
     expect(JSON.parse(byId.schema)).toEqual(JSON.parse(schema));
 
-    // A new required field breaks BACKWARD compatibility.
+    // A new required field breaks FULL compatibility (its BACKWARD half).
     const breaking = JSON.stringify({
       type: 'record',
       name: 'Probe',

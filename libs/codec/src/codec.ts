@@ -522,7 +522,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   /**
    * Looks the schema up under the subject; registers it only when the registry no longer has it. It
    * re-registered every time: that set a subject an operator had put at NONE (a migration step)
-   * back to BACKWARD each minute. Resolves with the id to write: the cached one when the registry
+   * back to the required level each minute. Resolves with the id to write: the cached one when the registry
    * refuses or has not answered within SCHEMA_ID_RECHECK_WAIT_MS. Then a look-up still waiting is
    * cancelled (one left waiting held the process's exit up to the registry timeout); a registration
    * under way is not (cut off, a registration the registry had made left the new subject without its

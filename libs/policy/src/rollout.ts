@@ -99,7 +99,9 @@ export const ARRIVAL_GRACE_MS = 30_000;
  * The `joined_at` (epoch ms, exclusive) before which every arrival bucket of `bucketMs` is closed
  * at wall-clock time `now`: the start of the bucket that held `now` − {@link ARRIVAL_GRACE_MS}.
  * Buckets are cut from the epoch, so every controller cuts them alike; the bound only moves on with
- * the wall clock, so the pairs read (bucket, then hash order) only grow at their end, and a restart
+ * the wall clock, so the pairs read (bucket, then hash order) grow at their end — but for a row
+ * readable only after its bucket closed (an insert retried through an outage, a joiner clock behind
+ * this host's), which lands inside its bucket (the model-controller counts those) — and a restart
  * or another controller steps the same path to the same first crossing. The wall clock, not the
  * model's label clock: `joined_at` is the label-joiner's wall clock, which event time may run far
  * ahead of (the demo, a producer's clock) or behind (a replay): closed by the label clock, buckets
@@ -233,6 +235,12 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout', limits
     const labelMaturityMs = m.label_maturity ?? d.label_maturity ?? 0;
     const maturityAt = m.label_maturity !== undefined ? `${at}.label_maturity` : `${source}.defaults.label_maturity`;
     checkLabelRetention(labelMaturityMs, maturityAt, at, promotion, rollback, limits.labelRetentionMs);
+    checkArrivalBucket(
+      labelMaturityMs,
+      maturityAt,
+      { bucketMs: m.arrival_bucket, at },
+      { bucketMs: d.arrival_bucket, maturityMs: d.label_maturity, at: `${source}.defaults` },
+    );
     models[name] = {
       promotion,
       rollback,
@@ -268,6 +276,35 @@ function checkLabelRetention(
   throw new ConfigError(
     maturityAt,
     `${fmt(maturityMs)} + ${kind} max_time ${fmt(maxTimeMs)} must be at most ${fmt(Math.max(0, bound))}${model}: labelled rows are kept ${fmt(retentionMs)} from when written, and a comparison reads its first labels until label_maturity + max_time after them (${fmt(LABEL_RETENTION_MARGIN_MS)} kept free)`,
+  );
+}
+
+/**
+ * Refuses an `arrival_bucket` above 0 that a `label_maturity` makes void: such a model's pairs are
+ * read in prediction order up to its label clock − the maturity, and the bucket was ignored in
+ * silence (found by a review). Refused where the bucket is written: a model's section whose model
+ * has a `label_maturity` (its own or the defaults'), or `defaults` holding both. A bucket of the
+ * defaults with a model's own `label_maturity` is not: the model's setting overrides the defaults'
+ * order for it, as any field of its section does, and the bucket stays for the other models.
+ */
+function checkArrivalBucket(
+  maturityMs: number,
+  maturityAt: string,
+  own: { readonly bucketMs: number | undefined; readonly at: string },
+  defaults: { readonly bucketMs: number | undefined; readonly maturityMs: number | undefined; readonly at: string },
+): void {
+  const [bucketMs, bucketAt, withMaturity] =
+    own.bucketMs !== undefined
+      ? [own.bucketMs, `${own.at}.arrival_bucket`, maturityMs > 0 ? maturityAt : undefined]
+      : [
+          defaults.bucketMs,
+          `${defaults.at}.arrival_bucket`,
+          (defaults.maturityMs ?? 0) > 0 ? `${defaults.at}.label_maturity` : undefined,
+        ];
+  if (bucketMs === undefined || bucketMs <= 0 || withMaturity === undefined) return;
+  throw new ConfigError(
+    bucketAt,
+    `is not used with label_maturity (${withMaturity}): the pairs are then read in prediction order up to the label clock − label_maturity; remove arrival_bucket`,
   );
 }
 

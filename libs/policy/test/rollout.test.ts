@@ -248,6 +248,44 @@ describe('rollout policy file: defaults and arrival_bucket', () => {
     expect(rolloutPolicyFor(p, 'other')?.arrivalBucketMs).toBe(600_000);
   });
 
+  it("arrival_bucket with label_maturity is refused where the bucket is written (it was ignored in silence); a model's own label_maturity overrides a bucket of the defaults", () => {
+    const refused = (doc: unknown) => {
+      try {
+        parseRolloutPolicy(doc, 'r');
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return `${(e as ConfigError).field}: ${(e as ConfigError).message}`;
+      }
+      return 'accepted';
+    };
+    expect(refused({ models: { fraud: { label_maturity: '1d', arrival_bucket: '6h' } } })).toMatch(
+      /^r\.models\.fraud\.arrival_bucket: .*label_maturity \(r\.models\.fraud\.label_maturity\).*remove arrival_bucket$/,
+    );
+    expect(refused({ defaults: { label_maturity: '1d', arrival_bucket: '2h' }, models: { fraud: {} } })).toMatch(
+      /^r\.defaults\.arrival_bucket: .*\(r\.defaults\.label_maturity\)/,
+    );
+    expect(refused({ defaults: { label_maturity: '1d', arrival_bucket: '2h' } })).toMatch(
+      /^r\.defaults\.arrival_bucket: /,
+    );
+    // A model's bucket under the defaults' label_maturity: named in the model.
+    expect(refused({ defaults: { label_maturity: '1d' }, models: { churn: { arrival_bucket: '2h' } } })).toMatch(
+      /^r\.models\.churn\.arrival_bucket: .*\(r\.defaults\.label_maturity\)/,
+    );
+    // The defaults' bucket, a model's own label_maturity (the README's example): the model's wins.
+    const p = parseRolloutPolicy(
+      {
+        defaults: { arrival_bucket: '2h' },
+        models: { fraud: { label_maturity: '1d' }, legacy: { label_maturity: '1d', arrival_bucket: 0 }, churn: {} },
+      },
+      'r',
+    );
+    expect(rolloutPolicyFor(p, 'fraud')).toMatchObject({ labelMaturityMs: 86_400_000 });
+    expect(rolloutPolicyFor(p, 'legacy')).toMatchObject({ labelMaturityMs: 86_400_000, arrivalBucketMs: 0 });
+    expect(rolloutPolicyFor(p, 'churn')).toMatchObject({ labelMaturityMs: 0, arrivalBucketMs: 7_200_000 });
+    // label_maturity alone keeps the default bucket, unused (nothing written to refuse).
+    expect(refused({ defaults: { label_maturity: '1d' } })).toBe('accepted');
+  });
+
   it('closedArrivalBound: the start of the bucket that holds now − the grace, cut from the epoch', () => {
     const H = 3_600_000;
     const hour = Date.UTC(2026, 5, 1, 13);

@@ -156,6 +156,8 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
       expect(await wh.predictions.readPairsCounted({ ...q, limit })).toEqual({
         pairs: expected.slice(0, limit),
         unusable: { labelNotBinary: 1, scoreNotProbability: 1, unscored: 0 },
+        // The newest arrival of every usable pair, beyond the limit too.
+        newestJoined: Math.max(...expected.map((p) => p.joinedAt)),
       });
     }
     // Swapped roles swap the columns.
@@ -335,6 +337,15 @@ describe('labeled_predictions: the paired read by closed arrival bucket (arrival
     expect(firstBucket).not.toEqual(['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8']);
     expect(read.waitingFrom).toBe(b0 + 20);
     expect(read.unusable).toEqual({ labelNotBinary: 0, scoreNotProbability: 1, unscored: 0 });
+    // The newest arrival of every usable pair, those waiting included (not the unusable m1, joined
+    // later): every pair read was joined before `before`, so they alone never show a joiner's
+    // clock ahead of the reader's. Beyond the limit too, and without `arrival`.
+    expect(read.newestJoined).toBe(b0 + 2 * HOUR + 8);
+    const cut = await wh.predictions.readPairsCounted({ ...q, limit: 1, arrival: { bucketMs: HOUR, before: b0 } });
+    expect(cut.pairs).toHaveLength(0);
+    expect(cut.newestJoined).toBe(b0 + 2 * HOUR + 8);
+    expect((await wh.predictions.readPairsCounted({ ...q, limit: 1 })).newestJoined).toBe(b0 + 2 * HOUR + 8);
+    expect((await wh.predictions.readPairsCounted({ ...q, from: b0 + 3 * HOUR })).newestJoined).toBeUndefined();
     // The next bucket closed: the read extends the last one at its end.
     const later = await wh.predictions.readPairsCounted({ ...q, arrival: { bucketMs: HOUR, before: b0 + 3 * HOUR } });
     expect(later.pairs.map((p) => p.predictionId)).toEqual([

@@ -70,6 +70,12 @@ export interface PairReader {
     };
     /** With `arrival`: the earliest prediction time among the pairs that wait for their bucket to close. */
     readonly waitingFrom?: number;
+    /**
+     * The newest `joinedAt` of all the query's pairs (read, beyond the limit, or waiting for their
+     * bucket): with `arrival` every pair read was joined before `before`, so the pairs read alone
+     * never show a label-joiner's clock ahead of this host's (sayClockBehind). Absent: none.
+     */
+    readonly newestJoined?: number;
   }>;
   /**
    * The model's event clock from its labelled predictions, paired or not (event time moves on
@@ -146,6 +152,19 @@ function mostAhead(rows: ReadonlyArray<PairInput & { readonly joinedAt: number }
 }
 
 const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
+
+/**
+ * When a comparison began, as its stage's records date it (event time): the later of its `since`,
+ * its stored `servingFrom` and when its incumbent took its role — what the lag is measured from
+ * while the model has no label clock at all.
+ */
+function comparisonStart(plan: ComparisonPlan): number {
+  return Math.max(
+    plan.since,
+    plan.servingFrom ?? Number.NEGATIVE_INFINITY,
+    plan.incumbentFrom?.since ?? Number.NEGATIVE_INFINITY,
+  );
+}
 const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
 
 /** How often (wall clock) a model's labels found after their maturity are said again. */
@@ -179,6 +198,18 @@ function lateLabelsToleranceMs(maturityMs: number): number {
 
 /** How often (wall clock) a model whose label clock lags past its comparisons' max_time is said again. */
 export const LABEL_CLOCK_LAG_LOG_INTERVAL_MS = 6 * 3_600_000;
+
+/** How often (wall clock) a model's pairs found in arrival buckets already read are said again. */
+export const LATE_ARRIVALS_LOG_INTERVAL_MS = 3_600_000;
+
+/**
+ * What a comparison read by closed arrival bucket read at the last tick: its bound (`before`) and
+ * how many pairs it read, all joined before that bound (see countLateArrivals).
+ */
+interface ArrivalRead {
+  readonly before: number;
+  readonly read: number;
+}
 
 /** How far a row's arrival may lie past this host's clock before it says its clock runs behind. */
 const CLOCK_BEHIND_TOLERANCE_MS = 5_000;
@@ -214,6 +245,10 @@ export class ModelController {
   private readonly matureReads = new Map<string, Map<string, MatureRead>>();
   /** model → when (wall clock) its labels found after their maturity were last said. */
   private readonly lateLabelsLogged = new Map<string, number>();
+  /** model → per open comparison read by closed arrival bucket (plan key), what its last read saw (countLateArrivals). */
+  private readonly arrivalReads = new Map<string, Map<string, ArrivalRead>>();
+  /** model → when (wall clock) its pairs found in buckets already read were last said. */
+  private readonly lateArrivalsLogged = new Map<string, number>();
   /** model → when (wall clock) its label clock lagging past max_time was last said (absent: not lagging). */
   private readonly clockLagLogged = new Map<string, number>();
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
@@ -261,6 +296,13 @@ export class ModelController {
         r,
         'driftline_model_controller_labels_after_maturity_total',
         "Labelled pairs of a model with label_maturity found after their maturity: read only after the model's label clock had passed their prediction time + label_maturity, or labelled more than label_maturity after their prediction (each counted once by this process)",
+        ['model'],
+        { bounded: ['model'] },
+      ),
+      lateArrivals: counter(
+        r,
+        'driftline_model_controller_late_arrivals_total',
+        'Pairs read in an arrival bucket that had already closed and been read at the previous tick (rows inserted after their bucket closed: a label-joiner or ClickHouse outage across its end, a joiner clock behind this host): placed inside a path already tested, up to a bucket back, not at its end (net of rows that left the read: a lower bound)',
         ['model'],
         { bounded: ['model'] },
       ),
@@ -359,6 +401,8 @@ export class ModelController {
     this.closeComparisons(model, []);
     this.matureReads.delete(model);
     this.lateLabelsLogged.delete(model);
+    this.arrivalReads.delete(model);
+    this.lateArrivalsLogged.delete(model);
     this.labelDelays.delete(model);
     this.labelDelayLogged.delete(model);
     this.labelDelaysFailLogged.delete(model);
@@ -435,18 +479,29 @@ export class ModelController {
     const lastReads = this.matureReads.get(model);
     const reads = new Map<string, MatureRead>();
     const late = { arrived: 0, dated: 0, mostLateMs: Number.NEGATIVE_INFINITY };
+    const arrivals = { last: this.arrivalReads.get(model), next: new Map<string, ArrivalRead>(), late: 0 };
     for (const plan of plans) {
-      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, now, logged, stillLogged, {
-        last: lastReads,
-        next: reads,
-        late,
-      });
+      const read = await this.runPlanOnItsPairs(
+        model,
+        plan,
+        policy,
+        clock,
+        maxFutureMs,
+        now,
+        logged,
+        stillLogged,
+        { last: lastReads, next: reads, late },
+        arrivals,
+      );
       outcomes.push(read.outcome);
       newestJoined = Math.max(newestJoined, read.newestJoined);
     }
     this.sayClockBehind(model, newestJoined, now);
     if (reads.size === 0) this.matureReads.delete(model);
     else this.matureReads.set(model, reads);
+    if (arrivals.next.size === 0) this.arrivalReads.delete(model);
+    else this.arrivalReads.set(model, arrivals.next);
+    this.sayLateArrivals(model, policy.arrivalBucketMs, arrivals.late, now);
     this.sayLateLabels(model, policy.labelMaturityMs, late, now);
     if (plans.length > 0 && policy.labelMaturityMs === 0) await this.checkLabelOrder(model, now);
     else if (this.labelDelays.delete(model)) {
@@ -549,6 +604,11 @@ export class ModelController {
       readonly next: Map<string, MatureRead>;
       readonly late: { arrived: number; dated: number; mostLateMs: number };
     },
+    arrivals: {
+      readonly last: ReadonlyMap<string, ArrivalRead> | undefined;
+      readonly next: Map<string, ArrivalRead>;
+      late: number;
+    },
   ): Promise<{ outcome: PlanOutcome; newestJoined: number }> {
     const { deps } = this;
     let newestJoined = Number.NEGATIVE_INFINITY;
@@ -556,7 +616,8 @@ export class ModelController {
     // With label_maturity, nothing is mature yet below `from` (or without a clock): no read.
     const nothingMature = plan.matureUntil !== undefined && !(plan.matureUntil >= plan.from);
     // Without label_maturity, by closed arrival bucket (arrival_bucket above 0): the order within
-    // a bucket depends on no label, and the read only grows at its end as the wall clock moves on.
+    // a bucket depends on no label, and the read grows at its end as the wall clock moves on — but
+    // for rows inserted after their bucket closed, which land inside it (countLateArrivals).
     const arrival =
       plan.matureUntil === undefined && policy.arrivalBucketMs > 0
         ? { bucketMs: policy.arrivalBucketMs, before: closedArrivalBound(now, policy.arrivalBucketMs) }
@@ -565,8 +626,14 @@ export class ModelController {
       pairs: rows,
       unusable,
       waitingFrom,
+      newestJoined: newestOfAll,
     } = nothingMature
-      ? { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 }, waitingFrom: undefined }
+      ? {
+          pairs: [],
+          unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+          waitingFrom: undefined,
+          newestJoined: undefined,
+        }
       : await deps.pairs.readPairs({
           model,
           incumbent: plan.incumbent,
@@ -581,6 +648,7 @@ export class ModelController {
       rows.length + unusable.labelNotBinary + unusable.scoreNotProbability + (unusable.unscored ?? 0),
     );
     if (plan.matureUntil !== undefined) this.checkLateLabels(model, plan, rows, maturity);
+    if (arrival !== undefined) arrivals.late += this.countLateArrivals(model, plan, rows, arrival.before, arrivals);
     // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
     // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
     // left out at first came back into the middle of a path already tested once the wall clock
@@ -592,6 +660,10 @@ export class ModelController {
     );
     const ahead = rows.length - plausible.length;
     for (const r of rows) if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
+    // And of the pairs not read (waiting for their bucket, beyond the limit): by closed bucket,
+    // every row read was joined before the bound, a wall clock − 30 s or more, so a joiner's clock
+    // ahead of this host's was never seen there (found by a review).
+    if (newestOfAll !== undefined && newestOfAll > newestJoined) newestJoined = newestOfAll;
     // How far past their arrival the rows lie, against the bound, for the warning.
     const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
     this.countLeftOut(
@@ -788,13 +860,60 @@ export class ModelController {
   }
 
   /**
+   * For a comparison read by closed arrival bucket: how many of this read's pairs were joined
+   * before the last tick's bound — in buckets that last read had already closed and read — beyond
+   * the pairs it read. Those rows were inserted after their bucket closed (a label-joiner keeps a
+   * row's joined_at through its retries, so an outage of it or of ClickHouse across a bucket's end
+   * does this; so does a joiner clock behind this host's by more than the grace): each lands at its
+   * hash's place inside its bucket, so the path already tested changes up to a bucket back (a
+   * review's read put 4 such rows at places 5, 8, 11 and 12 of 14). Counted, not corrected:
+   * bucketing by the insert's time instead (`written_at`, the server's) would move an already-read
+   * row at every redelivery (FINAL keeps the last insert), and reads as now() on parts written
+   * before 0500 until merged. Net of rows that left the read since (expired, re-joined), and
+   * none at a comparison's first tick after a start: a lower bound.
+   */
+  private countLateArrivals(
+    model: string,
+    plan: ComparisonPlan,
+    rows: ReadonlyArray<{ readonly joinedAt: number }>,
+    before: number,
+    arrivals: { readonly last: ReadonlyMap<string, ArrivalRead> | undefined; readonly next: Map<string, ArrivalRead> },
+  ): number {
+    const key = planKey(plan);
+    const last = arrivals.last?.get(key);
+    arrivals.next.set(key, { before, read: rows.length });
+    // The wall clock went back (a host's clock): start again from this read.
+    if (last === undefined || last.before > before) return 0;
+    let closedBefore = 0;
+    for (const r of rows) if (r.joinedAt < last.before) closedBefore++;
+    const late = Math.max(0, closedBefore - last.read);
+    if (late > 0) this.metrics.lateArrivals.inc({ model }, late);
+    return late;
+  }
+
+  /** Says, at most once per LATE_ARRIVALS_LOG_INTERVAL_MS per model, that pairs came into buckets already read (countLateArrivals). */
+  private sayLateArrivals(model: string, bucketMs: number, late: number, now: number): void {
+    if (!(late > 0)) return;
+    const said = this.lateArrivalsLogged.get(model);
+    if (said !== undefined && now - said < LATE_ARRIVALS_LOG_INTERVAL_MS && now >= said) return;
+    this.lateArrivalsLogged.set(model, now);
+    this.deps.logger.warn(
+      { model, late_pairs: late, arrival_bucket_ms: bucketMs },
+      "pairs were inserted into arrival buckets this controller had already read (a label-joiner or ClickHouse outage across a bucket's end, or a joiner's clock behind this host's): they land inside the paths already tested, up to a bucket back, not at their end (see driftline_model_controller_late_arrivals_total)",
+    );
+  }
+
+  /**
    * Shows how far the model's label clock lags the wall clock while it has open comparisons
    * (`label_clock_lag_seconds`, and the shortest open max_time in `label_clock_lag_limit_seconds`;
    * both removed when none is open, or without a clock), and says at most once per
    * LABEL_CLOCK_LAG_LOG_INTERVAL_MS per model when the lag is past that max_time. Decisions stay
    * on event time: max_time runs on the label clock, which does not move while no label arrives —
    * a label source that stops holds every open comparison (a canary serving on) for good, and
-   * nothing said so (found by a review: 60 days of ticks, still canary, no line).
+   * nothing said so (found by a review: 60 days of ticks, still canary, no line). A model with no
+   * clock at all (no labelled prediction ever, or none left once labeled_predictions' retention
+   * dropped them) lags from the start of its oldest open comparison (comparisonStart): it waits
+   * just as well, and had no gauge and no line (found by a regression review).
    */
   private showClockLag(
     model: string,
@@ -803,13 +922,14 @@ export class ModelController {
     clock: ModelClock | undefined,
     now: number,
   ): void {
-    if (plans.length === 0 || policy === undefined || clock === undefined) {
+    if (plans.length === 0 || policy === undefined) {
       this.metrics.clockLag.remove({ model });
       this.metrics.clockLagLimit.remove({ model });
       this.clockLagLogged.delete(model);
       return;
     }
-    const lagMs = now - clock.labelTime;
+    const oldest = Math.min(...plans.map(comparisonStart));
+    const lagMs = now - (clock === undefined ? oldest : clock.labelTime);
     const limitMs = Math.min(...plans.map((p) => policyOf(policy, p).maxTimeMs));
     this.metrics.clockLag.set({ model }, lagMs / 1000);
     this.metrics.clockLagLimit.set({ model }, limitMs / 1000);
@@ -820,13 +940,21 @@ export class ModelController {
     const said = this.clockLagLogged.get(model);
     if (said !== undefined && now - said < LABEL_CLOCK_LAG_LOG_INTERVAL_MS && now >= said) return;
     this.clockLagLogged.set(model, now);
+    const open = plans.map((p) => `${p.kind}:${p.subject}:${p.stage}`);
+    if (clock === undefined) {
+      this.deps.logger.warn(
+        { model, oldest_comparison_from: oldest, lag_ms: lagMs, max_time_ms: limitMs, open },
+        "the model has no labelled prediction (none ever, or none left within the labelled rows' retention), and its oldest open comparison began longer ago than its max_time: max_time runs on the label clock, so these comparisons wait for labels, their versions in the stage meanwhile (a label source or the label-joiner not running for this model? move them by hand with `driftline model stage` if labels will not come)",
+      );
+      return;
+    }
     this.deps.logger.warn(
       {
         model,
         label_clock: clock.labelTime,
         lag_ms: lagMs,
         max_time_ms: limitMs,
-        open: plans.map((p) => `${p.kind}:${p.subject}:${p.stage}`),
+        open,
       },
       "the model's label clock lags the wall clock by more than its open comparisons' max_time: no label has arrived since (a label source or the label-joiner stopped?); max_time runs on event time, so these comparisons wait for labels, their versions in the stage meanwhile (move them by hand with `driftline model stage` if labels will not come)",
     );

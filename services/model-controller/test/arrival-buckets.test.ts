@@ -1,9 +1,9 @@
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { ARRIVAL_GRACE_MS, parseRolloutPolicy } from '@driftline/policy';
+import { ARRIVAL_GRACE_MS, parseRolloutPolicy, rolloutPolicyFor } from '@driftline/policy';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
-import { ModelController } from '../src/controller.js';
+import { LATE_ARRIVALS_LOG_INTERVAL_MS, ModelController } from '../src/controller.js';
 import { type LabelledRow, labelledTable, MemoryTransitions, transitionRow } from './memory-warehouse.js';
 
 // Without label_maturity the pairs are read by closed arrival bucket (arrival_bucket, default 1h):
@@ -173,5 +173,111 @@ describe('closed arrival buckets: the order within a bucket depends on no label'
     now = T0 + 26 * H;
     const [replayed] = (await new ModelController({ ...deps, transitions: again }).tick()).transitions;
     expect(replayed).toMatchObject({ version: 'v2', to_stage: 'canary', at: decided!.at, evidence: decided!.evidence });
+  });
+});
+
+describe('closed arrival buckets: what the read by bucket cannot see is still told', () => {
+  /** `n` labelled production answers, v1 and v2 alike, predicted from `from` a second apart, joined at `joinedAt`. */
+  const answers = (prefix: string, from: number, n: number, joinedAt: number): LabelledRow[] =>
+    Array.from({ length: n }, (_, i) => ({
+      id: `${prefix}${String(i).padStart(3, '0')}`,
+      answered: 'v1',
+      role: 'production',
+      predictionTime: from + i * 1_000,
+      labelTime: from + i * 1_000 + 500,
+      joinedAt,
+      label: i % 2,
+      scores: { v1: 0.5, v2: 0.5 },
+    }));
+
+  it("under the default arrival_bucket, a label-joiner's clock ahead of this host's is warned about: the newest arrival of every pair, those waiting for their bucket included", async () => {
+    // Every pair read by closed bucket was joined before the wall clock − 30 s, so the pairs read
+    // alone never showed a joiner ahead: with the default bucket the warning never fired (found by
+    // a regression review; with arrival_bucket 0 it did).
+    for (const [aheadMs, said] of [
+      [2 * H, 1],
+      [0, 0],
+    ] as const) {
+      const joinedAt = T0 + 3 * H + 60_000;
+      const rows = answers('p', T0, 50, joinedAt);
+      const warnings: Array<Record<string, unknown>> = [];
+      let now = joinedAt - aheadMs + 1_000;
+      const controller = new ModelController({
+        transitions: shadowOfV2(),
+        pairs: labelledTable(rows).reader,
+        publish: async () => {},
+        policies: parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 } } }),
+        maxPairs: 100_000,
+        logger: {
+          ...silentLogger,
+          warn: (o: object, msg?: string) => {
+            if (msg?.startsWith("paired rows joined after this host's clock")) warnings.push({ ...o });
+          },
+        },
+        registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+        now: () => now,
+      });
+      expect(rolloutPolicyFor(parseRolloutPolicy(undefined), 'fraud')?.arrivalBucketMs).toBe(H);
+      await controller.tick();
+      now += 60_000;
+      await controller.tick();
+      expect(warnings).toHaveLength(said);
+      if (said > 0) expect(warnings[0]).toMatchObject({ model: 'fraud', behind_ms: aheadMs - 1_000 });
+    }
+  });
+
+  it('pairs inserted into a bucket already read (a joiner or ClickHouse outage across its end) are counted in late_arrivals_total and said at most once an hour; a fresh controller counts none at its first tick', async () => {
+    const rows: LabelledRow[] = answers('a', T0, 10, T0 + H + 60_000);
+    const warnings: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    let now = T0 + 2 * H + ARRIVAL_GRACE_MS;
+    const deps = {
+      transitions: shadowOfV2(),
+      pairs: labelledTable(rows).reader,
+      publish: async () => {},
+      policies: parseRolloutPolicy({ defaults: { promotion: { min_labels: 500, max_time: '7d' } } }),
+      maxPairs: 100_000,
+      logger: {
+        ...silentLogger,
+        warn: (o: object, msg?: string) => {
+          if (msg?.startsWith('pairs were inserted into arrival buckets')) warnings.push({ ...o });
+        },
+      },
+      registry,
+      now: () => now,
+    };
+    const controller = new ModelController(deps);
+    const late = async () =>
+      (await registry.getSingleMetric('driftline_model_controller_late_arrivals_total')?.get())?.values.find(
+        (v) => v.labels.model === 'fraud',
+      )?.value ?? 0;
+    const labels = async () =>
+      (await registry.getSingleMetric('driftline_model_controller_comparison_labels')?.get())?.values[0]?.value;
+    await controller.tick(); // the bucket [T0 + 1 h, T0 + 2 h) read: 10 pairs
+    expect(await labels()).toBe(10);
+    // 4 rows joined in that bucket's last seconds, inserted after it closed and was read.
+    rows.push(...answers('late', T0 + 100_000, 4, T0 + 2 * H - 5_000));
+    now += 10 * 60_000;
+    await controller.tick();
+    expect(await labels()).toBe(14);
+    expect(await late()).toBe(4);
+    expect(warnings).toEqual([{ model: 'fraud', late_pairs: 4, arrival_bucket_ms: H }]);
+    expect(LATE_ARRIVALS_LOG_INTERVAL_MS).toBe(H);
+    // Counted once: the next tick reads the same 14.
+    now += 10 * 60_000;
+    await controller.tick();
+    expect(await late()).toBe(4);
+    // 2 more, and 3 in the bucket still open (not late): counted, said again only an hour on.
+    rows.push(...answers('later', T0 + 200_000, 2, T0 + H + 1_000), ...answers('open', T0 + 300_000, 3, now - 1_000));
+    now += 10 * 60_000;
+    await controller.tick();
+    expect(await late()).toBe(6);
+    expect(warnings).toHaveLength(1);
+    // A fresh controller (a restart) has no last read: nothing counted at its first tick.
+    const fresh = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    await new ModelController({ ...deps, registry: fresh }).tick();
+    expect(
+      (await fresh.getSingleMetric('driftline_model_controller_late_arrivals_total')?.get())?.values.length ?? 0,
+    ).toBe(0);
   });
 });

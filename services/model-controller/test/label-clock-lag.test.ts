@@ -92,4 +92,89 @@ describe("the label clock's lag: comparisons that wait for labels are told", () 
     expect(await gauge('driftline_model_controller_label_clock_lag_seconds')).toBeUndefined();
     expect(await gauge('driftline_model_controller_label_clock_lag_limit_seconds')).toBeUndefined();
   });
+
+  it('a model with no label clock at all (no labelled prediction ever, or none left after the retention) lags from its oldest open comparison, and is warned about every 6 h', async () => {
+    // The regression review's world: a canary (max_time 1d) of a model that never gets a label
+    // ticked every 6 h: before, no clock meant no gauge and no line, for 60 days.
+    const store = new MemoryTransitions([]);
+    for (const r of [
+      transitionRow('v1', 'canary', 'production', T0),
+      transitionRow('v2', null, 'candidate', T0 + 1),
+      transitionRow('v2', 'candidate', 'shadow', T0 + 2, 'v1'),
+      {
+        ...transitionRow('v2', 'shadow', 'canary', T0 + 3, 'v1'),
+        canary_share: 0.1,
+        evidence: JSON.stringify({ serving_from: T0 + 5 }),
+      },
+    ])
+      store.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
+    const rows: LabelledRow[] = [];
+    const warnings: Array<Record<string, unknown>> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    let now = T0 + H;
+    const controller = new ModelController({
+      transitions: store,
+      pairs: labelledTable(rows).reader,
+      publish: async () => {},
+      policies: parseRolloutPolicy({
+        defaults: { promotion: { min_labels: 500, max_time: '1d' }, rollback: { max_time: '7d' } },
+      }),
+      maxPairs: 100_000,
+      logger: {
+        ...silentLogger,
+        warn: (o: object, msg?: string) => {
+          if (
+            msg?.startsWith('the model has no labelled prediction') ||
+            msg?.startsWith("the model's label clock lags")
+          )
+            warnings.push({ ...o, msg: msg.slice(0, 40) });
+        },
+      },
+      registry,
+      now: () => now,
+    });
+    const gauge = async (name: string) =>
+      (await registry.getSingleMetric(name)?.get())?.values.find((v) => v.labels.model === 'fraud')?.value;
+    // Within max_time of the canary's start (its serving_from): shown, not said.
+    await controller.tick();
+    expect(await gauge('driftline_model_controller_label_clock_lag_seconds')).toBe((now - (T0 + 5)) / 1000);
+    expect(await gauge('driftline_model_controller_label_clock_lag_limit_seconds')).toBe(D / 1000);
+    expect(warnings).toEqual([]);
+    // Three days of ticks every 6 h: still canary; said once past max_time, then every 6 h.
+    for (now = T0 + D + 6 * H; now < T0 + 3 * D; now += 6 * H)
+      expect((await controller.tick()).transitions).toEqual([]);
+    expect(warnings.map((w) => w.msg)).toEqual(Array(7).fill('the model has no labelled prediction (no'));
+    expect(warnings[0]).toMatchObject({
+      model: 'fraud',
+      oldest_comparison_from: T0 + 5,
+      lag_ms: T0 + D + 6 * H - (T0 + 5),
+      max_time_ms: D,
+      open: ['promotion:v2:canary'],
+    });
+    expect(await gauge('driftline_model_controller_label_clock_lag_seconds')).toBe((now - 6 * H - (T0 + 5)) / 1000);
+    // One label comes, for a canary answer of its first 10 minutes: the clock is its label time,
+    // still past max_time (the comparison stays open), said with the clock.
+    rows.push({
+      id: 'c0',
+      answered: 'v2',
+      role: 'canary',
+      predictionTime: T0 + 600_000,
+      labelTime: T0 + 660_000,
+      label: 1,
+      scores: { v1: 0.5, v2: 0.9 },
+    });
+    expect((await controller.tick()).transitions).toEqual([]);
+    expect(await gauge('driftline_model_controller_label_clock_lag_seconds')).toBe((now - (T0 + 660_000)) / 1000);
+    expect(warnings).toHaveLength(8);
+    expect(warnings[7]).toMatchObject({ msg: "the model's label clock lags the wall cl", label_clock: T0 + 660_000 });
+    // labeled_predictions' retention drops its rows (no label for 180 days): the clock is gone
+    // again, and the lag does not clear itself (nor the alert): from the comparison's start.
+    rows.length = 0;
+    now += 180 * D;
+    expect((await controller.tick()).transitions).toEqual([]);
+    expect(await gauge('driftline_model_controller_label_clock_lag_seconds')).toBe((now - (T0 + 5)) / 1000);
+    expect(await gauge('driftline_model_controller_label_clock_lag_limit_seconds')).toBe(D / 1000);
+    expect(warnings).toHaveLength(9);
+    expect(warnings[8]).toMatchObject({ msg: 'the model has no labelled prediction (no', lag_ms: now - (T0 + 5) });
+  });
 });

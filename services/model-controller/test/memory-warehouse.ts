@@ -66,7 +66,7 @@ function idHash(id: string): number {
  * answeredSince). `rows` are in the order they arrived (appended as the label-joiner writes them):
  * the paired read keeps that order, as the warehouse's orders by `joined_at` (with `matureUntil`:
  * the rows predicted up to it, by prediction time then id; with `arrival`: the rows joined before
- * its `before`, by bucket of `joinedAt`, then a hash of the id). A read naming no
+ * its `before`, by bucket of `joinedAt`, then a hash of the id; `newestJoined` of all of them). A read naming no
  * `answeredBy` gets every answered row, as the warehouse's does: what a controller that names none
  * compared. `reads`: each paired read's source.
  */
@@ -125,6 +125,8 @@ export function labelledTable(rows: LabelledRow[]) {
       return {
         pairs,
         unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+        // As the warehouse's count: the newest arrival of every pair, read or not.
+        ...(all.length === 0 ? {} : { newestJoined: all.reduce((m, r) => Math.max(m, joinedAt(r)), 0) }),
         ...(waiting.length === 0
           ? {}
           : { waitingFrom: waiting.reduce((m, r) => Math.min(m, r.predictionTime), Number.POSITIVE_INFINITY) }),

@@ -159,6 +159,14 @@ export interface PairRead {
    * absent when none waits, or without `arrival`.
    */
   readonly waitingFrom?: number;
+  /**
+   * The newest `joined_at` (ms) of all the usable pairs of the query (since `from`, answered as
+   * asked, up to `matureUntil` when given): those read, those beyond `limit`, and with `arrival`
+   * those waiting for their bucket to close — every row read by closed bucket was joined before
+   * `before`, so the rows read alone never tell that the label-joiner's clock runs ahead of the
+   * reader's. Absent when there is none.
+   */
+  readonly newestJoined?: number;
 }
 
 /** A model's event clock: its newest label time, and its newest prediction time that has a label. */
@@ -195,9 +203,13 @@ export interface PairQuery {
    * before `before` (ms, exclusive: every bucket before it closed), ordered by closed arrival
    * bucket — intDiv(joined_at ms, `bucketMs`) — then cityHash64(prediction_id), then prediction id,
    * instead of (joined_at, prediction_id): within a bucket the order depends on no label, so a
-   * label delivery sorted by outcome arriving within one bucket is read shuffled. The read only
-   * grows at its end as `before` moves on. The pairs joined at or after `before` are not read:
-   * their earliest prediction time is {@link PairRead.waitingFrom}.
+   * label delivery sorted by outcome arriving within one bucket is read shuffled. The read grows
+   * at its end as `before` moves on, but for rows that become visible after their bucket closed (an
+   * insert retried through a joiner or ClickHouse outage across the bucket's end, a joiner whose
+   * clock runs behind the reader's): such a row lands at its hash's place inside its bucket, up to
+   * a bucket's worth of pairs before the end of a read already made (the model-controller counts
+   * them: `late_arrivals_total`). The pairs joined at or after `before` are not read: their
+   * earliest prediction time is {@link PairRead.waitingFrom}.
    */
   readonly arrival?: { readonly bucketMs: number; readonly before: number };
 }
@@ -954,6 +966,7 @@ export class ClickHousePredictionStore implements PredictionStore {
       bad_unscored: string | number;
       waiting: string | number;
       waiting_pt: string | number;
+      newest_jt: string | number;
     }>(
       `SELECT * FROM (
          (SELECT 0 AS kind, prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt,
@@ -961,7 +974,7 @@ export class ClickHousePredictionStore implements PredictionStore {
             ${scoreOf('incumbent')} AS incumbent,
             ${scoreOf('challenger')} AS challenger, toString(model_version) AS model_version,
             toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score, toUInt64(0) AS bad_unscored,
-            toUInt64(0) AS waiting, toInt64(0) AS waiting_pt
+            toUInt64(0) AS waiting, toInt64(0) AS waiting_pt, toInt64(0) AS newest_jt
           FROM (${source})
           WHERE ${paired} AND label IN (0, 1) AND ${probabilities} ${closed}
           ORDER BY ${order}
@@ -971,7 +984,8 @@ export class ClickHousePredictionStore implements PredictionStore {
             countIf(${paired} AND NOT (label IN (0, 1))), countIf(${paired} AND label IN (0, 1) AND NOT (${probabilities})),
             countIf(NOT (${paired})),
             ${arrival === undefined ? 'toUInt64(0)' : `countIf(${paired} AND label IN (0, 1) AND ${probabilities} AND ${waiting})`},
-            ${arrival === undefined ? 'toInt64(0)' : `minIf(toUnixTimestamp64Milli(prediction_time), ${paired} AND label IN (0, 1) AND ${probabilities} AND ${waiting})`}
+            ${arrival === undefined ? 'toInt64(0)' : `minIf(toUnixTimestamp64Milli(prediction_time), ${paired} AND label IN (0, 1) AND ${probabilities} AND ${waiting})`},
+            maxIf(toUnixTimestamp64Milli(joined_at), ${paired} AND label IN (0, 1) AND ${probabilities})
           FROM (${source})
           WHERE ${anySide('incumbent')} AND ${anySide('challenger')})
        )
@@ -992,6 +1006,7 @@ export class ClickHousePredictionStore implements PredictionStore {
     const pairs: PairedOutcome[] = [];
     let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0, unscored: 0 };
     let waitingFrom: number | undefined;
+    let newestJoined: number | undefined;
     for (const r of rows) {
       if (Number(r.kind) === 1) {
         unusable = {
@@ -1000,6 +1015,8 @@ export class ClickHousePredictionStore implements PredictionStore {
           unscored: Number(r.bad_unscored),
         };
         if (Number(r.waiting) > 0) waitingFrom = Number(r.waiting_pt);
+        // maxIf over no row is 0: no pair at all (no row is joined at the epoch).
+        if (Number(r.newest_jt) > 0) newestJoined = Number(r.newest_jt);
         continue;
       }
       pairs.push({
@@ -1014,6 +1031,11 @@ export class ClickHousePredictionStore implements PredictionStore {
         role: r.role,
       });
     }
-    return { pairs, unusable, ...(waitingFrom === undefined ? {} : { waitingFrom }) };
+    return {
+      pairs,
+      unusable,
+      ...(waitingFrom === undefined ? {} : { waitingFrom }),
+      ...(newestJoined === undefined ? {} : { newestJoined }),
+    };
   }
 }

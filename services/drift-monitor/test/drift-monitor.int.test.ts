@@ -6,12 +6,13 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { createProducer, listGroups } from '@driftline/kafka';
 import { contracts, type DriftAlert, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
-import type { Runner } from '@driftline/service';
+import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { driftEnv, driftMonitors } from './runner.js';
+import { afterAll, beforeAll, describe, expect, inject, it, type TestContext } from 'vitest';
+import { driftMonitorService } from '../src/service.js';
+import { driftEnv } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-ch-'));
@@ -62,9 +63,26 @@ async function promotionRead(runner: Runner, prefix: string): Promise<void> {
   await eventually(
     async () =>
       out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total')) ? true : undefined,
-    20_000,
+    40_000,
     100,
   );
+}
+
+/**
+ * `start(env)` runs a drift monitor until the test ends; then every one it started is stopped, the
+ * last started first (stopping one the test stopped already does nothing). Per test, where
+ * `driftMonitors()` stops them after each test of the describe: the tests after the first run at once.
+ */
+function monitorsOf(onTestFinished: TestContext['onTestFinished']): (env: Record<string, string>) => Promise<Runner> {
+  const runners: Runner[] = [];
+  onTestFinished(async () => {
+    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
+  });
+  return async (env) => {
+    const runner = await startRunner({ services: [driftMonitorService as never], env });
+    runners.push(runner);
+    return runner;
+  };
 }
 
 async function prepareDatabase(database: string): Promise<ClickHouse> {
@@ -125,20 +143,26 @@ async function allWindows(ch: ClickHouse): Promise<Row[]> {
       const got = await rows(ch);
       return got.length >= WINDOWS * ROWS_PER_WINDOW ? got : undefined;
     },
-    45_000,
+    90_000, // a hang guard: five tests at once on a loaded machine
     250,
   );
 }
 
+// The first test makes the baseline the next three compare with; after it, the tests run at once
+// (`it.concurrent`): each has its own topics, consumer groups and database, and most of their time
+// is spent waiting on brokers, group joins and window closes. Assertions use the test's own `expect`.
 describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', () => {
-  const { start } = driftMonitors();
   let baseline: Row[] = [];
   beforeAll(() => {
     expect(stream).toHaveLength(WINDOWS * PER_WINDOW);
   });
   afterAll(() => {});
 
-  it('finds the shift: windows before are not drifted, after are, one alert per drifted window', async () => {
+  it('finds the shift: windows before are not drifted, after are, one alert per drifted window', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const start = monitorsOf(onTestFinished);
     const prefix = `${uniqueName('drift1')}.`;
     const ch = await prepareDatabase(uniqueName('d1').replace('-', '_'));
     await start(env(prefix, ch.database));
@@ -172,7 +196,11 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     await expect(readTopic(kafka, `${prefix}alerts.v1`, 4, 1500)).rejects.toThrow(/read 3\/4/);
   });
 
-  it('two instances in one group write the same drift_windows rows as one instance', async () => {
+  it.concurrent('two instances in one group write the same drift_windows rows as one instance', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const start = monitorsOf(onTestFinished);
     expect(baseline.length).toBeGreaterThan(0);
     const prefix = `${uniqueName('drift2')}.`;
     const ch = await prepareDatabase(uniqueName('d2').replace('-', '_'));
@@ -182,7 +210,11 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     expect(await allWindows(ch)).toEqual(baseline);
   });
 
-  it('closes the windows of a stream that goes silent, without a later event (source idleness)', async () => {
+  it.concurrent('closes the windows of a stream that goes silent, without a later event (source idleness)', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const start = monitorsOf(onTestFinished);
     expect(baseline.length).toBeGreaterThan(0);
     const prefix = `${uniqueName('drift-idle')}.`;
     const ch = await prepareDatabase(uniqueName('di').replace('-', '_'));
@@ -198,7 +230,11 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     expect(live).toEqual(baseline);
   });
 
-  it('loses no window when an instance stops mid-stream and another takes over', async () => {
+  it.concurrent('loses no window when an instance stops mid-stream and another takes over', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const start = monitorsOf(onTestFinished);
     expect(baseline.length).toBeGreaterThan(0);
     const prefix = `${uniqueName('drift3')}.`;
     const ch = await prepareDatabase(uniqueName('d3').replace('-', '_'));
@@ -206,7 +242,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     const half = stream.filter((e) => e.event_time < T0 + 2500);
     await produce(prefix, half);
     // Windows 0 and 1 are written; window 2 is open, in memory only.
-    await eventually(async () => ((await rows(ch)).length >= 2 * ROWS_PER_WINDOW ? true : undefined), 30_000, 250);
+    await eventually(async () => ((await rows(ch)).length >= 2 * ROWS_PER_WINDOW ? true : undefined), 60_000, 250);
     await first.stop();
     await start(env(prefix, ch.database));
     await produce(prefix, [
@@ -216,7 +252,11 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     expect(await allWindows(ch)).toEqual(baseline);
   });
 
-  it('leaves no consumer group behind for its models.v1 follower, however often it restarts', async () => {
+  it.concurrent('leaves no consumer group behind for its models.v1 follower, however often it restarts', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const start = monitorsOf(onTestFinished);
     const prefix = `${uniqueName('drift5')}.`;
     const ch = await createClickHouse({ mode: 'embedded', path: chPath, database: uniqueName('d5').replace('-', '_') });
     await migrate(ch, migrations);
@@ -250,7 +290,8 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     expect(left).toEqual([]);
   });
 
-  it('swaps the reference when a new version is promoted', async () => {
+  it.concurrent('swaps the reference when a new version is promoted', async ({ expect, onTestFinished }) => {
+    const start = monitorsOf(onTestFinished);
     const prefix = `${uniqueName('drift4')}.`;
     const ch = await prepareDatabase(uniqueName('d4').replace('-', '_'));
     // v2 was trained on the shifted data: measured against it, the shifted stream is not drifted.
@@ -287,7 +328,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
         const all = await rows(ch);
         return all.length >= 3 * ROWS_PER_WINDOW ? all : undefined;
       },
-      30_000,
+      60_000,
       250,
     );
     const psiX = got.filter((row) => row.feature === 'x' && row.method === 'psi');

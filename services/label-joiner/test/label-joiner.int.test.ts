@@ -13,7 +13,7 @@ import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } fro
 import { eventually, kafkaFor, readTopic, removeTree, serviceEnv, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import type { PairedOutcome } from '@driftline/warehouse';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, type ExpectStatic, inject, it } from 'vitest';
 
 const stack = inject('stack');
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -105,7 +105,10 @@ interface Dump {
   windows: Array<Record<string, number | string | null>>;
 }
 
-describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded ClickHouse)', () => {
+// Two branches at once, one joiner process in each at a time (four at once starved each other past
+// the test timeout on a loaded machine): each test has its own topics, consumer group, Redis keys and
+// ClickHouse folder. Assertions use the test's own `expect`.
+describe.concurrent('label-joiner end to end (Kafka, Schema Registry, Redis, embedded ClickHouse)', () => {
   const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'label-joiner-test' });
   const children: ChildProcess[] = [];
   const prefixes: string[] = [];
@@ -223,7 +226,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
           ? true
           : undefined;
       },
-      45_000,
+      90_000, // a hang guard: two joiners (and the kill test's restarts) at once on a loaded machine
       200,
     );
   }
@@ -240,14 +243,18 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     return n;
   }
 
-  async function stopAndDump(run: ReturnType<typeof spawnJoiner>, env: Record<string, string>): Promise<Dump> {
+  async function stopAndDump(
+    expect: ExpectStatic,
+    run: ReturnType<typeof spawnJoiner>,
+    env: Record<string, string>,
+  ): Promise<Dump> {
     void env;
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(0);
     return JSON.parse(readFileSync(env.DUMP_FILE as string, 'utf8')) as Dump;
   }
 
-  function verify(scenario: Scenario, dump: Dump, now: number) {
+  function verify(expect: ExpectStatic, scenario: Scenario, dump: Dump, now: number) {
     const expected = offlineJoin(scenario.log, HOUR);
     const byId = new Map(scenario.predictions.map((p) => [p.prediction_id, p]));
     // labeled_predictions equals the offline join, with the features as they were at prediction time.
@@ -335,46 +342,242 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     return { expected, expired };
   }
 
-  it('joins a random interleaving exactly like the offline join, counts unlabeled, keeps windows current', async () => {
-    const s = setup();
-    const now = Date.now();
-    const scenario = makeScenario(now % 100_000, now);
-    await ensureTopics(s.kafka, [
-      { topic: s.topics.prediction, partitions: 3 },
-      { topic: s.topics.label, partitions: 3 },
-    ]);
-    await produce(s.kafka, s.topics, scenario.records);
-    const env = { ...s.env, DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json') };
-    const run = spawnJoiner(env);
-    await run.ready;
-    const expected = offlineJoin(scenario.log, HOUR);
-    const pending = [...expected.unlabeled.values()].filter((u) => u.deadline > now + 60_000).length;
-    await settled(s.kafka, s, pending);
-    // The state marker that tells Redis losing the join state (libs/online-store, watchStateMarker).
-    expect(await redis.get(`${s.prefix}:state-marker:join`)).toMatch(/^\d{4}-\d\d-\d\dT/);
-    const dump = await stopAndDump(run, env);
-    verify(scenario, dump, Date.now());
-    // A PERFORMANCE alert with a deterministic id for the windows that break accuracy<0.99.
-    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
-    // Other kinds (ESTIMATED_PERFORMANCE from CBPE) may come first: read until a PERFORMANCE one.
-    const alerts: DriftAlert[] = [];
-    await readTopic(
-      s.kafka,
-      s.topics.alert,
-      async (records) => {
-        const last = records[records.length - 1]!;
-        alerts.push(await codec.forTopic(contracts.alert, s.topics.alert).decode(last.value));
-        return alerts.some((a) => a.kind === 'PERFORMANCE');
-      },
-      20_000,
-    );
-    const performance = alerts.find((a) => a.kind === 'PERFORMANCE');
-    expect(performance).toMatchObject({ kind: 'PERFORMANCE', model: 'churn', method: 'accuracy', threshold: 0.99 });
-    expect(performance?.alert_id).toMatch(/^[0-9a-f]{32}$/);
-    for (const a of alerts) expect(['PERFORMANCE', 'ESTIMATED_PERFORMANCE']).toContain(a.kind);
+  // These three one after the other, beside the kill test: it alone takes about as long as they do
+  // together (four joiner starts, three killed members' sessions running out). Their hang guard is
+  // longer than the project's 120 s: beside it, the first took 104 s at a load average of 23.
+  describe.concurrent('one joiner at a time, beside the kill test', { timeout: 240_000 }, () => {
+    it.sequential('joins a random interleaving exactly like the offline join, counts unlabeled, keeps windows current', async ({
+      expect,
+    }) => {
+      const s = setup();
+      const now = Date.now();
+      const scenario = makeScenario(now % 100_000, now);
+      await ensureTopics(s.kafka, [
+        { topic: s.topics.prediction, partitions: 3 },
+        { topic: s.topics.label, partitions: 3 },
+      ]);
+      await produce(s.kafka, s.topics, scenario.records);
+      const env = { ...s.env, DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json') };
+      const run = spawnJoiner(env);
+      await run.ready;
+      const expected = offlineJoin(scenario.log, HOUR);
+      const pending = [...expected.unlabeled.values()].filter((u) => u.deadline > now + 60_000).length;
+      await settled(s.kafka, s, pending);
+      // The state marker that tells Redis losing the join state (libs/online-store, watchStateMarker).
+      expect(await redis.get(`${s.prefix}:state-marker:join`)).toMatch(/^\d{4}-\d\d-\d\dT/);
+      const dump = await stopAndDump(expect, run, env);
+      verify(expect, scenario, dump, Date.now());
+      // A PERFORMANCE alert with a deterministic id for the windows that break accuracy<0.99.
+      const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
+      // Other kinds (ESTIMATED_PERFORMANCE from CBPE) may come first: read until a PERFORMANCE one.
+      const alerts: DriftAlert[] = [];
+      await readTopic(
+        s.kafka,
+        s.topics.alert,
+        async (records) => {
+          const last = records[records.length - 1]!;
+          alerts.push(await codec.forTopic(contracts.alert, s.topics.alert).decode(last.value));
+          return alerts.some((a) => a.kind === 'PERFORMANCE');
+        },
+        20_000,
+      );
+      const performance = alerts.find((a) => a.kind === 'PERFORMANCE');
+      expect(performance).toMatchObject({ kind: 'PERFORMANCE', model: 'churn', method: 'accuracy', threshold: 0.99 });
+      expect(performance?.alert_id).toMatch(/^[0-9a-f]{32}$/);
+      for (const a of alerts) expect(['PERFORMANCE', 'ESTIMATED_PERFORMANCE']).toContain(a.kind);
+    });
+
+    it.sequential('two models sharing prediction ids each join their own labels; a label for a model without the prediction waits', async ({
+      expect,
+    }) => {
+      const s = setup();
+      const now = Date.now();
+      await ensureTopics(s.kafka, [
+        { topic: s.topics.prediction, partitions: 3 },
+        { topic: s.topics.label, partitions: 3 },
+      ]);
+      const models = ['churn', 'fraud'] as const;
+      const records: Scenario['records'] = [];
+      const expected = new Map<string, number>(); // `${model}|${id}` → label
+      let pending = 0;
+      let waiting = 0;
+      for (let i = 0; i < 40; i++) {
+        const id = `shared-${i}`;
+        for (const [n, model] of models.entries()) {
+          const eventTime = now - 60_000 + i * 100 + n;
+          records.push({
+            kind: 'prediction',
+            event: {
+              prediction_id: id,
+              model,
+              model_version: 'v1',
+              entity_id: `user-${i}`,
+              event_time: eventTime,
+              features: { country: 'FR' },
+              prediction: n === 0 ? 0.9 : 0.1,
+              predicted_class: null,
+            },
+          });
+          // Every fourth id: only churn gets a label; every fourth + 1: only fraud. The other model waits.
+          if (i % 4 === (n === 0 ? 1 : 0)) {
+            pending++;
+            continue;
+          }
+          const label = n === 0 ? 1 : 0; // each model's own ground truth for the same id
+          records.push({ kind: 'label', event: { prediction_id: id, model, event_time: eventTime + 1_000, label } });
+          expected.set(`${model}|${id}`, label);
+        }
+        // A label of a third model that never predicted this id: it must join nobody.
+        if (i % 5 === 0) {
+          records.push({ kind: 'label', event: { prediction_id: id, model: 'ghost', event_time: now, label: 1 } });
+          waiting++;
+        }
+      }
+      // Labels first, then predictions, then labels again: both arrival orders for both models.
+      await produce(
+        s.kafka,
+        s.topics,
+        records.filter((r) => r.kind === 'label' && r.event.prediction_id.endsWith('0')),
+      );
+      await produce(s.kafka, s.topics, records);
+      const env = { ...s.env, DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json') };
+      const run = spawnJoiner(env);
+      await run.ready;
+      await settled(s.kafka, s, pending, waiting);
+      const dump = await stopAndDump(expect, run, env);
+      const got = new Map(dump.labeled.map((r) => [`${r.model}|${r.prediction_id}`, r.label]));
+      expect(got).toEqual(expected);
+      for (const row of dump.labeled) {
+        expect(row.prediction, `${row.model} ${row.prediction_id}`).toBe(row.model === 'churn' ? 0.9 : 0.1);
+      }
+      expect(dump.unlabeled).toEqual([]);
+      // Each model's windows count only its own rows: 30 labeled and 10 pending for each.
+      const all = dump.windows.filter((w) => w.segment === '__all__');
+      for (const model of models) {
+        const rows = all.filter((w) => w.model === model);
+        expect(rows.reduce((a, w) => a + Number(w.labeled), 0)).toBe(30);
+        expect(rows.reduce((a, w) => a + Number(w.pending), 0)).toBe(10);
+      }
+    });
+
+    it.sequential('skips shadow records, writes role, scores, unscored and label_value, and readPairs returns the answered rows scored (or unscored) by both', async ({
+      expect,
+    }) => {
+      const s = setup();
+      const now = Date.now();
+      await ensureTopics(s.kafka, [
+        { topic: s.topics.prediction, partitions: 3 },
+        { topic: s.topics.label, partitions: 3 },
+      ]);
+      // As the model server logs them: the answered record (production v1, or canary v2 for a share
+      // of the entities) with every version's score, and a record per shadow (v3), never labelled.
+      const records: Scenario['records'] = [];
+      const answered: PredictionEvent[] = [];
+      const values = new Map<string, number | null>();
+      for (let i = 0; i < 60; i++) {
+        const canary = i % 3 === 0;
+        // Some of the canary's share it could not score: production answered, v2 named unscored.
+        const canaryFailed = i % 3 === 1 && i % 2 === 0;
+        const scores: Record<string, number> = canaryFailed
+          ? { v1: (i % 10) / 10, v3: 0.5 }
+          : { v1: (i % 10) / 10, v2: ((i * 7) % 10) / 10, v3: 0.5 };
+        const event: PredictionEvent = {
+          prediction_id: `paired-${i}`,
+          model: 'fraud',
+          model_version: canary ? 'v2' : 'v1',
+          entity_id: `user-${i}`,
+          event_time: now - 120_000 + i * 100,
+          features: { country: 'FR' },
+          prediction: (canary ? scores.v2 : scores.v1)!,
+          predicted_class: null,
+          role: canary ? 'canary' : 'production',
+          scores,
+          ...(canaryFailed ? { unscored: { v2: 'canary' } } : {}),
+        };
+        answered.push(event);
+        records.push({ kind: 'prediction', event });
+        records.push({
+          kind: 'prediction',
+          event: {
+            ...event,
+            prediction_id: `${event.prediction_id}.shadow.v3`,
+            model_version: 'v3',
+            prediction: 0.5,
+            role: 'shadow',
+            scores: null,
+          },
+        });
+        const value = i % 4 === 0 ? null : i * 1.5;
+        values.set(event.prediction_id, value);
+        records.push({
+          kind: 'label',
+          event: {
+            prediction_id: event.prediction_id,
+            model: 'fraud',
+            event_time: now - 60_000 + ((i * 37) % 60) * 500,
+            label: i % 2,
+            value,
+          },
+        });
+      }
+      await produce(s.kafka, s.topics, records);
+      const env = {
+        ...s.env,
+        DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json'),
+        PAIRS_QUERY: JSON.stringify({
+          model: 'fraud',
+          incumbent: 'v1',
+          challenger: 'v2',
+          from: now - 120_000,
+          limit: 1_000,
+        }),
+      };
+      const run = spawnJoiner(env);
+      await run.ready;
+      // Nothing pending: a joined shadow record would wait for a label that never comes.
+      await settled(s.kafka, s, 0);
+      const dump = await stopAndDump(expect, run, env);
+      expect(dump.labeled.map((r) => r.prediction_id).sort()).toEqual(answered.map((e) => e.prediction_id).sort());
+      for (const row of dump.labeled) {
+        const e = answered.find((x) => x.prediction_id === row.prediction_id)!;
+        expect([row.model_version, row.role, row.scores, row.unscored, row.label_value]).toEqual([
+          e.model_version,
+          e.role,
+          e.scores,
+          e.unscored ?? {},
+          values.get(e.prediction_id),
+        ]);
+      }
+      // Performance windows stay per answered version: none for the shadow.
+      const versions = new Set(dump.windows.filter((w) => w.segment === '__all__').map((w) => w.model_version));
+      expect([...versions].sort()).toEqual(['v1', 'v2']);
+      // The paired read: every labelled answered row, with both scores, in the order the joiner wrote
+      // them ((joined_at, prediction_id): the model-controller's test only ever extends its path).
+      const labels = new Map(
+        records.filter((r) => r.kind === 'label').map((r) => [r.event.prediction_id, r.event as LabelEvent]),
+      );
+      const expected = answered.map((e) => ({
+        predictionId: e.prediction_id,
+        predictionTime: e.event_time,
+        labelTime: labels.get(e.prediction_id)!.event_time,
+        label: labels.get(e.prediction_id)!.label,
+        incumbent: e.scores!.v1!,
+        challenger: e.scores!.v2 ?? null,
+        answeredVersion: e.model_version,
+        role: e.role!,
+      }));
+      const byId = (a: { predictionId: string }, b: { predictionId: string }) =>
+        a.predictionId < b.predictionId ? -1 : 1;
+      const byArrival = [...dump.pairs].sort((a, b) => a.joinedAt - b.joinedAt || byId(a, b));
+      expect(dump.pairs).toEqual(byArrival);
+      expect(dump.pairs.map(({ joinedAt: _, ...pair }) => pair).sort(byId)).toEqual(expected.sort(byId));
+    });
   });
 
-  it('ends in the same state when the joiner is SIGKILLed and restarted at random points', async () => {
+  // Beside the three above, under a longer hang guard than the project's 120 s: 83 s alone at a load of 18.
+  it('ends in the same state when the joiner is SIGKILLed and restarted at random points', {
+    timeout: 300_000,
+  }, async ({ expect }) => {
     const s = setup();
     const now = Date.now();
     const seed = (now % 100_000) + 7;
@@ -408,8 +611,8 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     const expected = offlineJoin(scenario.log, HOUR);
     const pending = [...expected.unlabeled.values()].filter((u) => u.deadline > now + 60_000).length;
     await settled(s.kafka, s, pending);
-    const dump = await stopAndDump(run, env);
-    const { expired } = verify(scenario, dump, Date.now());
+    const dump = await stopAndDump(expect, run, env);
+    const { expired } = verify(expect, scenario, dump, Date.now());
     expect(expired.length).toBeGreaterThan(0);
     // Replays may have written a joined row twice before the ack; FINAL collapses it (checked above).
     expect(dump.labeledRaw[0]?.n).toBeGreaterThanOrEqual(expected.joined.size);
@@ -417,187 +620,5 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       `kill test: ${scenario.records.length} records, ${expected.joined.size} joined, ${expired.length} expired, ` +
         `${dump.labeledRaw[0]?.n} physical rows before merge; joins caught unacknowledged by a kill: ${unacked}`,
     );
-  });
-
-  it('two models sharing prediction ids each join their own labels; a label for a model without the prediction waits', async () => {
-    const s = setup();
-    const now = Date.now();
-    await ensureTopics(s.kafka, [
-      { topic: s.topics.prediction, partitions: 3 },
-      { topic: s.topics.label, partitions: 3 },
-    ]);
-    const models = ['churn', 'fraud'] as const;
-    const records: Scenario['records'] = [];
-    const expected = new Map<string, number>(); // `${model}|${id}` → label
-    let pending = 0;
-    let waiting = 0;
-    for (let i = 0; i < 40; i++) {
-      const id = `shared-${i}`;
-      for (const [n, model] of models.entries()) {
-        const eventTime = now - 60_000 + i * 100 + n;
-        records.push({
-          kind: 'prediction',
-          event: {
-            prediction_id: id,
-            model,
-            model_version: 'v1',
-            entity_id: `user-${i}`,
-            event_time: eventTime,
-            features: { country: 'FR' },
-            prediction: n === 0 ? 0.9 : 0.1,
-            predicted_class: null,
-          },
-        });
-        // Every fourth id: only churn gets a label; every fourth + 1: only fraud. The other model waits.
-        if (i % 4 === (n === 0 ? 1 : 0)) {
-          pending++;
-          continue;
-        }
-        const label = n === 0 ? 1 : 0; // each model's own ground truth for the same id
-        records.push({ kind: 'label', event: { prediction_id: id, model, event_time: eventTime + 1_000, label } });
-        expected.set(`${model}|${id}`, label);
-      }
-      // A label of a third model that never predicted this id: it must join nobody.
-      if (i % 5 === 0) {
-        records.push({ kind: 'label', event: { prediction_id: id, model: 'ghost', event_time: now, label: 1 } });
-        waiting++;
-      }
-    }
-    // Labels first, then predictions, then labels again: both arrival orders for both models.
-    await produce(
-      s.kafka,
-      s.topics,
-      records.filter((r) => r.kind === 'label' && r.event.prediction_id.endsWith('0')),
-    );
-    await produce(s.kafka, s.topics, records);
-    const env = { ...s.env, DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json') };
-    const run = spawnJoiner(env);
-    await run.ready;
-    await settled(s.kafka, s, pending, waiting);
-    const dump = await stopAndDump(run, env);
-    const got = new Map(dump.labeled.map((r) => [`${r.model}|${r.prediction_id}`, r.label]));
-    expect(got).toEqual(expected);
-    for (const row of dump.labeled) {
-      expect(row.prediction, `${row.model} ${row.prediction_id}`).toBe(row.model === 'churn' ? 0.9 : 0.1);
-    }
-    expect(dump.unlabeled).toEqual([]);
-    // Each model's windows count only its own rows: 30 labeled and 10 pending for each.
-    const all = dump.windows.filter((w) => w.segment === '__all__');
-    for (const model of models) {
-      const rows = all.filter((w) => w.model === model);
-      expect(rows.reduce((a, w) => a + Number(w.labeled), 0)).toBe(30);
-      expect(rows.reduce((a, w) => a + Number(w.pending), 0)).toBe(10);
-    }
-  });
-
-  it('skips shadow records, writes role, scores, unscored and label_value, and readPairs returns the answered rows scored (or unscored) by both', async () => {
-    const s = setup();
-    const now = Date.now();
-    await ensureTopics(s.kafka, [
-      { topic: s.topics.prediction, partitions: 3 },
-      { topic: s.topics.label, partitions: 3 },
-    ]);
-    // As the model server logs them: the answered record (production v1, or canary v2 for a share
-    // of the entities) with every version's score, and a record per shadow (v3), never labelled.
-    const records: Scenario['records'] = [];
-    const answered: PredictionEvent[] = [];
-    const values = new Map<string, number | null>();
-    for (let i = 0; i < 60; i++) {
-      const canary = i % 3 === 0;
-      // Some of the canary's share it could not score: production answered, v2 named unscored.
-      const canaryFailed = i % 3 === 1 && i % 2 === 0;
-      const scores: Record<string, number> = canaryFailed
-        ? { v1: (i % 10) / 10, v3: 0.5 }
-        : { v1: (i % 10) / 10, v2: ((i * 7) % 10) / 10, v3: 0.5 };
-      const event: PredictionEvent = {
-        prediction_id: `paired-${i}`,
-        model: 'fraud',
-        model_version: canary ? 'v2' : 'v1',
-        entity_id: `user-${i}`,
-        event_time: now - 120_000 + i * 100,
-        features: { country: 'FR' },
-        prediction: (canary ? scores.v2 : scores.v1)!,
-        predicted_class: null,
-        role: canary ? 'canary' : 'production',
-        scores,
-        ...(canaryFailed ? { unscored: { v2: 'canary' } } : {}),
-      };
-      answered.push(event);
-      records.push({ kind: 'prediction', event });
-      records.push({
-        kind: 'prediction',
-        event: {
-          ...event,
-          prediction_id: `${event.prediction_id}.shadow.v3`,
-          model_version: 'v3',
-          prediction: 0.5,
-          role: 'shadow',
-          scores: null,
-        },
-      });
-      const value = i % 4 === 0 ? null : i * 1.5;
-      values.set(event.prediction_id, value);
-      records.push({
-        kind: 'label',
-        event: {
-          prediction_id: event.prediction_id,
-          model: 'fraud',
-          event_time: now - 60_000 + ((i * 37) % 60) * 500,
-          label: i % 2,
-          value,
-        },
-      });
-    }
-    await produce(s.kafka, s.topics, records);
-    const env = {
-      ...s.env,
-      DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json'),
-      PAIRS_QUERY: JSON.stringify({
-        model: 'fraud',
-        incumbent: 'v1',
-        challenger: 'v2',
-        from: now - 120_000,
-        limit: 1_000,
-      }),
-    };
-    const run = spawnJoiner(env);
-    await run.ready;
-    // Nothing pending: a joined shadow record would wait for a label that never comes.
-    await settled(s.kafka, s, 0);
-    const dump = await stopAndDump(run, env);
-    expect(dump.labeled.map((r) => r.prediction_id).sort()).toEqual(answered.map((e) => e.prediction_id).sort());
-    for (const row of dump.labeled) {
-      const e = answered.find((x) => x.prediction_id === row.prediction_id)!;
-      expect([row.model_version, row.role, row.scores, row.unscored, row.label_value]).toEqual([
-        e.model_version,
-        e.role,
-        e.scores,
-        e.unscored ?? {},
-        values.get(e.prediction_id),
-      ]);
-    }
-    // Performance windows stay per answered version: none for the shadow.
-    const versions = new Set(dump.windows.filter((w) => w.segment === '__all__').map((w) => w.model_version));
-    expect([...versions].sort()).toEqual(['v1', 'v2']);
-    // The paired read: every labelled answered row, with both scores, in the order the joiner wrote
-    // them ((joined_at, prediction_id): the model-controller's test only ever extends its path).
-    const labels = new Map(
-      records.filter((r) => r.kind === 'label').map((r) => [r.event.prediction_id, r.event as LabelEvent]),
-    );
-    const expected = answered.map((e) => ({
-      predictionId: e.prediction_id,
-      predictionTime: e.event_time,
-      labelTime: labels.get(e.prediction_id)!.event_time,
-      label: labels.get(e.prediction_id)!.label,
-      incumbent: e.scores!.v1!,
-      challenger: e.scores!.v2 ?? null,
-      answeredVersion: e.model_version,
-      role: e.role!,
-    }));
-    const byId = (a: { predictionId: string }, b: { predictionId: string }) =>
-      a.predictionId < b.predictionId ? -1 : 1;
-    const byArrival = [...dump.pairs].sort((a, b) => a.joinedAt - b.joinedAt || byId(a, b));
-    expect(dump.pairs).toEqual(byArrival);
-    expect(dump.pairs.map(({ joinedAt: _, ...pair }) => pair).sort(byId)).toEqual(expected.sort(byId));
   });
 });

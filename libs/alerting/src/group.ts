@@ -57,6 +57,31 @@ export function groupAlerts(alerts: readonly RoutedAlert[], windowMs: number): A
   }));
 }
 
+/**
+ * A receiver's alerts as messages when some were already sent in messages it may have taken
+ * (`mayHaveBeenTaken`): each such message whose alerts are all in `alerts` is formed again as it
+ * was — the same alerts in the same order, its key and fields, so the same delivery id and
+ * `Idempotency-Key` — and the other alerts are grouped (`groupAlerts`). A message some of whose
+ * alerts are no longer to send (recorded meanwhile) is not kept: those left are grouped.
+ */
+export function regroupAlerts(
+  alerts: readonly RoutedAlert[],
+  windowMs: number,
+  sentBefore: readonly AlertMessage[],
+): { readonly asSent: AlertMessage[]; readonly grouped: AlertMessage[] } {
+  const byId = new Map(alerts.map((a) => [a.alert.alert_id, a]));
+  const asSent: AlertMessage[] = [];
+  for (const message of sentBefore) {
+    const again = message.alerts.map((a) => byId.get(a.alert.alert_id));
+    if (again.length === 0 || again.some((a) => a === undefined)) continue;
+    const kept = again as RoutedAlert[];
+    for (const a of kept) byId.delete(a.alert.alert_id);
+    asSent.push({ ...message, severity: maxSeverity(kept), alerts: kept });
+  }
+  const rest = alerts.filter((a) => byId.get(a.alert.alert_id) === a);
+  return { asSent, grouped: groupAlerts(rest, windowMs) };
+}
+
 /** Merges messages into one digest (what the rate limit does with the excess). */
 export function digestOf(messages: readonly AlertMessage[]): AlertMessage {
   const alerts = messages.flatMap((m) => m.alerts);

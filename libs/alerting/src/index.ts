@@ -5,6 +5,7 @@ export {
   halvesOf,
   maxSeverity,
   type RoutedAlert,
+  regroupAlerts,
   splitSends,
 } from './group.js';
 export { fullBucket, planSends, refill, type SendPlan, type TokenBucket } from './rate-limit.js';
@@ -29,6 +30,7 @@ export {
   honouredRetryAfterMs,
   looksMisconfigured,
   MAX_RETRY_AFTER_MS,
+  mayHaveBeenTaken,
   misconfiguredSign,
   nextRetryDelay,
   type RetryPolicy,

@@ -33,6 +33,28 @@ export function verdictOf(status: number | undefined): AttemptVerdict {
   return BODY_REFUSALS.has(status) ? 'failed' : 'retry';
 }
 
+/** Connection errors raised before any byte of the request reached the receiver. */
+const NEVER_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * Whether the receiver may have taken a message on an attempt without our knowing: a retry with no
+ * answer (a timeout, a connection reset) other than a connection that was never made (`code`:
+ * refused, no such host, unreachable). Such a message is sent again only as it was — the same
+ * alerts, so the same `Idempotency-Key` — never in parts or merged otherwise: a receiver slower than
+ * the timeout that drops repeats by the key acted on each alert 3 times when the router split the
+ * message, and twice when a digest's groups were sent alone on the batch's retry (found by a review).
+ */
+export function mayHaveBeenTaken(verdict: AttemptVerdict, status: number | undefined, code?: string): boolean {
+  return verdict === 'retry' && status === undefined && (code === undefined || !NEVER_SENT_CODES.has(code));
+}
+
 /**
  * Answers that also come, for ever, from a receiver configured wrong: a redirect (an `http://` URL
  * behind an ingress that redirects to https), 401 or 403 (a revoked token), 404 or 410 (a deleted

@@ -15,6 +15,7 @@ import {
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_BYTES,
   MAX_RETRY_AFTER_MS,
+  mayHaveBeenTaken,
   misconfiguredSign,
   nextRetryDelay,
   parseRoutesText,
@@ -24,6 +25,7 @@ import {
   type RoutedAlert,
   receiversFor,
   receiverWaitUntil,
+  regroupAlerts,
   renderDeliveryCheck,
   renderJson,
   renderSlack,
@@ -307,6 +309,27 @@ describe('grouping', () => {
     // Enough to isolate one alert: 2 per level of halving, ⌈log₂ n⌉ levels.
     expect([1, 2, 3, 4, 5, 22, 40, 1_000].map(splitSends)).toEqual([0, 2, 4, 4, 6, 10, 12, 20]);
   });
+
+  it('forms again as it was a message the receiver may have taken (its key kept), groups the rest (found by a review)', () => {
+    const W = 60_000;
+    const [g0, g1, g2] = [0, 1, 2].map((g) => routed(alert({ alert_id: `g${g}`, event_time: T0 + g * 3_600_000 })));
+    // A digest of g1 and g2 sent before (no answer): on the retry, the same digest; g0 its group.
+    const digest: AlertMessage = {
+      key: 'digest',
+      model: 'fraud',
+      kind: 'FEATURE_DRIFT',
+      severity: 'warning',
+      alerts: [g1!, g2!],
+    };
+    const again = regroupAlerts([g0!, g1!, g2!], W, [digest]);
+    expect(again.asSent.map((m) => [m.key, m.alerts.map((a) => a.alert.alert_id)])).toEqual([['digest', ['g1', 'g2']]]);
+    expect(again.grouped.map((m) => m.alerts.map((a) => a.alert.alert_id))).toEqual([['g0']]);
+    // One of its alerts recorded meanwhile: not kept, the rest grouped as usual.
+    const partly = regroupAlerts([g0!, g2!], W, [digest]);
+    expect(partly.asSent).toEqual([]);
+    expect(partly.grouped.map((m) => m.alerts.map((a) => a.alert.alert_id))).toEqual([['g0'], ['g2']]);
+    expect(regroupAlerts([g0!, g1!], W, []).grouped).toEqual(groupAlerts([g0!, g1!], W));
+  });
 });
 
 describe('rate limit (token bucket)', () => {
@@ -444,6 +467,15 @@ describe('a message still failing after its budget: receiver up or outage', () =
     expect(failingMessageVerdict(1, 1, 'up')).toBe('receiver-up');
     // The check showing it down: never given up during an outage.
     expect(failingMessageVerdict(0, 1, 'down')).toBe('outage');
+  });
+
+  it('an attempt without an answer may have been taken, unless no connection was made (found by a review)', () => {
+    expect(mayHaveBeenTaken('retry', undefined)).toBe(true); // a timeout
+    expect(mayHaveBeenTaken('retry', undefined, 'ECONNRESET')).toBe(true);
+    expect(mayHaveBeenTaken('retry', undefined, 'ECONNREFUSED')).toBe(false);
+    expect(mayHaveBeenTaken('retry', undefined, 'ENOTFOUND')).toBe(false);
+    expect(mayHaveBeenTaken('retry', 500)).toBe(false);
+    expect(mayHaveBeenTaken('failed', undefined)).toBe(false); // a request that cannot be built
   });
 
   it('gives a message up for good only on more than one answer after its second budget (found by a review)', () => {

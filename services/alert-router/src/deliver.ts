@@ -281,9 +281,10 @@ export function checkReceiver(
 /**
  * POSTs one message to one receiver until it is delivered or refused for good (400, 413, 415, 422,
  * or a request that cannot be built: `verdictOf`) and returns the delivery's record. Every attempt
- * carries `Idempotency-Key: <delivery id>`, the same on every retry, batch retry and restart (the
- * id hashes the receiver and the message's alert ids), so a receiver slower than the timeout, which
- * gets the message again on each attempt, can drop the repeats. Throws a
+ * carries `Idempotency-Key: <delivery id>`, the same for the same alerts (the id hashes the
+ * receiver and the message's alert ids: every attempt, and any later message of the same
+ * composition, which the router keeps for one that may have been taken), so a receiver slower than
+ * the timeout, which gets the message again on each attempt, can drop the repeats. Throws a
  * retriable error when the retry budget (attempts, total time) ends on a transient failure (any
  * other answer, or none) or the service stops: the batch is retried, nothing committed.
  */

@@ -1,6 +1,11 @@
 // The port, its in-memory spec and the key layout: importable without loading ioredis (the Redis
 // adapters live behind the `@driftline/online-store/redis` subpath).
-export { onlineStoreEnvShape } from './env.js';
+export {
+  DEFAULT_READ_BYTES_IN_FLIGHT,
+  DEFAULT_READ_ENTITIES_IN_FLIGHT,
+  onlineReadEnvShape,
+  onlineStoreEnvShape,
+} from './env.js';
 export {
   encodeEntity,
   isValidKeyPrefix,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
-import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
+import { MAX_READ_BATCH, onlineReadEnvShape, onlineStoreEnvShape } from '@driftline/online-store';
 import type { RedisClient } from '@driftline/online-store/redis';
 import { defineService } from '@driftline/service';
 import { maxConnectionsField, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
@@ -12,6 +12,7 @@ import { startFeatureApiThread } from './thread.js';
 
 export const featureApiEnvShape = {
   ...onlineStoreEnvShape,
+  ...onlineReadEnvShape,
   /** Port of the feature API (0 picks a free one). */
   DRIFTLINE_FEATURE_API_PORT: envField.int(0, 65_535).default(8080),
   DRIFTLINE_FEATURE_API_HOST: envField.name().default('127.0.0.1'),
@@ -44,6 +45,8 @@ export interface FeatureApiConfig {
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   readonly readV1: boolean;
+  /** The store's bound on its reads in flight (DRIFTLINE_FEATURE_READ_IN_FLIGHT_ENTITIES, _BYTES). */
+  readonly readsInFlight: { readonly maxReadEntitiesInFlight: number; readonly maxReadBytesInFlight: number };
   readonly port: number;
   readonly host: string;
   readonly limits: RequestLimits;
@@ -70,6 +73,10 @@ export const featureApi = defineService({
       redis: toRedisConnectionConfig(env),
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
       readV1: env.DRIFTLINE_FEATURE_READ_V1,
+      readsInFlight: {
+        maxReadEntitiesInFlight: env.DRIFTLINE_FEATURE_READ_IN_FLIGHT_ENTITIES,
+        maxReadBytesInFlight: env.DRIFTLINE_FEATURE_READ_IN_FLIGHT_BYTES,
+      },
       port: env.DRIFTLINE_FEATURE_API_PORT,
       host: env.DRIFTLINE_FEATURE_API_HOST,
       limits: {
@@ -143,6 +150,7 @@ export const featureApi = defineService({
         redis: config.redis,
         keyPrefix: config.keyPrefix,
         readV1: config.readV1,
+        ...config.readsInFlight,
         viewsText: readFileSync(config.viewsPath, 'utf8'),
         port: config.port,
         host: config.host,
@@ -171,6 +179,7 @@ export const featureApi = defineService({
       use: 'online-read',
       keyPrefix: config.keyPrefix,
       readV1: config.readV1,
+      ...config.readsInFlight,
       name: 'driftline-feature-api',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
       onCorruptRow: corruptRowReporter(ctx.logger),

@@ -10,6 +10,9 @@ export interface FeatureApiThreadData extends Partial<ServerTimeouts> {
   readonly keyPrefix: string;
   /** Whether reads fall back to key layout v1 (DRIFTLINE_FEATURE_READ_V1; default true). */
   readonly readV1?: boolean;
+  /** The store's bound on its reads in flight (DRIFTLINE_FEATURE_READ_IN_FLIGHT_*; defaults: the store's). */
+  readonly maxReadEntitiesInFlight?: number;
+  readonly maxReadBytesInFlight?: number;
   /** The feature view file's text (YAML or JSON), parsed again in the thread. */
   readonly viewsText: string;
   readonly port: number;

@@ -27,6 +27,8 @@ try {
     use: 'online-read',
     keyPrefix: data.keyPrefix,
     ...(data.readV1 === undefined ? {} : { readV1: data.readV1 }),
+    ...(data.maxReadEntitiesInFlight === undefined ? {} : { maxReadEntitiesInFlight: data.maxReadEntitiesInFlight }),
+    ...(data.maxReadBytesInFlight === undefined ? {} : { maxReadBytesInFlight: data.maxReadBytesInFlight }),
     name: 'driftline-feature-api',
     ...(data.redisPolicy === undefined ? {} : { policy: data.redisPolicy }),
     onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
@@ -47,6 +49,8 @@ try {
     redis: _redis,
     keyPrefix: _prefix,
     readV1: _readV1,
+    maxReadEntitiesInFlight: _entities,
+    maxReadBytesInFlight: _bytes,
     viewsText: _text,
     redisPolicy: _policy,
     ...bounds

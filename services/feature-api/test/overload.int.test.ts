@@ -10,41 +10,66 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { featureApi } from '../src/service.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'feature-api-overload-'));
-const VIEWS = 'views:\n  - name: user\n    entity: user_id\n    ttl: 1d\n    features: { f0: double, f1: double }\n';
+const VIEWS =
+  'views:\n  - name: user\n    entity: user_id\n    ttl: 1d\n    features: { f0: double, f1: double }\n' +
+  '  - name: wide\n    entity: user_id\n    ttl: 1d\n    features: { s: string }\n';
 const views = join(dir, 'views.yaml');
 writeFileSync(views, VIEWS);
 
 const ENTITIES = 1_000;
-const body = JSON.stringify({
-  requests: [{ view: 'user', entities: Array.from({ length: ENTITIES }, (_, i) => `u${i}`) }],
-});
+const batchOf = (view: string, entities = ENTITIES) =>
+  JSON.stringify({ requests: [{ view, entities: Array.from({ length: entities }, (_, i) => `u${i}`) }] });
+const body = batchOf('user');
 
-/** `clients` closed-loop clients (each sends its next batch once answered) for `ms`: the answers, by status. */
-async function closedLoop(port: number, clients: number, ms: number): Promise<Record<string, number>> {
+/**
+ * `clients` closed-loop clients (each sends its next batch once answered) for `ms`: the answers, by
+ * status. `graceMs`: the requests still unanswered that long after the end are abandoned
+ * (connections closed, not counted) rather than awaited.
+ */
+async function closedLoop(
+  port: number,
+  clients: number,
+  ms: number,
+  batch = body,
+  { graceMs = Number.POSITIVE_INFINITY } = {},
+): Promise<Record<string, number>> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const statuses: Record<string, number> = {};
+  let over = false;
+  const count = (key: string) => {
+    if (!over) statuses[key] = (statuses[key] ?? 0) + 1;
+  };
   const one = () =>
     new Promise<void>((resolve) => {
       const req = request({ host: '127.0.0.1', port, path: '/v1/features:batch', method: 'POST', agent }, (res) => {
         res.resume();
         res.on('end', () => {
-          const key = String(res.statusCode);
-          statuses[key] = (statuses[key] ?? 0) + 1;
+          count(String(res.statusCode));
           resolve();
         });
+        res.on('error', () => resolve());
       });
       req.on('error', (e) => {
-        statuses[e.message] = (statuses[e.message] ?? 0) + 1;
+        count(e.message);
         resolve();
       });
-      req.end(body);
+      req.end(batch);
     });
   const end = Date.now() + ms;
-  await Promise.all(
+  const loops = Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < end) await one();
     }),
   );
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(graceMs)) {
+    timer = setTimeout(() => {
+      over = true;
+      agent.destroy();
+    }, ms + graceMs);
+  }
+  await loops;
+  clearTimeout(timer);
   agent.destroy();
   return statuses;
 }
@@ -61,7 +86,15 @@ describe('feature-api under more concurrent batch reads than one connection answ
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps its goodput, its Redis connection and its readiness; the excess is a 503 OVERLOADED', async () => {
+  /**
+   * A private Redis holding ENTITIES rows of `view` (`features` of each), and a feature API on it
+   * (`env` added), ready: its port, /readyz, and the id of its Redis connection.
+   */
+  async function deployment(
+    view: string,
+    features: (i: number) => Record<string, string | number | boolean | null>,
+    env: Record<string, string> = {},
+  ) {
     const redis = await privateRedis();
     cleanup.push(() => redis.stop());
     const config = { url: redis.url, tls: false };
@@ -74,10 +107,10 @@ describe('feature-api under more concurrent batch reads than one connection answ
         Array.from({ length: ENTITIES }, (_, i) =>
           validateFeatureEvent(parsed, {
             event_id: `e${i}`,
-            view: 'user',
+            view,
             entity_id: `u${i}`,
             event_time: Date.now(),
-            features: { f0: i / 3, f1: -i },
+            features: features(i),
           }),
         ),
       ),
@@ -99,6 +132,7 @@ describe('feature-api under more concurrent batch reads than one connection answ
         DRIFTLINE_FEATURE_KEY_PREFIX: 'ovl',
         DRIFTLINE_HTTP_PORT: '0',
         DRIFTLINE_FEATURE_API_PORT: String(port),
+        ...env,
       },
     });
     cleanup.push(() => runner.stop());
@@ -108,11 +142,11 @@ describe('feature-api under more concurrent batch reads than one connection answ
       if (Date.now() > deadline) throw new Error('feature-api not ready within 15 s');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await closedLoop(port, 4, 500); // warm up: the view's rows sized once, code compiled
-    const before = await readerId();
-    expect(before).toBeDefined();
+    return { port, readyz, readerId };
+  }
 
-    const few = await closedLoop(port, 8, 3_000);
+  /** `run()` while /readyz is probed every 250 ms: its result and the probes' statuses. */
+  async function probed<T>(readyz: () => Promise<number>, run: () => Promise<T>) {
     const probes: number[] = [];
     let flooding = true;
     const probing = (async () => {
@@ -121,9 +155,20 @@ describe('feature-api under more concurrent batch reads than one connection answ
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
-    const many = await closedLoop(port, 256, 6_000);
+    const result = await run();
     flooding = false;
     await probing;
+    return { result, probes };
+  }
+
+  it('keeps its goodput, its Redis connection and its readiness; the excess is a 503 OVERLOADED', async () => {
+    const { port, readyz, readerId } = await deployment('user', (i) => ({ f0: i / 3, f1: -i }));
+    await closedLoop(port, 4, 500); // warm up: the view's rows sized once, code compiled
+    const before = await readerId();
+    expect(before).toBeDefined();
+
+    const few = await closedLoop(port, 8, 3_000);
+    const { result: many, probes } = await probed(readyz, () => closedLoop(port, 256, 6_000));
 
     const goodput = (s: Record<string, number>, ms: number) => ((s['200'] ?? 0) * 1000) / ms;
     const summary = { few, many, probes };
@@ -143,5 +188,42 @@ describe('feature-api under more concurrent batch reads than one connection answ
     ).toBe(true);
     // The same connection: never dropped as stalled.
     expect(await readerId()).toBe(before);
+  }, 60_000);
+  // Found by a review: the bound counted entities whatever their rows weighed, and a read's room was
+  // freed when the client timed its command out while Redis still worked on it: with rows of 8 KB
+  // (1,000-entity reads of 8 MB) and 128 clients, no read was answered in 8 s, the stall watch
+  // dropped the connection 7 times (every read in flight failing with it) and readiness failed.
+  // Here reads of 250 rows of 8 KB (2 MB; the old bound let 65 of them, 130 MB, onto the
+  // connection at once): an answer of 2 MB of JSON costs the API a quarter of one of 8 MB, so a
+  // loaded machine still answers some within the test's seconds.
+  it('with rows of 8 KB (2 MB a request): keeps its Redis connection and its readiness, and answers some', async () => {
+    const row = 'x'.repeat(8_000);
+    // A read timeout of 1 s, not the default 2 s: the old bound's pile-up (65 such reads, 130 MB)
+    // then outlasts it on a quiet machine too (it did at 2 s only on a loaded one), while 8 MiB in
+    // flight is answered well within it.
+    const { port, readyz, readerId } = await deployment('wide', () => ({ s: row }), {
+      DRIFTLINE_REDIS_READ_TIMEOUT: '1s',
+    });
+    const wide = batchOf('wide', 250);
+    await closedLoop(port, 1, 1, wide); // warm up: one read, the view's rows weighed, code compiled
+    const before = await readerId();
+    expect(before).toBeDefined();
+
+    // 4 s of 128 clients; the answers of the requests in flight then get 4 s more (on a loaded
+    // machine one takes a second or more), the rest abandoned: the test stays short.
+    const { result: many, probes } = await probed(readyz, () => closedLoop(port, 128, 4_000, wide, { graceMs: 4_000 }));
+    const summary = JSON.stringify({ many, probes });
+    // Old code: no 200 at all, /readyz 503 and the connection dropped and replaced.
+    expect(many['200'] ?? 0, summary).toBeGreaterThan(0);
+    expect(
+      Object.keys(many).filter((k) => k !== '200' && k !== '503'),
+      summary,
+    ).toEqual([]);
+    expect(probes.length).toBeGreaterThan(0);
+    expect(
+      probes.every((s) => s === 200),
+      summary,
+    ).toBe(true);
+    expect(await readerId(), summary).toBe(before);
   }, 60_000);
 });

@@ -177,12 +177,16 @@ export function createModelHandler(options: ModelHandlerOptions) {
     // the prediction ids, a retrying client's request was logged twice, and orphans never get
     // labels (a review: 300 aborted batches, 28,100 predictions logged, answered "200").
     if (departed(req, signal)) throw new ClientGone();
-    await log.append(scored.events, () => {
-      if (departed(req, signal)) throw new ClientGone();
-      const plan = table.get(model) ?? notServed(model);
-      if (plan !== scored.plan) scored = scored.rescore(plan);
-      return scored.events;
-    });
+    await log.append(
+      scored.events,
+      () => {
+        if (departed(req, signal)) throw new ClientGone();
+        const plan = table.get(model) ?? notServed(model);
+        if (plan !== scored.plan) scored = scored.rescore(plan);
+        return scored.events;
+      },
+      signal, // a client gone while waiting leaves the waiting room at once (its place freed)
+    );
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
     if (scored.events.length > scored.predictions.length) {
       metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);

@@ -61,7 +61,8 @@ const HAND_OFF_RECORDS = 1_000;
  *
  * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
  * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. While a full
- * buffer refuses requests, readiness fails (`ready`) until the log takes records again. If the thread exits,
+ * buffer that does not drain refuses requests (a wait that ran out with nothing acknowledged), readiness fails
+ * (`ready`) until the log takes records again. If the thread exits,
  * every later append is a 503, readiness and liveness fail (the service restarts), and the records it
  * held are logged and counted: those never handed to it lost, those handed to it unknown (it may
  * have sent them).
@@ -171,9 +172,9 @@ export async function startThreadLog(
   let closing: Promise<number> | undefined;
 
   return {
-    append(events, refresh) {
+    append(events, refresh, signal) {
       if (exited || closing !== undefined) return Promise.reject(logNotRunning());
-      return admission.admit(events, refresh);
+      return admission.admit(events, refresh, signal);
     },
     backlog,
     alive: () => !exited,

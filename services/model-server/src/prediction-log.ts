@@ -117,16 +117,18 @@ export interface PredictionLog<R = PredictionEvent> {
   /**
    * Queues the records of one request: at once when they fit under the bound, else after waiting
    * for room (back-pressure); rejects with a 503 when there is none within the wait. `refresh`:
-   * see Admission.admit (the records to queue instead, given when they are taken).
+   * see Admission.admit (the records to queue instead, given when they are taken); `signal`: the
+   * request's, a waiting request leaves the waiting room once it aborts (Admission.admit).
    */
-  append(records: readonly R[], refresh?: () => readonly R[]): Promise<void>;
+  append(records: readonly R[], refresh?: () => readonly R[], signal?: AbortSignal): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
   /** False once the log can no longer send (its thread exited): liveness fails. */
   alive(): boolean;
   /**
-   * Alive and not refusing requests for lack of room (a full buffer whose wait ran out, until the
-   * log takes records again): readiness, so a load balancer stops sending what can only be refused.
+   * Alive and not refusing requests for a log that does not drain (a wait for room that ran out
+   * with nothing acknowledged during it, until the log takes records again; a full waiting room
+   * alone is a 503, not this): readiness, so a load balancer stops sending what can only be refused.
    */
   ready(): boolean;
   /** Sends everything queued now, retrying until it is sent or `deadlineMs` passed; returns what is left. */
@@ -277,7 +279,8 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
 
   return {
     // Refused once closing: nothing would send what it queued, nor count it lost.
-    append: (events, refresh) => (closed ? Promise.reject(logNotRunning()) : admission.admit(events, refresh)),
+    append: (events, refresh, signal) =>
+      closed ? Promise.reject(logNotRunning()) : admission.admit(events, refresh, signal),
     backlog,
     alive: () => !closed,
     ready: () => !closed && !admission.refusing(),

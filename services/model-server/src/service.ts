@@ -10,7 +10,7 @@ import {
 } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import type { ConsumerHandle } from '@driftline/kafka';
-import { type OnlineStore, onlineStoreEnvShape } from '@driftline/online-store';
+import { type OnlineStore, onlineReadEnvShape, onlineStoreEnvShape } from '@driftline/online-store';
 import type { CanarySpec } from '@driftline/policy';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
@@ -31,6 +31,7 @@ import { createStageApplier } from './stage-retry.js';
 
 export const modelServerEnvShape = {
   ...onlineStoreEnvShape,
+  ...onlineReadEnvShape,
   /** Port of the model server (0 picks a free one). */
   DRIFTLINE_MODEL_SERVER_PORT: envField.int(0, 65_535).default(8081),
   DRIFTLINE_MODEL_SERVER_HOST: envField.name().default('127.0.0.1'),
@@ -82,6 +83,8 @@ export interface ModelServerConfig {
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   readonly readV1: boolean;
+  /** The store's bound on its reads in flight (DRIFTLINE_FEATURE_READ_IN_FLIGHT_ENTITIES, _BYTES). */
+  readonly readsInFlight: { readonly maxReadEntitiesInFlight: number; readonly maxReadBytesInFlight: number };
   readonly port: number;
   readonly host: string;
   readonly artifactDir: string;
@@ -175,6 +178,10 @@ export const modelServer = defineService({
       redis: toRedisConnectionConfig(env),
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
       readV1: env.DRIFTLINE_FEATURE_READ_V1,
+      readsInFlight: {
+        maxReadEntitiesInFlight: env.DRIFTLINE_FEATURE_READ_IN_FLIGHT_ENTITIES,
+        maxReadBytesInFlight: env.DRIFTLINE_FEATURE_READ_IN_FLIGHT_BYTES,
+      },
       port: env.DRIFTLINE_MODEL_SERVER_PORT,
       host: env.DRIFTLINE_MODEL_SERVER_HOST,
       artifactDir: resolve(env.DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR),
@@ -232,6 +239,7 @@ export const modelServer = defineService({
       use: 'online-read',
       keyPrefix: config.keyPrefix,
       readV1: config.readV1,
+      ...config.readsInFlight,
       name: 'driftline-model-server',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { sendError } from '@driftline/service/http';
-import { afterEach, describe, expect, it } from 'vitest';
-import { backlogFull, createAdmission, logNotRunning } from '../src/admission.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AdmissionAbortedError, backlogFull, createAdmission, logNotRunning } from '../src/admission.js';
 
 describe('admission 503s', () => {
   let server: Server | undefined;
@@ -94,5 +94,180 @@ describe('admission waiting room', () => {
     admission.settled(0);
     await waiting;
     expect(third).toBe(true);
+  });
+});
+
+/**
+ * Runs fake time for `ms` in steps of 5 ms, every promise continuation of a step run before the
+ * next (a real setImmediate between steps: advanceTimersByTimeAsync yields to the event loop after
+ * each timer, ~1 ms apiece on a loaded machine, 6 s for the simulation below).
+ */
+async function runFor(ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 5) {
+    vi.advanceTimersByTime(5);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+// Found by a review: a request refused because the waiting room was full set `refusing`, so a
+// healthy log saturated by its clients failed /readyz (128 clients of 1,000-record requests, Kafka
+// acknowledging 200,000 records a second: unready 73 % of the time, 14,113 503s; none before).
+describe('admission under more clients than the waiting room holds, Kafka keeping up', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('answers 503s for lack of room but never reports refusing (readiness holds)', async () => {
+    // setImmediate real: runFor's step between fake milliseconds.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    let backlog = 0;
+    const admission = createAdmission<number>({
+      bound: { records: 50_000, bytes: Number.POSITIVE_INFINITY },
+      maxWaitMs: 1_000,
+      backlog: () => backlog,
+      enqueue: (records) => {
+        backlog += records.length;
+      },
+    });
+    // Sampled after every change the admission sees (an answer to a request, an acknowledgement):
+    // `refusing` changes nowhere else.
+    let refusingSeen = 0;
+    let samples = 0;
+    const sample = () => {
+      samples++;
+      if (admission.refusing()) refusingSeen++;
+    };
+    // Kafka acknowledges 20,000 records every 100 ms (200,000 a second), steadily.
+    const acker = setInterval(() => {
+      const n = Math.min(20_000, backlog);
+      backlog -= n;
+      admission.settled(n);
+      sample();
+    }, 100);
+    const records = Array.from({ length: 1_000 }, (_, i) => i);
+    let stop = false;
+    let admitted = 0;
+    let refused = 0;
+    let other = 0;
+    const client = async () => {
+      while (!stop) {
+        try {
+          await admission.admit(records);
+          admitted++;
+        } catch (error) {
+          sample();
+          if ((error as { status?: unknown }).status !== 503) other++;
+          refused++;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
+        sample();
+      }
+    };
+    const clients = Array.from({ length: 128 }, client);
+    await runFor(2_000);
+    stop = true;
+    // Drained: every client's last request settles.
+    clearInterval(acker);
+    for (let i = 0; i < 200 && backlog > 0; i++) {
+      const n = backlog;
+      backlog = 0;
+      admission.settled(n);
+      await runFor(50);
+    }
+    await runFor(1_100);
+    await Promise.all(clients);
+    const summary = JSON.stringify({ admitted, refused, other, refusingSeen, samples });
+    expect(other, summary).toBe(0); // every refusal a 503
+    // The waiting room was full (the case under test), and the log kept Kafka's pace.
+    expect(refused, summary).toBeGreaterThan(0);
+    expect(admitted, summary).toBeGreaterThan(300); // ~200 requests a second for 2 s
+    expect(samples, summary).toBeGreaterThan(1_000);
+    expect(refusingSeen, summary).toBe(0);
+  });
+
+  it('refusing only after a wait during which nothing was acknowledged; a slow but draining log answers 503s', async () => {
+    vi.useFakeTimers();
+    let backlog = 10;
+    const admission = createAdmission<string>({
+      bound: { records: 10, bytes: Number.POSITIVE_INFINITY },
+      maxWaitMs: 1_000,
+      backlog: () => backlog,
+      enqueue: (records) => {
+        backlog += records.length;
+      },
+    });
+    // Draining 1 record every 200 ms: the waiter of 6 does not fit within its second.
+    const slow = admission.admit(['a', 'b', 'c', 'd', 'e', 'f']).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    for (let t = 0; t < 5; t++) {
+      backlog--;
+      admission.settled(1);
+      await vi.advanceTimersByTimeAsync(t < 4 ? 200 : 100);
+    }
+    expect(await slow).toMatchObject({ status: 503, message: expect.stringContaining('after waiting 1000 ms') });
+    expect(admission.refusing()).toBe(false); // it drained: busy, not out of service
+    // Nothing acknowledged for a whole wait: the log does not drain, the instance goes unready.
+    const stuck = admission.admit(['x', 'y', 'z', 'w', 'v', 'u']).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await stuck).toMatchObject({ status: 503 });
+    expect(admission.refusing()).toBe(true);
+    backlog = 0;
+    admission.settled(10);
+    expect(admission.refusing()).toBe(false);
+  });
+});
+
+// Found by a review: a waiter ignored its request's abort signal, so a departed client held its
+// place in the waiting room until maxWaitMs, refusing the requests behind it.
+describe('admission and a departed client', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a waiter whose signal aborts leaves the waiting room at once, its place going to the next request', async () => {
+    vi.useFakeTimers();
+    let backlog = 10; // full: every request waits
+    const taken: string[][] = [];
+    const admission = createAdmission<string>({
+      bound: { records: 10, bytes: Number.POSITIVE_INFINITY },
+      maxWaitMs: 60_000,
+      backlog: () => backlog,
+      enqueue: (records) => {
+        backlog += records.length;
+        taken.push([...records]);
+      },
+    });
+    const gone = new AbortController();
+    const departed = admission.admit(
+      Array.from({ length: 10 }, (_, i) => `d${i}`),
+      undefined,
+      gone.signal,
+    );
+    let departedOutcome: unknown = 'waiting';
+    void departed.then(
+      () => {
+        departedOutcome = 'taken';
+      },
+      (e: unknown) => {
+        departedOutcome = e;
+      },
+    );
+    // The room is full (10 waiting): refused at once.
+    await expect(admission.admit(['r'])).rejects.toMatchObject({ status: 503 });
+    gone.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(departedOutcome).not.toBe('waiting'); // not after maxWaitMs: now
+    expect(departedOutcome).toBeInstanceOf(AdmissionAbortedError);
+    // Its place is free: the next request waits instead of being refused, and is taken first.
+    const next = admission.admit(['n']);
+    backlog = 0;
+    admission.settled(0);
+    await next;
+    expect(taken).toEqual([['n']]);
+    // Already aborted: nothing taken, whatever the room.
+    await expect(admission.admit(['late'], undefined, gone.signal)).rejects.toBeInstanceOf(AdmissionAbortedError);
+    expect(taken).toEqual([['n']]);
+    expect(admission.refusing()).toBe(false);
   });
 });

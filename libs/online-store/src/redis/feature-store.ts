@@ -8,6 +8,7 @@ import {
   MAX_STRING_FEATURE_LENGTH,
 } from '@driftline/features';
 import { Command } from 'ioredis';
+import { DEFAULT_READ_BYTES_IN_FLIGHT, DEFAULT_READ_ENTITIES_IN_FLIGHT } from '../env.js';
 import { rowKey, v1RowKey, WINDOW_SUFFIX, windowKey } from '../keys.js';
 import {
   type FeatureRow,
@@ -32,7 +33,13 @@ import {
   withinTtl,
 } from '../rows.js';
 import { bulkBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
-import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
+import {
+  COMMAND_TIMED_OUT,
+  createRedisClient,
+  type RedisClient,
+  type RedisClientPolicy,
+  StallWatch,
+} from './client.js';
 import { classifyRedisError } from './errors.js';
 import {
   FEATURE_READ_SCRIPT,
@@ -242,51 +249,53 @@ const UNSIZED_WORST_FACTOR = 4;
  */
 const WRITE_REFOLD_BUDGET = 10_000;
 
-/**
- * Entities the reads of one store have in flight at most by default (`maxReadEntitiesInFlight`):
- * about what one connection answers within the read command timeout (2 s) on a loaded 2-core
- * machine (~14,000 entities a second through the feature API there; 8,192 shed requests of the
- * model server's 8 clients of 2-view 1,000-instance batches, 16,000 entities). Without a bound, the
- * services' admission (4,096 requests in flight, up to 1,000 entities each) queued every read on
- * the connection at once, and past some concurrency every read timed out together (a review: 128
- * clients of 1,000-entity batches, goodput 18 -> 3-10 requests a second, 90 % 503s).
- */
-export const DEFAULT_READ_ENTITIES_IN_FLIGHT = 16_384;
-
 /** Longest a read waits for room among the reads in flight by default: half the command timeout, at most 1 s. */
 const MAX_READ_WAIT_MS = 1_000;
 
 /**
- * A semaphore of entities: a read of `n` entities takes `min(n, max)` (a larger read goes alone),
- * first come first served; one that finds no room within `waitMs` fails with a
- * StoreOverloadedError, one whose signal aborts while it waits with a ReadAbortedError.
+ * Weight of the latest read in a view's bytes-per-entity estimate (an exponential moving average:
+ * a view's rows grown or shrunk are weighed right within a few reads).
+ */
+const ROW_BYTES_WEIGHT = 0.25;
+
+/**
+ * A semaphore of entities and bytes: a read of `n` entities expected to answer `b` bytes of rows
+ * takes `min(n, maxEntities)` and `min(b, maxBytes)` (a larger read goes alone), first come first
+ * served; one that finds no room within `waitMs` fails with a StoreOverloadedError, one whose
+ * signal aborts while it waits with a ReadAbortedError.
  */
 class ReadGate {
-  private inFlight = 0;
+  private entities = 0;
+  private bytes = 0;
   private readonly waiters: Array<{
     readonly n: number;
+    readonly b: number;
     readonly start: () => void;
     readonly fail: (error: Error) => void;
   }> = [];
 
   constructor(
-    readonly max: number,
+    readonly maxEntities: number,
+    readonly maxBytes: number,
     readonly waitMs: number,
   ) {}
 
-  /** Resolves with the release of the room taken once `n` entities fit. */
-  acquire(entities: number, signal: AbortSignal | undefined): Promise<() => void> {
+  /** Resolves with the release of the room taken once `entities` and `bytes` fit. */
+  acquire(entities: number, bytes: number, signal: AbortSignal | undefined): Promise<() => void> {
     throwIfReadAborted(signal);
-    const n = Math.min(Math.max(1, entities), this.max);
+    const n = Math.min(Math.max(1, entities), this.maxEntities);
+    const b = Math.min(Math.max(0, bytes), this.maxBytes);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
-      this.inFlight -= n;
+      this.entities -= n;
+      this.bytes -= b;
       this.drain();
     };
-    if (this.waiters.length === 0 && this.fits(n)) {
-      this.inFlight += n;
+    if (this.waiters.length === 0 && this.fits(n, b)) {
+      this.entities += n;
+      this.bytes += b;
       return Promise.resolve(release);
     }
     return new Promise((resolve, reject) => {
@@ -298,9 +307,11 @@ class ReadGate {
       };
       const waiter = {
         n,
+        b,
         start: () => {
           leave();
-          this.inFlight += n;
+          this.entities += n;
+          this.bytes += b;
           resolve(release);
         },
         fail: (error: Error) => {
@@ -313,8 +324,13 @@ class ReadGate {
         () =>
           waiter.fail(
             new StoreOverloadedError(
-              `online store overloaded: ${this.inFlight} entities being read (at most ${this.max}), no room for ${entities} more within ${this.waitMs} ms; retry later`,
-              { entitiesInFlight: this.inFlight, maxEntitiesInFlight: this.max },
+              `online store overloaded: ${this.entities} entities (~${this.bytes} bytes of rows) being read or awaited from Redis (at most ${this.maxEntities} entities, ${this.maxBytes} bytes), no room for ${entities} more (~${b} bytes) within ${this.waitMs} ms; retry later`,
+              {
+                entitiesInFlight: this.entities,
+                maxEntitiesInFlight: this.maxEntities,
+                bytesInFlight: this.bytes,
+                maxBytesInFlight: this.maxBytes,
+              },
             ),
           ),
         this.waitMs,
@@ -325,12 +341,15 @@ class ReadGate {
     });
   }
 
-  private fits(n: number): boolean {
-    return this.inFlight === 0 || this.inFlight + n <= this.max;
+  private fits(n: number, b: number): boolean {
+    return (
+      (this.entities === 0 && this.bytes === 0) ||
+      (this.entities + n <= this.maxEntities && this.bytes + b <= this.maxBytes)
+    );
   }
 
   private drain(): void {
-    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.n)) this.waiters[0]!.start();
+    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.n, this.waiters[0]!.b)) this.waiters[0]!.start();
   }
 }
 
@@ -384,12 +403,19 @@ export interface RedisOnlineStoreOptions {
   readonly readBytesPerCall?: number;
   /**
    * Entities the store's reads (`read`, `readBatch`) have in flight at most (default
-   * {@link DEFAULT_READ_ENTITIES_IN_FLIGHT}); a read of more goes alone. A read finding no room
-   * waits for it, first come first served, up to `readWaitMs` (default half the command timeout,
-   * at most 1 s), then fails with a retriable StoreOverloadedError (a 503 with Retry-After): the
-   * connection is not dropped, readiness holds.
+   * {@link DEFAULT_READ_ENTITIES_IN_FLIGHT}), and bytes of rows (default
+   * {@link DEFAULT_READ_BYTES_IN_FLIGHT}): a read is weighed by its distinct entities times the
+   * bytes per entity its views' reads answered so far (a moving average; a view not read yet
+   * weighs the whole byte bound: it goes alone, once), a read of more than either bound goes alone.
+   * A read's room is held until Redis answered its commands: one whose command timed out on the
+   * client keeps it until a PING sent after it on the connection is answered (or the connection
+   * closes), as Redis still works on what it was sent. A read finding no room waits for it, first
+   * come first served, up to `readWaitMs` (default half the command timeout, at most 1 s), then
+   * fails with a retriable StoreOverloadedError (a 503 with Retry-After): the connection is not
+   * dropped, readiness holds.
    */
   readonly maxReadEntitiesInFlight?: number;
+  readonly maxReadBytesInFlight?: number;
   readonly readWaitMs?: number;
   /** Disconnect the client on close (true when the store created it). */
   readonly ownsClient?: boolean;
@@ -425,6 +451,7 @@ export function createRedisOnlineStore(
     ...(options.maxReadEntitiesInFlight === undefined
       ? {}
       : { maxReadEntitiesInFlight: options.maxReadEntitiesInFlight }),
+    ...(options.maxReadBytesInFlight === undefined ? {} : { maxReadBytesInFlight: options.maxReadBytesInFlight }),
     ...(options.readWaitMs === undefined ? {} : { readWaitMs: options.readWaitMs }),
     ownsClient: true,
   });
@@ -468,6 +495,11 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly chunks: ChunkedPipeline;
   private readonly writeRunner: PipelineRunner<ReturnType<RedisClient['pipeline']>>;
   private readonly readGate: ReadGate;
+  /**
+   * Bytes of rows per entity asked that reads of each view answered (a moving average, absent
+   * rows counting 0): the weight of a read in the gate. Unknown until a read of the view ended.
+   */
+  private readonly rowBytesPerEntity = new WeakMap<FeatureView, number>();
 
   constructor(
     readonly client: RedisClient,
@@ -485,6 +517,7 @@ export class RedisOnlineStore implements OnlineStore {
     this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
     this.readGate = new ReadGate(
       Math.max(1, options.maxReadEntitiesInFlight ?? DEFAULT_READ_ENTITIES_IN_FLIGHT),
+      Math.max(1, options.maxReadBytesInFlight ?? DEFAULT_READ_BYTES_IN_FLIGHT),
       Math.max(0, options.readWaitMs ?? Math.min(MAX_READ_WAIT_MS, (client.options.commandTimeout ?? 2_000) / 2)),
     );
     this.writeRunner = {
@@ -760,12 +793,67 @@ export class RedisOnlineStore implements OnlineStore {
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
     const projection = checkedProjection(view, features);
-    const release = await this.readGate.acquire(1, undefined);
+    const release = await this.readGate.acquire(1, this.expectedBytes(view, 1), undefined);
+    let timedOut = false;
     try {
       return await this.readOne(view, projection, rowKey(this.keyPrefix, view.name, entity));
+    } catch (error) {
+      timedOut = commandTimedOut(error);
+      throw error;
     } finally {
-      release();
+      if (timedOut) this.releaseOnceAnswered(release);
+      else release();
     }
+  }
+
+  /**
+   * Bytes a read of `entities` entities of `view` is expected to answer: the view's bytes per
+   * entity so far times `entities`; a view no read has ended for weighs every byte of the bound
+   * (its first read goes alone, and teaches the rest).
+   */
+  private expectedBytes(view: FeatureView, entities: number): number {
+    const perEntity = this.rowBytesPerEntity.get(view);
+    return perEntity === undefined ? Number.POSITIVE_INFINITY : perEntity * entities;
+  }
+
+  /** Counts a read of `view` that answered `bytes` of rows for `entities` distinct entities asked. */
+  private noteRowBytes(view: FeatureView, bytes: number, entities: number): void {
+    if (entities <= 0) return;
+    const seen = bytes / entities;
+    const before = this.rowBytesPerEntity.get(view);
+    this.rowBytesPerEntity.set(view, before === undefined ? seen : before + ROW_BYTES_WEIGHT * (seen - before));
+  }
+
+  /**
+   * Releases a read's room once Redis answered what the read sent: a command that timed out on the
+   * client is still in Redis's queue, and its reply still crosses the connection. Freeing its room
+   * at the timeout let new reads pile onto a connection already behind (a review: 1,000-row reads
+   * of 8 KB rows, 128 clients: 0 reads answered in 8 s, the connection dropped 7 times). A PING
+   * sent now is answered after them (one connection, answered in order); it is sent again while
+   * it times out, and the room is released once it is answered, fails otherwise, or the
+   * connection is not up (its commands failed with it). Its answer counts in the stall watch, not
+   * its timeout: the read's own timeouts were counted, and a process too busy to read its socket
+   * in time would count one more for each read held (the watch's readiness probe still drives a
+   * silent connection to its reconnect, which fails these PINGs and releases the room).
+   */
+  private releaseOnceAnswered(release: () => void): void {
+    const probe = () => {
+      if (this.client.status !== 'ready') {
+        release();
+        return;
+      }
+      this.client.ping().then(
+        () => {
+          this.stall.observe(null);
+          release();
+        },
+        (error: unknown) => {
+          if (commandTimedOut(error)) probe();
+          else release();
+        },
+      );
+    };
+    probe();
   }
 
   private async readOne(view: FeatureView, projection: RowProjection, key: string): Promise<FeatureRow | undefined> {
@@ -778,6 +866,7 @@ export class RedisOnlineStore implements OnlineStore {
       if (!classified.retriable && /WRONGTYPE/.test(classified.message)) return this.damaged(key);
       throw classified;
     }
+    this.noteRowBytes(view, stored === null ? 0 : stored.length, 1);
     if (stored !== null) return this.served(view, key, this.decodeStored(projection, stored), Date.now());
     if (this.options.readV1 === false) return undefined;
     const rows: Array<Array<FeatureRow | undefined>> = [[undefined]];
@@ -795,22 +884,6 @@ export class RedisOnlineStore implements OnlineStore {
       projection: checkedProjection(r.view, r.features),
       keys: r.entities.map((e) => rowKey(this.keyPrefix, r.view.name, e)),
     }));
-    const release = await this.readGate.acquire(
-      resolved.reduce((n, r) => n + r.keys.length, 0),
-      options.signal,
-    );
-    try {
-      return await this.readResolved(resolved, options);
-    } finally {
-      release();
-    }
-  }
-
-  /** readBatch's reads, within the room the gate gave them. */
-  private async readResolved(
-    resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: string[] }>,
-    options: ReadBatchOptions,
-  ): Promise<Array<Array<FeatureRow | undefined>>> {
     // Each distinct key is read once per call, the rows mapped back by index: a batch naming one
     // entity 1,000 times read its row 1,000 times (64 MB from Redis for one 64 KB row; found by a review).
     const seen = new Set<string>();
@@ -823,6 +896,32 @@ export class RedisOnlineStore implements OnlineStore {
       }
       return keys;
     });
+    let entities = 0;
+    let bytes = 0;
+    resolved.forEach((r, i) => {
+      const n = fresh[i]!.length;
+      entities += n;
+      if (n > 0) bytes += this.expectedBytes(r.view, n);
+    });
+    const release = await this.readGate.acquire(entities, bytes, options.signal);
+    let timedOut = false;
+    try {
+      return await this.readResolved(resolved, fresh, options);
+    } catch (error) {
+      timedOut = commandTimedOut(error);
+      throw error;
+    } finally {
+      if (timedOut) this.releaseOnceAnswered(release);
+      else release();
+    }
+  }
+
+  /** readBatch's reads of `fresh` (the distinct keys of each request), within the room the gate gave them. */
+  private async readResolved(
+    resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: string[] }>,
+    fresh: ReadonlyArray<readonly string[]>,
+    options: ReadBatchOptions,
+  ): Promise<Array<Array<FeatureRow | undefined>>> {
     // A batch is read at once (one MGET per request, as before) when every view in it was sized
     // once and found to hold rows as this release writes them, and its rows fit the bounds by the
     // largest seen (twice that, within worstRowBytes) and, even at their worst, a few times
@@ -858,10 +957,13 @@ export class RedisOnlineStore implements OnlineStore {
     /** Bytes of each distinct row read (UTF-8, as stored), and their total. */
     const sizes = new Map<string, number>();
     let total = 0;
+    /** Bytes and distinct entities read per view (the gate's weights). */
+    const readOfView = new Map<FeatureView, { bytes: number; entities: number }>();
     resolved.forEach((r, i) => {
       const firstOf = new Map<string, number>();
       const largest = worstRowBytes(r.view);
       let seen = 0;
+      let viewBytes = 0;
       rows.push(
         r.keys.map((key, j) => {
           const first = firstOf.get(key);
@@ -877,6 +979,7 @@ export class RedisOnlineStore implements OnlineStore {
               bytes = Buffer.byteLength(value);
               sizes.set(key, bytes);
               total += bytes;
+              viewBytes += bytes;
             }
             if (bytes > seen) seen = bytes;
             return this.served(r.view, key, this.decodeStored(r.projection, value), now);
@@ -886,7 +989,14 @@ export class RedisOnlineStore implements OnlineStore {
         }),
       );
       this.learn(r.view, seen, largest, sized);
+      const read = readOfView.get(r.view);
+      if (read === undefined) readOfView.set(r.view, { bytes: viewBytes, entities: fresh[i]!.length });
+      else {
+        read.bytes += viewBytes;
+        read.entities += fresh[i]!.length;
+      }
     });
+    for (const [view, read] of readOfView) this.noteRowBytes(view, read.bytes, read.entities);
     // Unsized, the rows were read before they could be counted (rows larger than any seen so far).
     if (!sized) checkRowBytes(total, options.maxRowBytes);
     if (absent.length > 0 && this.options.readV1 !== false) {
@@ -1218,6 +1328,16 @@ export class RedisOnlineStore implements OnlineStore {
   async close(): Promise<void> {
     if (this.options.ownsClient === true) this.client.disconnect();
   }
+}
+
+/** Whether `error` (or what it wraps: classifyRedisError keeps it as its cause) is ioredis' command timeout. */
+function commandTimedOut(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    if (e.message === COMMAND_TIMED_OUT) return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 /** One key's answer of FEATURE_V1_READ_SCRIPT: the hash's fields, null (no key), or 0 (another type). */

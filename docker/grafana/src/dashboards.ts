@@ -128,6 +128,10 @@ const byLabel = (label: string) => `\${__field.labels.${label}}`;
 const PER_VERSION_WHEN_OVERLAPPING =
   'One line per feature; in a window where two versions were measured (a canary, a shadow), each against its own reference, the version measured first in the range stays on the line and the others are feature · version.';
 
+/** How the per-window drift panels fold windows into the panel's points (sql.ts INTERVAL). */
+const PER_INTERVAL =
+  "One point per panel interval (the time range over the panel's width): the worst window of the interval, its largest statistic or smallest p-value.";
+
 const databaseVariable: Obj = {
   name: 'database',
   type: 'constant',
@@ -160,6 +164,19 @@ function queryVariable(name: string, label: string, query: string, multi: boolea
     multi,
     includeAll: multi,
     ...(multi ? { current: { selected: true, text: ['All'], value: ['$__all'] } } : {}),
+  };
+}
+
+/**
+ * The features the "Distribution of" panel repeats over: several may be chosen, never All (each is
+ * a scan of the range's predictions), among at most sql.DISTRIBUTION_PANELS options; the first is
+ * shown by default.
+ */
+function distributionFeatureVariable(): Obj {
+  return {
+    ...queryVariable('distribution_feature', 'Distribution of', sql.variableSql.distributionFeature, true),
+    includeAll: false,
+    current: {},
   };
 }
 
@@ -237,7 +254,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'PSI per feature',
-        description: `Population stability index of each input feature per window; at or above the threshold = drift. ${PER_VERSION_WHEN_OVERLAPPING}`,
+        description: `Population stability index of each input feature per window; at or above the threshold = drift. ${PER_VERSION_WHEN_OVERLAPPING} ${PER_INTERVAL}`,
         grid: [0, 1, 12, 9],
         min: 0,
         thresholds: psiSteps,
@@ -253,7 +270,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'KS p-value per feature',
-        description: `Two-sample Kolmogorov–Smirnov p-value (upper bound from merged summaries); below alpha = drift. ${PER_VERSION_WHEN_OVERLAPPING}`,
+        description: `Two-sample Kolmogorov–Smirnov p-value (upper bound from merged summaries); below alpha = drift. ${PER_VERSION_WHEN_OVERLAPPING} ${PER_INTERVAL}`,
         grid: [12, 1, 12, 9],
         log: true,
         displayName: byLabel('series'),
@@ -267,7 +284,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'KS statistic D per feature',
-        description: PER_VERSION_WHEN_OVERLAPPING,
+        description: `${PER_VERSION_WHEN_OVERLAPPING} ${PER_INTERVAL}`,
         grid: [0, 10, 12, 8],
         min: 0,
         max: 1,
@@ -278,7 +295,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'Share of drifted features',
-        description: `Per version and window: the share of its input features whose PSI is at or above the threshold, and how many. A version measured beside another (canary, shadow) is its own series. Windows of a version with fewer than ${sql.MIN_EVENTS_DEFAULT} events are left out, as the drift monitor raises no drift alert for them (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS): on a few events PSI is noise (8.3 for one event). The bound is the hidden dashboard constant min_events: set it to the drift monitor's value when that is not ${sql.MIN_EVENTS_DEFAULT}.`,
+        description: `Per version and window: the share of its input features whose PSI is at or above the threshold, and how many. A version measured beside another (canary, shadow) is its own series. Windows of a version with fewer than ${sql.MIN_EVENTS_DEFAULT} events are left out, as the drift monitor raises no drift alert for them (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS): on a few events PSI is noise (8.3 for one event). The bound is the hidden dashboard constant min_events: set it to the drift monitor's value when that is not ${sql.MIN_EVENTS_DEFAULT}. One point per panel interval and window length: the largest share of its windows.`,
         grid: [12, 10, 12, 8],
         unit: 'percentunit',
         min: 0,
@@ -300,7 +317,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'Prediction drift',
-        description: `Drift of the model output itself (__prediction__ / __predicted_class__). ${PER_VERSION_WHEN_OVERLAPPING}`,
+        description: `Drift of the model output itself (__prediction__ / __predicted_class__). ${PER_VERSION_WHEN_OVERLAPPING} ${PER_INTERVAL}`,
         grid: [0, 18, 12, 8],
         min: 0,
         displayName: byLabel('measure'),
@@ -311,7 +328,7 @@ function driftDashboard(): Obj {
       {
         title: 'Events per window (and late events)',
         description:
-          'Events on time and late events per window, summed over the selected versions (a canary with production): each version counted once, not once per feature.',
+          'Events on time and late events per window, summed over the selected versions (a canary with production): each version counted once, not once per feature. When the panel interval is longer than a window: the mean per window of the windows in the interval.',
         grid: [12, 18, 12, 8],
         min: 0,
         custom: { drawStyle: 'bars', fillOpacity: 60 },
@@ -347,12 +364,11 @@ function driftDashboard(): Obj {
     row('Feature distributions: reference vs current', 35),
     chPanel(
       {
-        title: 'Distribution of $feature',
-        description:
-          'Shares per reference bin: the latest reference profile vs predictions in the range (joined or expired).',
+        title: 'Distribution of $distribution_feature',
+        description: `Shares per reference bin: the reference profile of the version of the latest window in the range (of the selected versions) vs that version's predictions in the range (joined or expired). One panel per feature of the "Distribution of" selection, whose options are the first ${sql.DISTRIBUTION_PANELS} features of the Feature selection by name (narrow Feature to reach others).`,
         type: 'barchart',
         grid: [0, 36, 8, 9],
-        repeat: 'feature',
+        repeat: 'distribution_feature',
         unit: 'percentunit',
         min: 0,
         options: {
@@ -370,7 +386,7 @@ function driftDashboard(): Obj {
           },
         ],
       },
-      [{ refId: 'A', rawSql: sql.distributionSql(sql.variableValue('feature')), format: 1 }],
+      [{ refId: 'A', rawSql: sql.distributionSql(sql.variableValue('distribution_feature')), format: 1 }],
     ),
     chPanel(
       {
@@ -482,6 +498,7 @@ function driftDashboard(): Obj {
       queryVariable('model', 'model', sql.variableSql.model, false),
       queryVariable('version', 'version', sql.variableSql.version, true),
       queryVariable('feature', 'feature', sql.variableSql.feature, true),
+      distributionFeatureVariable(),
     ],
     panels,
     true,

@@ -58,14 +58,49 @@ const DRIFT_FILTER = `$__timeFilter(window_start)
   AND model = ${MODEL}
   AND ${inSelection('version', 'version')}`;
 
+/**
+ * The most "Distribution of" panels one dashboard shows: the panel repeats over the
+ * `distribution_feature` variable, whose options are the first DISTRIBUTION_PANELS features of the
+ * Feature selection (by name). Repeated over `feature` itself, All drew one panel per feature, each
+ * a scan of the range's predictions: 300 of them at 50 s each over 30 days (found by a review).
+ */
+export const DISTRIBUTION_PANELS = 12;
+
+/**
+ * The dropdowns' queries (re-run on every change of the time range, `refresh: 2`) read the range
+ * only: without a time predicate each read the whole table, 9.5 M rows for `model` and every row
+ * of the model for `version` and `feature` whatever the range (found by a review). A model,
+ * version or feature with no window in the range is not offered.
+ */
 export const variableSql = {
-  model: `SELECT DISTINCT model FROM ${T('drift_windows')} ORDER BY model`,
-  version: `SELECT DISTINCT version FROM ${T('drift_windows')} WHERE model = ${MODEL} ORDER BY version`,
+  model: `SELECT DISTINCT model FROM ${T('drift_windows')} WHERE $__timeFilter(window_start) ORDER BY model`,
+  version: `SELECT DISTINCT version FROM ${T('drift_windows')}
+WHERE $__timeFilter(window_start) AND model = ${MODEL} ORDER BY version`,
   feature: `SELECT DISTINCT feature FROM ${T('drift_windows')}
-WHERE model = ${MODEL} AND ${INPUT_FEATURE} ORDER BY feature`,
-  perfModel: `SELECT DISTINCT model FROM ${T('performance_windows')} ORDER BY model`,
-  perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')} WHERE model = ${MODEL} ORDER BY model_version`,
+WHERE $__timeFilter(window_start) AND model = ${MODEL} AND ${INPUT_FEATURE} ORDER BY feature`,
+  distributionFeature: `SELECT DISTINCT feature FROM ${T('drift_windows')}
+WHERE $__timeFilter(window_start) AND model = ${MODEL} AND ${INPUT_FEATURE} AND ${inSelection('feature', 'feature')}
+ORDER BY feature
+LIMIT ${DISTRIBUTION_PANELS}`,
+  perfModel: `SELECT DISTINCT model FROM ${T('performance_windows')} WHERE $__timeFilter(window_start) ORDER BY model`,
+  perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')}
+WHERE $__timeFilter(window_start) AND model = ${MODEL} ORDER BY model_version`,
 } as const;
+
+/**
+ * A window's length, so that windows of two lengths starting at one time (DRIFTLINE_DRIFT_WINDOW
+ * changed; both kept since 0730) stay two points when the panels fold windows into intervals.
+ */
+const WINDOW_LENGTH = 'toUnixTimestamp64Milli(window_end) - toUnixTimestamp64Milli(window_start)';
+
+/**
+ * The panel's interval (Grafana's `$__timeInterval`: the range over the panel's width in points):
+ * the per-window panels fold the windows of an interval into one point, so a panel returns about
+ * as many rows per series as it has points, whatever the number of windows — every window of every
+ * feature was 2.6 M rows for one PSI panel over 30 days of 5-minute windows of 300 features (found
+ * by a review). An interval shorter than a window leaves every window its own point.
+ */
+const INTERVAL = '$__timeInterval(window_start)';
 
 /**
  * A drift query whose series are one per `label` (a feature, an output measure) over time: one
@@ -91,24 +126,31 @@ ${inner}
 ORDER BY time, ${as}`;
 }
 
-/** Per-feature statistic of one method over time (long format: one series per feature, per version where they overlap). */
+/**
+ * Per-feature statistic of one method over time (long format: one series per feature, per version
+ * where they overlap), one point per panel interval ({@link INTERVAL}): the worst window of the
+ * interval, the largest statistic or the smallest p-value (of the windows with one), so a drifted
+ * window is never averaged away.
+ */
 export function driftStatisticSql(method: string, column: 'statistic' | 'p_value', alias: string): string {
+  const worst = column === 'p_value' ? 'min' : 'max';
   return perVersionWhereOverlapping(
     'feature',
     'series',
     alias,
-    `      SELECT window_start AS time, feature, version, ${column} AS ${alias}
+    `      SELECT ${INTERVAL} AS time, feature, version, ${worst}(${column}) AS ${alias}
       FROM ${T('drift_windows')} FINAL
       WHERE ${DRIFT_FILTER}
         AND ${INPUT_FEATURE}
         AND ${inSelection('feature', 'feature')}
-        AND method = '${method}'${column === 'p_value' ? '\n        AND p_value IS NOT NULL' : ''}`,
+        AND method = '${method}'
+      GROUP BY time, feature, version${column === 'p_value' ? `\n      HAVING ${alias} IS NOT NULL` : ''}`,
   );
 }
 
-/** The threshold the rows were judged against, as its own series (it may change with config). */
+/** The threshold the rows were judged against, as its own series (it may change with config); per panel interval. */
 export function driftThresholdSql(method: string, alias: string): string {
-  return `SELECT window_start AS time, max(threshold) AS ${alias}
+  return `SELECT ${INTERVAL} AS time, max(threshold) AS ${alias}
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
   AND method = '${method}'
@@ -133,18 +175,25 @@ const MIN_EVENTS = `toUInt64(${variableValue('min_events')})`;
  * (`events` is the version's count in the window, the one its alert gate reads): a window of one
  * event read as drifted on every feature (found by a review). A window is its start and end: two
  * windows of different lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW changed; both kept
- * since 0730) are two points at that time, never one figure over both.
+ * since 0730) are two points at that time, never one figure over both. One point per panel interval
+ * ({@link INTERVAL}) and window length: the largest share (and count) of its windows.
  */
-export const shareDriftedSql = `SELECT window_start AS time, version,
-  uniqExactIf(feature, drifted = 1) / uniqExact(feature) AS share_drifted,
-  uniqExactIf(feature, drifted = 1) AS drifted_features
-FROM ${T('drift_windows')} FINAL
-WHERE ${DRIFT_FILTER}
-  AND method = 'psi'
-  AND ${INPUT_FEATURE}
-  AND events >= ${MIN_EVENTS}
-GROUP BY time, window_end, version
-ORDER BY time, window_end, version`;
+export const shareDriftedSql = `SELECT time, version,
+  max(window_share) AS share_drifted,
+  max(window_drifted) AS drifted_features
+FROM (
+  SELECT ${INTERVAL} AS time, ${WINDOW_LENGTH} AS length, window_start, version,
+    uniqExactIf(feature, drifted = 1) / uniqExact(feature) AS window_share,
+    uniqExactIf(feature, drifted = 1) AS window_drifted
+  FROM ${T('drift_windows')} FINAL
+  WHERE ${DRIFT_FILTER}
+    AND method = 'psi'
+    AND ${INPUT_FEATURE}
+    AND events >= ${MIN_EVENTS}
+  GROUP BY time, length, window_start, version
+)
+GROUP BY time, length, version
+ORDER BY time, length, version`;
 
 /**
  * The methods that measure a feature. The drift monitor also writes a `__window__` / `late_only`
@@ -175,11 +224,12 @@ export const predictionDriftSql = perVersionWhereOverlapping(
   'output_method',
   'measure',
   'statistic',
-  `      SELECT window_start AS time, concat(feature, ' ', method) AS output_method, version, statistic
+  `      SELECT ${INTERVAL} AS time, concat(feature, ' ', method) AS output_method, version, max(statistic) AS statistic
       FROM ${T('drift_windows')} FINAL
       WHERE ${DRIFT_FILTER}
         AND feature IN ${sqlNames(PREDICTION_FEATURES)}
-        AND method IN ('psi', 'ks', 'jensen_shannon')`,
+        AND method IN ('psi', 'ks', 'jensen_shannon')
+      GROUP BY time, output_method, version`,
 );
 
 /**
@@ -191,16 +241,23 @@ export const predictionDriftSql = perVersionWhereOverlapping(
  * `measuredPart`), so their max, not their sum. A late-only row counts too (its late events are on no
  * other row). Two windows of different lengths starting at the same time (DRIFTLINE_DRIFT_WINDOW
  * changed; both kept since 0730) count the same events twice: two points at that time, never summed.
+ * One point per panel interval ({@link INTERVAL}) and window length: the mean per window of its
+ * windows (a window's own counts when the interval is no longer than a window).
  */
-export const eventsPerWindowSql = `SELECT time, sum(version_events) AS events, sum(version_late_events) AS late_events
+export const eventsPerWindowSql = `SELECT time, avg(window_events) AS events, avg(window_late_events) AS late_events
 FROM (
-  SELECT window_start AS time, window_end, version, max(events) AS version_events, max(late_events) AS version_late_events
-  FROM ${T('drift_windows')} FINAL
-  WHERE ${DRIFT_FILTER}
-  GROUP BY time, window_end, version
+  SELECT time, length, window_start, sum(version_events) AS window_events, sum(version_late_events) AS window_late_events
+  FROM (
+    SELECT ${INTERVAL} AS time, ${WINDOW_LENGTH} AS length, window_start, version,
+      max(events) AS version_events, max(late_events) AS version_late_events
+    FROM ${T('drift_windows')} FINAL
+    WHERE ${DRIFT_FILTER}
+    GROUP BY time, length, window_start, version
+  )
+  GROUP BY time, length, window_start
 )
-GROUP BY time, window_end
-ORDER BY time, window_end`;
+GROUP BY time, length
+ORDER BY time, length`;
 
 /**
  * Reference vs current shares of one feature on the latest reference profile of the model: numeric
@@ -211,27 +268,38 @@ ORDER BY time, window_end`;
  * nor `false`), else `true` / `false` (JSON's own spelling). Current values are the predictions of the reference's
  * version in the range that were joined to a label or expired unlabeled (where the label-joiner
  * keeps prediction features); `__prediction__` / `__predicted_class__` use the prediction columns.
+ * The reference is the newest profile of the version of the latest measured window in the range
+ * among the selected versions (as `driftline report` picks its current version), or of the selected
+ * versions when the range has no window: the newest of any version was v2's after a rollback to v1,
+ * and v1's predictions were left out (an empty current distribution; found by a review). A row's
+ * features are parsed once (`JSONExtractRaw` of the feature, then its small value), only for rows
+ * of the reference's version.
  */
 export function distributionSql(featureExpr: string): string {
   const source = (table: string) => `SELECT
       model_version,
+      if(${featureExpr} IN ${sqlNames(PREDICTION_FEATURES)}, '', JSONExtractRaw(features, ${featureExpr})) AS raw,
+      JSONType(raw) AS raw_type,
       multiIf(
         ${featureExpr} = '__prediction__', prediction,
         ${featureExpr} = '__predicted_class__', toFloat64OrNull(predicted_class),
-        JSONType(features, ${featureExpr}) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(features, ${featureExpr}),
-        JSONType(features, ${featureExpr}) = 'Bool', toFloat64(JSONExtractBool(features, ${featureExpr})),
+        raw_type IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(raw),
+        raw_type = 'Bool', toFloat64(JSONExtractBool(raw)),
         NULL) AS num,
       multiIf(
         ${featureExpr} = '__prediction__', toString(prediction),
         ${featureExpr} = '__predicted_class__', predicted_class,
-        JSONType(features, ${featureExpr}) = 'String', JSONExtractString(features, ${featureExpr}),
-        JSONType(features, ${featureExpr}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, ${featureExpr}),
+        raw_type = 'String', JSONExtractString(raw),
+        raw_type IN ('Int64', 'UInt64', 'Double', 'Bool'), raw,
         NULL) AS str,
-      JSONType(features, ${featureExpr}) = 'Bool' AS is_bool
+      raw_type = 'Bool' AS is_bool
     FROM ${T(table)} FINAL
     WHERE $__timeFilter(prediction_time)
-      AND model = ${MODEL}`;
+      AND model = ${MODEL}
+      AND model_version IN (SELECT ref_version FROM ref)`;
   return `WITH
+(SELECT argMax(version, (window_start, window_end)) FROM ${T('drift_windows')}
+  WHERE ${DRIFT_FILTER} AND method != 'late_only') AS window_version,
 ref AS (
   SELECT
     version AS ref_version,
@@ -244,6 +312,8 @@ ref AS (
     hasAny(categories, ['True', 'False']) AND NOT hasAny(categories, ['true', 'false']) AS pandas_booleans
   FROM ${T('reference_profiles')} FINAL
   WHERE model = ${MODEL} AND feature = ${featureExpr}
+    AND ${inSelection('version', 'version')}
+    AND (window_version = '' OR version = window_version)
   ORDER BY created_at DESC
   LIMIT 1
 ),

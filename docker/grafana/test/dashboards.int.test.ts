@@ -61,6 +61,7 @@ function defaults(): GrafanaQueryContext['variables'] {
     model: scenario.model,
     version: ['v1', 'v2'],
     feature: [...scenario.features],
+    distribution_feature: scenario.features[0]!,
   };
 }
 
@@ -109,7 +110,7 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
   it('finds the queries', () => {
     expect(queries.filter((q) => q.kind === 'panel').length).toBeGreaterThanOrEqual(15);
     expect(queries.filter((q) => q.kind === 'annotation').length).toBe(4);
-    expect(queries.filter((q) => q.kind === 'variable').length).toBe(5);
+    expect(queries.filter((q) => q.kind === 'variable').length).toBe(6);
   });
 
   for (const q of queries) {
@@ -228,9 +229,11 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
   });
 
   it('distributions: reference and current shares per bin, each summing to 1', async () => {
-    const where = queries.find((q) => q.repeat === 'feature')!.where;
+    const where = queries.find((q) => q.repeat === 'distribution_feature')!.where;
     for (const feature of scenario.features) {
-      const { data, meta } = await run(expandGrafanaSql(sqlOf(where), context({ ...defaults(), feature })));
+      const { data, meta } = await run(
+        expandGrafanaSql(sqlOf(where), context({ ...defaults(), distribution_feature: feature })),
+      );
       expect(meta.map((m) => m.name)).toEqual(['bin', 'bucket', 'reference', 'current']);
       const profile = scenario.profiles.get(feature)!;
       const bins = profile.kind === 'numeric' ? profile.coarseEdges.length + 1 : profile.categories.length + 1;
@@ -239,7 +242,9 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
       expect(sum('reference')).toBeCloseTo(1, 6);
       expect(sum('current')).toBeCloseTo(1, 6);
     }
-    const country = await run(expandGrafanaSql(sqlOf(where), context({ ...defaults(), feature: 'country' })));
+    const country = await run(
+      expandGrafanaSql(sqlOf(where), context({ ...defaults(), distribution_feature: 'country' })),
+    );
     // `pt` is not a reference category: it lands in "(unseen values)", which the reference never saw.
     const other = country.data.find((r) => r.bucket === '(unseen values)')!;
     expect(Number(other.reference)).toBe(0);
@@ -458,9 +463,11 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
   });
 
   it('a hostile feature name in the repeated distribution panel selects nothing and runs', async () => {
-    const where = queries.find((q) => q.repeat === 'feature')!.where;
+    const where = queries.find((q) => q.repeat === 'distribution_feature')!.where;
     for (const feature of HOSTILE_NAMES) {
-      const { data } = await run(expandGrafanaSql(sqlOf(where), context({ ...defaults(), feature })));
+      const { data } = await run(
+        expandGrafanaSql(sqlOf(where), context({ ...defaults(), distribution_feature: feature })),
+      );
       expect(data, feature).toEqual([]);
     }
   });

@@ -129,6 +129,7 @@ describe('provisioned dashboards', () => {
       model: 'm',
       version: ['v1', 'v2'],
       feature: ['amount'],
+      distribution_feature: 'amount',
       ...variables,
     },
   });
@@ -213,7 +214,7 @@ describe('provisioned dashboards', () => {
   it('label the bucket of unseen categories as libs/report does, not "other" (a category\'s name too; found by a review)', () => {
     const source = readFileSync(join(REPO_ROOT, 'libs/report/src/distribution.ts'), 'utf8');
     expect(/export const UNSEEN_VALUES = '([^']*)';/.exec(source)?.[1]).toBe(UNSEEN_VALUES);
-    const panel = clickHouseQueries().find((q) => q.repeat === 'feature');
+    const panel = clickHouseQueries().find((q) => q.repeat === 'distribution_feature');
     expect(panel?.text).toContain(`categories[grid.bin + 1], '${UNSEEN_VALUES}')`);
   });
 

@@ -33,7 +33,7 @@ const sqlOf = (where: string): string => {
   if (q === undefined) throw new Error(`no query ${where}`);
   return q.text;
 };
-const DISTRIBUTION = queries.find((q) => q.repeat === 'feature')!.where;
+const DISTRIBUTION = queries.find((q) => q.repeat === 'distribution_feature')!.where;
 
 type Row = Record<string, unknown>;
 interface Result {
@@ -42,10 +42,21 @@ interface Result {
 }
 
 async function panel(where: string, variables: GrafanaQueryContext['variables'], hours = 4): Promise<Result> {
+  return panelOver(where, variables, T0, T0 + hours * HOUR);
+}
+
+/** A panel over [from, to] at Grafana's `intervalMs` (the range over the panel's width). */
+async function panelOver(
+  where: string,
+  variables: GrafanaQueryContext['variables'],
+  from: number,
+  to: number,
+  intervalMs = 60_000,
+): Promise<Result> {
   const sql = expandGrafanaSql(sqlOf(where), {
-    from: T0,
-    to: T0 + hours * HOUR,
-    intervalMs: 60_000,
+    from,
+    to,
+    intervalMs,
     // The dashboards' constants as shipped (`min_events`), unless the test sets one.
     variables: { ...constantsOnDisk(), ...variables },
   });
@@ -576,6 +587,87 @@ async function seedSkew(model: string, rows: readonly SkewRow[] = SKEW): Promise
   );
 }
 
+/**
+ * A rollback: v1 live in window 0, v2 in window 1, v1 again in window 2 (the review's m000: v1 ->
+ * v2 -> v1). v2's reference profile is the newest; each version's predictions of `colour` in its
+ * windows, 60 an hour, with its own categories.
+ */
+const ROLLBACK_WINDOWS = ['v1', 'v2', 'v1'] as const;
+const ROLLBACK_REFERENCE = {
+  v1: ['red', 'red', 'blue', 'green'],
+  v2: ['red', 'blue', 'blue', 'violet'],
+} as const;
+/** Window 2's (v1) colours: a third each of red, blue and one v1's reference never saw. */
+const rollbackColour = (window: number, i: number) =>
+  window === 1 ? (i % 2 === 0 ? 'violet' : 'blue') : (['red', 'blue', 'black'] as const)[i % 3]!;
+
+async function seedRollback(model: string): Promise<void> {
+  await ch.insert(
+    'reference_profiles',
+    (['v1', 'v2'] as const).map((version, k) => ({
+      model,
+      version,
+      reference_id: `ref-${version}`,
+      feature: 'colour',
+      kind: 'categorical',
+      profile: JSON.stringify(buildCategoricalProfile(ROLLBACK_REFERENCE[version])),
+      created_at: chTime(T0 - HOUR + k * HOUR),
+    })),
+  );
+  await seedCanary(
+    model,
+    ROLLBACK_WINDOWS.map((version, window) => ({ version, feature: 'colour', window, psi: 0.1 })),
+  );
+  const rows = ROLLBACK_WINDOWS.flatMap((version, window) =>
+    Array.from({ length: 60 }, (_, i) => ({
+      ...prediction(model, window * 60 + i, { colour: rollbackColour(window, i) }),
+      model_version: version,
+      prediction_time: chTime(T0 + window * HOUR + i * 60_000),
+    })),
+  );
+  await ch.insert(
+    'labeled_predictions',
+    rows.map((r) => ({ ...r, label_time: r.prediction_time, label: 1, joined_at: r.prediction_time })),
+  );
+}
+
+/** Two days of 5-minute windows of 10 features (PSI and KS rows): 5,760 rows of each method. */
+const LONG_FEATURES = 10;
+const LONG_WINDOWS = 2 * 24 * 12;
+const FIVE_MINUTES = HOUR / 12;
+const longPsi = (f: number, w: number) => ((w * 7 + f * 13) % 50) / 100;
+const longP = (f: number, w: number) => ((w * 11 + f * 3) % 97) / 100 + 0.005;
+
+async function seedLongRange(model: string): Promise<void> {
+  await ch.insert(
+    'drift_windows',
+    Array.from({ length: LONG_WINDOWS }, (_, w) =>
+      Array.from({ length: LONG_FEATURES }, (_, f) =>
+        (['psi', 'ks'] as const).map((method) => ({
+          model,
+          version: 'v1',
+          reference_id: 'ref-v1',
+          feature: `f${f}`,
+          window_start: chTime(T0 + w * FIVE_MINUTES),
+          window_end: chTime(T0 + (w + 1) * FIVE_MINUTES),
+          method,
+          statistic: method === 'psi' ? longPsi(f, w) : 0.1,
+          p_value: method === 'ks' ? longP(f, w) : null,
+          threshold: method === 'psi' ? PSI_THRESHOLD : 0.05,
+          drifted: 0,
+          reference_size: 1000,
+          current_size: 500,
+          events: 500,
+          late_events: 0,
+          source_partitions: 1,
+          idle_partitions: 0,
+          computed_at: chTime(T0 + (w + 1) * FIVE_MINUTES),
+        })),
+      ),
+    ).flat(2),
+  );
+}
+
 beforeAll(async () => {
   ch = await createClickHouse({ mode: 'embedded', path, database });
   await migrateForDashboards(ch);
@@ -599,6 +691,8 @@ beforeAll(async () => {
   await seedCounted('two-lengths-latest', TWO_LENGTHS.slice(0, 2));
   await seedCounted('two-lengths-latest', TWO_LENGTHS.slice(2, 4));
   await seedSkew('skew-expired');
+  await seedRollback('rollback');
+  await seedLongRange('long-range');
 }, 60_000);
 
 afterAll(async () => {
@@ -611,7 +705,7 @@ describe('panel figures against an independent computation on the seeded rows', 
     ['json-flags', { true: 'true', false: 'false' }],
   ] as const) {
     it(`distribution of a boolean against a profile spelling it ${spelling.true} / ${spelling.false}`, async () => {
-      const { data } = await panel(DISTRIBUTION, { database, model, version: ['v1'], feature: 'flag' });
+      const { data } = await panel(DISTRIBUTION, { database, model, version: ['v1'], distribution_feature: 'flag' });
       const share = (category: string) =>
         FLAGS.filter((f) => (f ? spelling.true : spelling.false) === category).length / FLAGS.length;
       expect(data.map((r) => String(r.bucket)).sort()).toEqual(
@@ -966,5 +1060,83 @@ describe('panel figures against an independent computation on the seeded rows', 
     const amount = data.find((r) => r.feature === 'amount' && r.version === 'v1')!;
     expect(Number(amount.expired)).toBe(48);
     expect(Number(amount.missing_in_store)).toBe(6);
+  });
+
+  it('distribution after a rollback (v1 -> v2 -> v1): the version of the latest window, not the newest profile (found by a review)', async () => {
+    const figures = async (variables: GrafanaQueryContext['variables'], from: number, to: number) => {
+      const { data } = await panelOver(DISTRIBUTION, { database, model: 'rollback', ...variables }, from, to);
+      return new Map(data.map((r) => [String(r.bucket), [Number(r.reference), Number(r.current)]]));
+    };
+    /** Shares of window `window`'s colours on `version`'s categories (the rest as unseen). */
+    const expected = (version: 'v1' | 'v2', windows: readonly number[]) => {
+      const categories = [...new Set(ROLLBACK_REFERENCE[version])];
+      const colours = windows.flatMap((w) => Array.from({ length: 60 }, (_, i) => rollbackColour(w, i)));
+      const share = (c: string) => colours.filter((x) => x === c).length / colours.length;
+      return new Map<string, number>([
+        ...categories.map((c) => [c, share(c)] as const),
+        ['(unseen values)', colours.filter((x) => !categories.includes(x as never)).length / colours.length] as const,
+      ]);
+    };
+    // The last window, v1 live again: v1's reference and its predictions (the newest profile, v2's,
+    // showed every current share 0).
+    const last = await figures(
+      { version: [], feature: 'colour', distribution_feature: 'colour' },
+      T0 + 2 * HOUR,
+      T0 + 3 * HOUR - 1000,
+    );
+    const v1 = expected('v1', [2]);
+    expect([...last.keys()].sort()).toEqual([...v1.keys()].sort());
+    for (const [bucket, [, current]] of last) expect(current, bucket).toBeCloseTo(v1.get(bucket)!, 12);
+    expect(last.get('red')![1]).toBeCloseTo(1 / 3, 12);
+    expect(last.get('red')![0]).toBeCloseTo(0.5, 12);
+    // The whole range at All: the latest window is v1's, so its predictions of windows 0 and 2.
+    const all = await figures(
+      { version: [], feature: 'colour', distribution_feature: 'colour' },
+      T0,
+      T0 + 3 * HOUR - 1000,
+    );
+    for (const [bucket, [, current]] of all)
+      expect(current, bucket).toBeCloseTo(expected('v1', [0, 2]).get(bucket)!, 12);
+    // $version honoured: v2 alone is v2's reference and its window's predictions.
+    const v2 = await figures(
+      { version: ['v2'], feature: 'colour', distribution_feature: 'colour' },
+      T0,
+      T0 + 3 * HOUR - 1000,
+    );
+    expect([...v2.keys()].sort()).toEqual([...expected('v2', [1]).keys()].sort());
+    for (const [bucket, [, current]] of v2) expect(current, bucket).toBeCloseTo(expected('v2', [1]).get(bucket)!, 12);
+    expect(v2.get('violet')![1]).toBe(0.5);
+  });
+
+  it('per-feature drift panels over a long range: one point per panel interval, the worst window (found by a review)', async () => {
+    // Two days of 5-minute windows at an hour's interval: 10 features x 48 points, not 5,760 rows.
+    const variables = { database, model: 'long-range', version: [], feature: [] };
+    const to = T0 + LONG_WINDOWS * FIVE_MINUTES - 1000;
+    const hourOf = (w: number) => chTime(T0 + Math.floor((w * FIVE_MINUTES) / HOUR) * HOUR).slice(0, 19);
+    const worst = (pick: (f: number, w: number) => number, fold: (a: number, b: number) => number) => {
+      const points = new Map<string, number>();
+      for (let w = 0; w < LONG_WINDOWS; w++) {
+        for (let f = 0; f < LONG_FEATURES; f++) {
+          const key = `${hourOf(w)} f${f}`;
+          const before = points.get(key);
+          points.set(key, before === undefined ? pick(f, w) : fold(before, pick(f, w)));
+        }
+      }
+      return points;
+    };
+    const psi = await panelOver('panel "PSI per feature" A', variables, T0, to, HOUR);
+    expect(psi.data).toHaveLength(LONG_FEATURES * 48);
+    const psiWorst = worst(longPsi, Math.max);
+    for (const r of psi.data) expect(Number(r.psi)).toBeCloseTo(psiWorst.get(`${timeOf(r)} ${r.series}`)!, 12);
+    const ks = await panelOver('panel "KS p-value per feature" A', variables, T0, to, HOUR);
+    expect(ks.data).toHaveLength(LONG_FEATURES * 48);
+    const pWorst = worst(longP, Math.min);
+    for (const r of ks.data) expect(Number(r.p_value)).toBeCloseTo(pWorst.get(`${timeOf(r)} ${r.series}`)!, 12);
+    for (const where of ['panel "PSI per feature" B', 'panel "Events per window (and late events)" A']) {
+      expect((await panelOver(where, variables, T0, to, HOUR)).data, where).toHaveLength(48);
+    }
+    // An interval under a window's length: every window its own point.
+    const fine = await panelOver('panel "PSI per feature" A', variables, T0, T0 + HOUR - 1000, 60_000);
+    expect(fine.data).toHaveLength(LONG_FEATURES * 12);
   });
 });

@@ -97,6 +97,30 @@ export async function closeEmbeddedEngine(): Promise<void> {
   await drainPending();
 }
 
+/**
+ * Whether a call to this process's embedded engine timed out and its query may still be running.
+ * chdb cannot interrupt a query (no interrupt in its C ABI): the call rejects at its deadline and
+ * the engine computes on to the end, and the process cannot exit before it does — `process.exit`
+ * waits in the engine's exit hook (`driftline report` on 7 days of a 9.5 M-row warehouse printed
+ * its timeout and then ran on for minutes at 1.4 GB; found by a review). A command that is done
+ * ends the process another way when this is true (services/cli report.ts). False again once nothing
+ * native is left running.
+ */
+export function embeddedQueryAbandoned(): boolean {
+  return abandoned !== undefined;
+}
+
+let abandoned: symbol | undefined;
+
+/** Marks a timed-out embedded call as abandoned until every native operation has finished. */
+function abandonEmbeddedCall(): void {
+  const mark = Symbol('abandoned');
+  abandoned = mark;
+  void drainPending().then(() => {
+    if (abandoned === mark) abandoned = undefined;
+  });
+}
+
 function embeddedClient(path: string, createDirectory: boolean): ClickHouseClient {
   const absolute = resolve(path);
   if (embedded !== undefined) {
@@ -167,6 +191,7 @@ export async function createClickHouse(
     refusedUrls.delete(queryId);
     if (result.ok) return result.value;
     if (result.timedOut) {
+      if (config.mode === 'embedded') abandonEmbeddedCall();
       throw new SinkUnavailableError(`clickhouse ${action}: timed out after ${timeoutMs} ms`, {
         cause: result.error,
         details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },

@@ -2,6 +2,7 @@ export {
   type ClickHouse,
   closeEmbeddedEngine,
   createClickHouse,
+  embeddedQueryAbandoned,
   type QueryParams,
   type TypedResult,
 } from './client.js';

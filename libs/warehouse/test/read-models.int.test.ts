@@ -29,6 +29,7 @@ import {
   openWarehouse,
   warehouseOn,
 } from '../src/index.js';
+import { MAX_DISTRIBUTION_PREDICTIONS } from '../src/read-models/report.js';
 import { testClickHouse } from './fixtures/clickhouse.js';
 
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-read-models-'));
@@ -461,6 +462,47 @@ describe('the report read model', () => {
       featureDistribution('flag', 'v1', numeric, numericCounts([1, 0, 1, 0.5], edges(numeric))),
     ]);
   });
+
+  it(`reads the current distributions from a sample of about MAX_DISTRIBUTION_PREDICTIONS predictions, and says so (found by a review)`, async () => {
+    // 7 days of a wide model were every prediction times every shown feature: the report timed out.
+    const model = `sampled-${randomUUID().slice(0, 8)}`;
+    const total = Math.round(MAX_DISTRIBUTION_PREDICTIONS * 1.6);
+    const country = buildCategoricalProfile(['de', 'de', 'fr', 'es']);
+    const amount = buildNumericProfile([5, 12, 18, 25, 31, 40, 52, 60, 71, 90], { bins: 4, fineBins: 20 });
+    await insertProfiles(model, { amount, country });
+    // A quarter 'de', a quarter 'fr', half values the reference never saw (one per prediction).
+    const colour = (i: number) => (i % 4 === 0 ? 'de' : i % 4 === 1 ? 'fr' : `x${i}`);
+    await ch.insert(
+      'labeled_predictions',
+      Array.from({ length: total }, (_, i) =>
+        labeled(model, `s${i}`, T0 + (i % 3_600) * 1000, { amount: i % 100, country: colour(i) }, 0.5),
+      ),
+    );
+    const data = await warehouseOn(ch).report({ model, from: T0, to: T0 + H });
+    expect(data.notes).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^current distributions: a sample of about 100,000 of the ${total.toLocaleString('en-US')} predictions of v1`,
+        ),
+      ),
+    );
+    const byFeature = new Map(data.distributions.map((d) => [d.feature, d]));
+    for (const d of byFeature.values()) {
+      expect(d.currentCount, d.feature).toBeGreaterThan(MAX_DISTRIBUTION_PREDICTIONS * 0.97);
+      expect(d.currentCount, d.feature).toBeLessThan(MAX_DISTRIBUTION_PREDICTIONS * 1.03);
+    }
+    const shares = new Map(byFeature.get('country')!.bins.map((b) => [b.label, b.current]));
+    expect(shares.get('de')).toBeCloseTo(0.25, 2);
+    expect(shares.get('fr')).toBeCloseTo(0.25, 2);
+    expect(shares.get('es')).toBe(0);
+    expect(shares.get('(unseen values)')).toBeCloseTo(0.5, 2);
+    // Uniform amounts 0..99 on the reference's bins, within a point.
+    const bins = byFeature.get('amount')!.bins;
+    const edges = amount.kind === 'numeric' ? amount.coarseEdges : [];
+    const exact = (j: number) =>
+      Array.from({ length: 100 }, (_, v) => v).filter((v) => edges.filter((e) => e < v).length === j).length / 100;
+    for (const [j, b] of bins.entries()) expect(b.current, b.label).toBeCloseTo(exact(j), 1);
+  }, 60_000);
 
   it('reads the most drifted features only, windows aggregated per bucket, the latest window as it is', async () => {
     // Every drift row was read before the page kept 500 features: 7,000 features × 2,016 windows ×

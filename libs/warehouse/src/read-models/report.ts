@@ -229,42 +229,113 @@ async function currentVersion(ch: ClickHouse, r: ReportRange, tables: ReadonlySe
 }
 
 /**
- * Current values of the features `{names:Array(String)}` (ARRAY JOINed as `f`, beside `{edges:…}`
- * as `e` for numeric ones): the predictions of the version in the range that were joined to a label
- * or expired without one (the label-joiner's tables are where prediction features are kept).
- * `__prediction__` / `__predicted_class__` are the prediction columns themselves. A categorical
- * feature's booleans are spelled as its profile spells them (`{trues:…}` / `{falses:…}` as `bt` /
- * `bf`, libs/drift booleanSpellingOf), as the drift monitor keys them: read as `true` / `false`, a
- * profile from a pandas CSV (`True` / `False`) charted every live boolean as "other". One scan for every
- * feature of a kind: a query per feature was thousands of scans of the same rows on a wide model.
+ * The most predictions the current distributions are read from: over it, a sample of about this
+ * many (by a hash of the prediction id, the same rows for every feature), and the page says so.
+ * Every prediction of 7 days of a 300-feature model was ~70 M (prediction, feature) pairs: the
+ * report ran past its timeout at 1.4 GB (found by a review). Shares of a sample of 100,000 are
+ * within ±0.4 percentage points of the whole range's (95%).
  */
-function currentValuesSql(
+export const MAX_DISTRIBUTION_PREDICTIONS = 100_000;
+
+/** The prediction tables of the current values (the label-joiner's: where prediction features are kept). */
+function predictionSources(tables: ReadonlySet<Table>): Array<'labeled_predictions' | 'unlabeled_predictions'> {
+  return (['labeled_predictions', 'unlabeled_predictions'] as const).filter((t) => tables.has(t));
+}
+
+const PREDICTIONS_OF_VERSION = `model = {model:String} AND model_version = {version:String} AND ${IN_RANGE('prediction_time')}`;
+
+/**
+ * Counts of the current values of the features `{names:Array(String)}`: the predictions of the
+ * version in the range that were joined to a label or expired without one (the label-joiner's
+ * tables are where prediction features are kept), of which those whose hash of the id falls under
+ * `{sample:UInt32}` per million (a million: all). `__prediction__` / `__predicted_class__` are the
+ * prediction columns themselves. Numeric features are counted per bin of `{edges:…}` (right-closed:
+ * the number of edges below the value); categorical ones per category, a boolean spelled as the
+ * profile spells it (`{trues:…}` / `{falses:…}`, libs/drift booleanSpellingOf) as the drift monitor
+ * keys it — read as `true` / `false`, a profile from a pandas CSV (`True` / `False`) charted every
+ * live boolean as "other" — and every value the reference never saw (not in `{known:…}`) under its
+ * feature's `{unseen:…}` key: a row per distinct value of a high-cardinality feature came back.
+ *
+ * One scan for every feature of a kind (a query per feature was thousands of scans of the same
+ * rows on a wide model), and each row's features JSON parsed once, into its (key, raw value) pairs:
+ * JSONType / JSONExtract* of the whole document per (prediction, feature) parsed it up to 4 times
+ * per pair, and a map lookup per pair is a scan of the row's keys (34 s for 100,000 predictions of
+ * 300 features, 2 s so). A pair's feature is found by `transform` (a hash lookup).
+ */
+function currentCountsSql(
   ch: ClickHouse,
   kind: 'numeric' | 'categorical',
   tables: ReadonlySet<Table>,
 ): string | undefined {
-  const sources = (['labeled_predictions', 'unlabeled_predictions'] as const).filter((t) => tables.has(t));
+  const sources = predictionSources(tables);
   if (sources.length === 0) return undefined;
-  const value =
+  const json = `arrayFilter(kv -> kv.1 NOT IN ('__prediction__', '__predicted_class__'), JSONExtractKeysAndValuesRaw(features))`;
+  // (feature, value): a JSON number or boolean as a number (a string, null, an object: none);
+  // categorical: (feature, a string's text, a number's or boolean's JSON text, whether a boolean).
+  const pairs =
     kind === 'numeric'
-      ? `multiIf(f = '__prediction__', prediction, f = '__predicted_class__', toFloat64OrNull(predicted_class),
-          JSONType(features, f) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(features, f),
-          JSONType(features, f) = 'Bool', toFloat64(JSONExtractBool(features, f)), NULL)`
-      : `multiIf(f = '__prediction__', toString(prediction), f = '__predicted_class__', predicted_class,
-          JSONType(features, f) = 'String', JSONExtractString(features, f),
-          JSONType(features, f) = 'Bool', if(JSONExtractBool(features, f), bt, bf),
-          JSONType(features, f) IN ('Int64', 'UInt64', 'Double'), JSONExtractRaw(features, f), NULL)`;
+      ? `arrayConcat(
+          arrayMap(kv -> (kv.1, multiIf(kv.2 = 'true', 1., kv.2 = 'false', 0., toFloat64OrNull(kv.2))), ${json}),
+          [('__prediction__', prediction), ('__predicted_class__', toFloat64OrNull(predicted_class))])`
+      : `arrayConcat(
+          arrayMap(kv -> (kv.1,
+            multiIf(startsWith(kv.2, '"'), JSONExtractString(kv.2), kv.2 IN ('true', 'false'), kv.2,
+                    match(kv.2, '^-?[0-9]'), kv.2, NULL),
+            kv.2 IN ('true', 'false')), ${json}),
+          [('__prediction__', toString(prediction), false), ('__predicted_class__', predicted_class, false)])`;
   const rowsOf = sources
     .map(
-      (t) => `SELECT features, prediction, predicted_class FROM ${ch.table(t)} FINAL
-       WHERE model = {model:String} AND model_version = {version:String} AND ${IN_RANGE('prediction_time')}`,
+      (t) => `SELECT ${pairs} AS pairs FROM ${ch.table(t)} FINAL
+       WHERE ${PREDICTIONS_OF_VERSION} AND cityHash64(prediction_id) % 1000000 < {sample:UInt32}`,
     )
     .join(' UNION ALL ');
-  const joined =
-    kind === 'numeric'
-      ? '{names:Array(String)} AS f, {edges:Array(Array(Float64))} AS e'
-      : '{names:Array(String)} AS f, {trues:Array(String)} AS bt, {falses:Array(String)} AS bf';
-  return `SELECT f, ${kind === 'numeric' ? 'e, ' : ''}${value} AS v FROM (${rowsOf}) ARRAY JOIN ${joined}`;
+  const index = 'transform(f, {names:Array(String)}, range(1, length({names:Array(String)}) + 1), 0)';
+  if (kind === 'numeric') {
+    return `SELECT f, arrayCount(x -> x < v, {edges:Array(Array(Float64))}[i]) AS bin, count() AS n FROM (
+      SELECT p.1 AS f, ${index} AS i, p.2 AS v FROM (${rowsOf}) ARRAY JOIN pairs AS p
+      WHERE i > 0 AND v IS NOT NULL AND isFinite(v)
+    ) GROUP BY f, bin ORDER BY f, bin`;
+  }
+  return `SELECT f, if(${KNOWN_KEY} IN {known:Array(String)}, v, {unseen:Array(String)}[i]) AS category, count() AS n FROM (
+      SELECT p.1 AS f, ${index} AS i,
+        if(p.3, if(p.2 = 'true', {trues:Array(String)}[i], {falses:Array(String)}[i]), p.2) AS v
+      FROM (${rowsOf}) ARRAY JOIN pairs AS p
+      WHERE i > 0 AND v IS NOT NULL
+    ) GROUP BY f, category`;
+}
+
+/**
+ * The sample (per million, see {@link currentCountsSql}) that reads about MAX_DISTRIBUTION_PREDICTIONS
+ * of the version's predictions in the range, and how many there are.
+ */
+async function distributionSample(
+  ch: ClickHouse,
+  tables: ReadonlySet<Table>,
+  params: Record<string, unknown>,
+): Promise<{ perMillion: number; total: number }> {
+  const counts = predictionSources(tables).map(
+    (t) => `SELECT count() AS n FROM ${ch.table(t)} WHERE ${PREDICTIONS_OF_VERSION}`,
+  );
+  const [x] = await rows<{ n: number | string }>(ch, `SELECT sum(n) AS n FROM (${counts.join(' UNION ALL ')})`, params);
+  const total = Number(x?.n ?? 0);
+  const perMillion =
+    total <= MAX_DISTRIBUTION_PREDICTIONS ? 1_000_000 : Math.ceil((MAX_DISTRIBUTION_PREDICTIONS / total) * 1_000_000);
+  return { perMillion, total };
+}
+
+/**
+ * A (feature, category) pair as one string, for a set lookup: the feature's length in bytes, `:`,
+ * the feature, the category (unambiguous whatever the names hold). KNOWN_KEY is the same in SQL.
+ */
+const knownKey = (feature: string, category: string) => `${Buffer.byteLength(feature)}:${feature}${category}`;
+const KNOWN_KEY = "concat(toString(length(f)), ':', f, v)";
+
+/** A key that is none of `categories`: where the query folds the values the reference never saw. */
+function unseenKey(categories: readonly string[]): string {
+  const known = new Set(categories);
+  let key = '\u0000unseen';
+  while (known.has(key)) key += '\u0000';
+  return key;
 }
 
 async function loadDistributions(
@@ -304,23 +375,32 @@ async function loadDistributions(
       );
     }
   }
-  const params = { ...RANGE_PARAMS(r), version };
+  const params: Record<string, unknown> = { ...RANGE_PARAMS(r), version, sample: 1_000_000 };
   const numeric = views.flatMap((x) => (x.view.kind === 'numeric' ? [{ feature: x.feature, view: x.view }] : []));
   const categorical = views.flatMap((x) =>
-    x.view.kind === 'categorical' ? [{ feature: x.feature, booleans: booleanSpellingOf(x.view) }] : [],
+    x.view.kind === 'categorical'
+      ? [{ feature: x.feature, booleans: booleanSpellingOf(x.view), categories: x.view.categories }]
+      : [],
   );
-  const numericSql = currentValuesSql(ch, 'numeric', tables);
-  const categoricalSql = currentValuesSql(ch, 'categorical', tables);
-  // Counts by feature: per bin index (right-closed bins on the reference's coarse edges: the
-  // number of edges strictly below v) or per category.
+  const numericSql = currentCountsSql(ch, 'numeric', tables);
+  const categoricalSql = currentCountsSql(ch, 'categorical', tables);
+  if (numericSql !== undefined && views.length > 0) {
+    const { perMillion, total } = await distributionSample(ch, tables, params);
+    Object.assign(params, { sample: perMillion });
+    if (perMillion < 1_000_000) {
+      notes.push(
+        `current distributions: a sample of about ${MAX_DISTRIBUTION_PREDICTIONS.toLocaleString('en-US')} of the ${total.toLocaleString('en-US')} predictions of ${version} in the range (MAX_DISTRIBUTION_PREDICTIONS)`,
+      );
+    }
+  }
+  // Counts by feature: per bin index or per category.
   const counts = new Map<string, Map<number, number> | Map<string, number>>();
   if (numericSql !== undefined && numeric.length > 0) {
-    const list = await rows<{ f: string; bin: number; n: number }>(
-      ch,
-      `SELECT f, arrayCount(x -> x < v, e) AS bin, count() AS n FROM (${numericSql})
-       WHERE v IS NOT NULL AND isFinite(v) GROUP BY f, bin ORDER BY f, bin`,
-      { ...params, names: numeric.map((x) => x.feature), edges: numeric.map((x) => x.view.coarseEdges) },
-    );
+    const list = await rows<{ f: string; bin: number; n: number }>(ch, numericSql, {
+      ...params,
+      names: numeric.map((x) => x.feature),
+      edges: numeric.map((x) => x.view.coarseEdges),
+    });
     for (const c of list) {
       const m = (counts.get(c.f) as Map<number, number> | undefined) ?? new Map<number, number>();
       m.set(Number(c.bin), Number(c.n));
@@ -328,19 +408,17 @@ async function loadDistributions(
     }
   }
   if (categoricalSql !== undefined && categorical.length > 0) {
-    const list = await rows<{ f: string; v: string; n: number }>(
-      ch,
-      `SELECT f, v, count() AS n FROM (${categoricalSql}) WHERE v IS NOT NULL GROUP BY f, v`,
-      {
-        ...params,
-        names: categorical.map((x) => x.feature),
-        trues: categorical.map((x) => x.booleans.true),
-        falses: categorical.map((x) => x.booleans.false),
-      },
-    );
+    const list = await rows<{ f: string; category: string; n: number }>(ch, categoricalSql, {
+      ...params,
+      names: categorical.map((x) => x.feature),
+      trues: categorical.map((x) => x.booleans.true),
+      falses: categorical.map((x) => x.booleans.false),
+      known: categorical.flatMap((x) => x.categories.map((c) => knownKey(x.feature, c))),
+      unseen: categorical.map((x) => unseenKey(x.categories)),
+    });
     for (const c of list) {
       const m = (counts.get(c.f) as Map<string, number> | undefined) ?? new Map<string, number>();
-      m.set(c.v, Number(c.n));
+      m.set(c.category, Number(c.n));
       counts.set(c.f, m);
     }
   }

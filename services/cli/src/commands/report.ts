@@ -4,7 +4,7 @@ import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@dr
 import { realizedRuleEnvShape } from '@driftline/performance';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
-import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { clickhouseEnvShape, embeddedQueryAbandoned, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { describeError, EXIT } from '../describe-error.js';
 import { outputFile, writeOutput, writeRegularFile } from '../output-file.js';
@@ -211,5 +211,10 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     return code;
   } finally {
     await warehouse.close();
+    // A query of the embedded engine that timed out runs on (chdb cannot interrupt it) and holds
+    // `process.exit` until it ends: the report printed its timeout and ran on for minutes (found by
+    // a review). Once main.ts has flushed stdout and stderr, the process ends at once (SIGKILL: its
+    // status is 137, not the error's code).
+    if (embeddedQueryAbandoned()) process.once('exit', () => process.kill(process.pid, 'SIGKILL'));
   }
 }

@@ -399,11 +399,15 @@ describe('0710 on a database made by the previous release', () => {
     await db.command(`INSERT INTO ${db.table('calibration_copy')} SELECT * FROM ${db.table('skew_windows')}`);
     const timeoutMs = Math.max(100, Math.round((performance.now() - began) / 3));
     await db.command(`DROP TABLE ${db.table('calibration_copy')} SYNC`);
-    const bounded = migrations.map((m) =>
-      m.id === '0710_skew_windows_window_end'
-        ? { ...m, apply: (c: ClickHouse) => rebuildWithWindowEnd(c, 'skew_windows', ROWS / 16) }
-        : m,
-    );
+    // Up to 0710 only: the later migrations (0720's and 0730's copies) under the same tiny call
+    // bound made starts fail for reasons of their own, and a fresh clone's loaded run hit the deadline.
+    const bounded = migrations
+      .filter((m) => m.id <= '0710_skew_windows_window_end')
+      .map((m) =>
+        m.id === '0710_skew_windows_window_end'
+          ? { ...m, apply: (c: ClickHouse) => rebuildWithWindowEnd(c, 'skew_windows', ROWS / 16) }
+          : m,
+      );
     let most = 0;
     let done = false;
     const deadline = Date.now() + 120_000;

@@ -217,7 +217,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     driftGroup: `${prefix}drift`,
     mergeGroup: `${prefix}drift-merge`,
     retrainGroup: `${prefix}retrain`,
-    partials: `${prefix}drift.partials.v1`,
+    // The drift group is `drift`, not the default: its partials topic is its own (drift-monitor README).
+    partials: `${prefix}drift.partials.drift.v1`,
     alerts: `${prefix}alerts.v1`,
   };
   const env: NodeJS.ProcessEnv = {

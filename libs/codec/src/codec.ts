@@ -11,7 +11,7 @@ import {
 import { type Contract, valueSubject } from '@driftline/schemas';
 import avro from 'avsc';
 import { type AvroBoundsCheck, AvroBoundsError, compileBoundsCheck } from './bounds.js';
-import { RegistryClient, type RegistryConfig } from './registry.js';
+import { AVRO_PRIMITIVES, RegistryClient, type RegistryConfig } from './registry.js';
 
 /** Confluent wire format: magic byte 0, a 4-byte big-endian schema id, then the Avro body. */
 const MAGIC_BYTE = 0;
@@ -808,18 +808,7 @@ function kindOf(schema: unknown): string {
   return type;
 }
 /** The kinds of schema without a name. */
-const UNNAMED: ReadonlySet<string> = new Set([
-  'null',
-  'boolean',
-  'int',
-  'long',
-  'float',
-  'double',
-  'bytes',
-  'string',
-  'array',
-  'map',
-]);
+const UNNAMED: ReadonlySet<string> = new Set([...AVRO_PRIMITIVES, 'array', 'map']);
 /** Writer kinds each reader kind reads (Avro's promotions). */
 const READS: Readonly<Record<string, readonly string[]>> = {
   long: ['int'],

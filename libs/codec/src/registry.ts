@@ -372,7 +372,8 @@ function referencesOf(body: unknown): Reference[] {
   );
 }
 
-const NOT_NAMES: ReadonlySet<string> = new Set([
+/** Avro's primitive type names (codec.ts reads them too). */
+export const AVRO_PRIMITIVES: readonly string[] = [
   'null',
   'boolean',
   'int',
@@ -381,6 +382,10 @@ const NOT_NAMES: ReadonlySet<string> = new Set([
   'double',
   'bytes',
   'string',
+];
+
+const NOT_NAMES: ReadonlySet<string> = new Set([
+  ...AVRO_PRIMITIVES,
   'record',
   'error',
   'enum',

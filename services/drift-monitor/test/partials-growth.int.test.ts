@@ -11,7 +11,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { driftMonitorService, PARTIALS_TOPIC } from '../src/service.js';
 import { driftDatabase, sendPredictions } from './deployment.js';
 import { driftEnv, driftMonitors } from './runner.js';
-import { EXACT, psiWindows, SOURCE_PARTITIONS, scaleStream } from './scale-stream.js';
+import { EXACT, SOURCE_PARTITIONS, scaleStream, settledWindows } from './scale-stream.js';
 
 const stack = inject('stack');
 
@@ -42,15 +42,7 @@ describe('drift-monitor: a partials topic grown under its group', () => {
       await expect(monitors.start(env)).rejects.toMatchObject(refused);
 
       await sendPredictions(stack, `${prefix}predictions.v1`, stream);
-      const rows = await eventually(
-        async () => {
-          const got = await psiWindows(ch);
-          return got.length >= EXACT.length ? got : undefined;
-        },
-        60_000,
-        250,
-      );
-      expect(rows).toEqual(EXACT);
+      expect(await settledWindows(ch)).toEqual(EXACT);
       // It noticed the growth at the rebalance that followed it.
       await eventually(
         async () =>

@@ -4,6 +4,7 @@
 // minute later that closes them all. And what drift_windows holds of it.
 import { profilesFromCsv } from '@driftline/batch-drift';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
+import { eventually } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import type { ClickHouse } from '@driftline/warehouse';
 import type { PlacedPrediction } from './deployment.js';
@@ -45,6 +46,18 @@ export async function psiWindows(ch: ClickHouse): Promise<Array<[number, number,
      FROM ${ch.table('drift_windows')} FINAL WHERE feature = 'x' AND method = 'psi' ORDER BY ws, we`,
   );
   return rows.map((row) => [Number(row.ws) - T0, Number(row.we) - T0, Number(row.events)]);
+}
+
+/** {@link psiWindows} once drift_windows holds as many windows as the stream has (waited for up to 60 s). */
+export function settledWindows(ch: ClickHouse): Promise<Array<[number, number, number]>> {
+  return eventually(
+    async () => {
+      const got = await psiWindows(ch);
+      return got.length >= EXACT.length ? got : undefined;
+    },
+    60_000,
+    250,
+  );
 }
 
 /** Every window of the stream, each with all its events: what one instance writes. */

@@ -4,12 +4,12 @@
 // window ends taken from whichever message came first, windows overlapping — with no log line.
 import { PARTIALS_FORMAT, routeModel } from '@driftline/drift';
 import { createProducer } from '@driftline/kafka';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { kafkaFor, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { PARTIALS_TOPIC } from '../src/service.js';
 import { driftDatabase, sendPredictions } from './deployment.js';
 import { driftEnv, driftMonitors } from './runner.js';
-import { EXACT, psiWindows, SOURCE_PARTITIONS, scaleStream, T0 } from './scale-stream.js';
+import { EXACT, SOURCE_PARTITIONS, scaleStream, settledWindows, T0 } from './scale-stream.js';
 
 const stack = inject('stack');
 const MERGE_PARTITIONS = 2;
@@ -34,15 +34,7 @@ describe('drift-monitor: one window size per group', () => {
       message: expect.stringMatching(/^DRIFTLINE_DRIFT_WINDOW: 2s, but group \S+ measures windows of 1s/),
     });
     await sendPredictions(stack, `${prefix}predictions.v1`, stream);
-    const rows = await eventually(
-      async () => {
-        const got = await psiWindows(ch);
-        return got.length >= EXACT.length ? got : undefined;
-      },
-      60_000,
-      250,
-    );
-    expect(rows).toEqual(EXACT);
+    expect(await settledWindows(ch)).toEqual(EXACT);
     await ch.close();
   }, 180_000);
 
@@ -94,15 +86,7 @@ describe('drift-monitor: one window size per group', () => {
     await sendPredictions(stack, `${prefix}predictions.v1`, stream);
     // Before: the first window ended at T0 + 2 s with 300 events (the 2 s partial and marker taken
     // for source 0's, whose own were dropped as duplicates).
-    const rows = await eventually(
-      async () => {
-        const got = await psiWindows(ch);
-        return got.length >= EXACT.length ? got : undefined;
-      },
-      60_000,
-      250,
-    );
-    expect(rows).toEqual(EXACT);
+    expect(await settledWindows(ch)).toEqual(EXACT);
     const dropped = await runner.context.registry.getSingleMetric('driftline_drift_partials_dropped_total')?.get();
     expect(dropped?.values.find((v) => v.labels.reason === 'window_size')?.value).toBe(2);
     await ch.close();

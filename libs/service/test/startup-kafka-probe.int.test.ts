@@ -107,11 +107,10 @@ describe.concurrent('start-up against a Kafka that takes connections and does no
     const kafka = { kind: 'Kafka', variable: 'DRIFTLINE_KAFKA_BROKERS', probe: 'kafka' as const };
     const bounds = { connectMs: CONNECT_MS, answerMs: ANSWER_MS };
     expect(await unreachableBackends([{ ...kafka, addresses: stack.kafkaBrokers }], bounds)).toEqual([]);
-    // Each broker by itself, in 100 ms: it answers ApiVersions v0 at once.
+    // Each broker by itself, under the same bounds (a 100 ms bound failed in CI under the suite's load:
+    // how fast a loaded broker answers is not this test's claim, that it answers is).
     for (const broker of stack.kafkaBrokers) {
-      expect(await unreachableBackends([{ ...kafka, addresses: [broker] }], { connectMs: 100, answerMs: 100 })).toEqual(
-        [],
-      );
+      expect(await unreachableBackends([{ ...kafka, addresses: [broker] }], bounds)).toEqual([]);
     }
     const { definition, calls } = createsTopic(uniqueName('probe-reachable'), 2_000);
     const runner = await startRunner({

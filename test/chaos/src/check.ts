@@ -32,7 +32,7 @@ import {
   type RetrainRequest,
 } from '@driftline/schemas';
 import { createSummary } from '@driftline/stats';
-import { createClickHouse, warehouseOn } from '@driftline/warehouse';
+import { type ClickHouse, createClickHouse, warehouseOn } from '@driftline/warehouse';
 import { GHOST_MODEL, HOSTILE_KEY_PREFIX, MODEL, VIEW } from './traffic.js';
 
 export interface Names {
@@ -262,13 +262,41 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
   }
 
   // The ClickHouse side: the services stop (cleanly), then the host is read like any server.
-  await input.stopServices();
+  // The drift windows checked in 7: every window closed on every partition.
+  // A producer's re-send in its window is summarized once (the drift monitor's
+  // DRIFTLINE_DRIFT_RECENT_IDS, far above this run's records): the first copy per (model, version,
+  // window, prediction id) counts, as there.
+  const firstCopies = new Set<string>();
+  const driftPredictions = predictions.filter(({ value: e }) => {
+    if (e.prediction_id === '') return true;
+    const key = JSON.stringify([e.model, e.model_version, Math.floor(e.event_time / input.windowMs), e.prediction_id]);
+    if (firstCopies.has(key)) return false;
+    firstCopies.add(key);
+    return true;
+  });
+  const perWindow = new Map<number, number>();
+  for (const p of driftPredictions) {
+    const w = Math.floor(p.value.event_time / input.windowMs) * input.windowMs;
+    perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
+  }
+  const closedBefore = Math.min(...[...lastTimes.values()]) - input.latenessMs - 1000;
+  const complete = [...perWindow.keys()].filter((w) => w + input.windowMs <= closedBefore).sort((a, b) => a - b);
+
+  // Stage one and the merge caught up with those windows before the services stop. The drain
+  // (run.ts) follows the merge's lag, not stage one's (its commit stays at its open windows): a
+  // stage one still catching up (rejoining after a broker restart near the traffic's end) had sent
+  // no partials of the last complete window when the drain found everything quiet. Its frontier in
+  // drift_progress (`position`: closed until) says which windows it has closed and sent.
   const ch = await createClickHouse({
     mode: 'server',
     url: input.clickhouseUrl,
     database: 'driftline',
     timeoutMs: 60_000,
   });
+  const lastCompleteEnd = complete.length === 0 ? 0 : complete[complete.length - 1]! + input.windowMs;
+  const settle = await untilDriftSettled(ch, client, names, [...lastTimes.keys()], lastCompleteEnd, log);
+
+  await input.stopServices();
 
   // 6. labeled_predictions (FINAL) == the offline join: no loss, no duplicate, no stolen label.
   const log_: LogEvent[] = [
@@ -344,25 +372,7 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
     );
   }
 
-  // 7. drift_windows == the offline windows of the predictions (every window closed on every partition).
-  // A producer's re-send in its window is summarized once (the drift monitor's
-  // DRIFTLINE_DRIFT_RECENT_IDS, far above this run's records): the first copy per (model, version,
-  // window, prediction id) counts, as there.
-  const firstCopies = new Set<string>();
-  const driftPredictions = predictions.filter(({ value: e }) => {
-    if (e.prediction_id === '') return true;
-    const key = JSON.stringify([e.model, e.model_version, Math.floor(e.event_time / input.windowMs), e.prediction_id]);
-    if (firstCopies.has(key)) return false;
-    firstCopies.add(key);
-    return true;
-  });
-  const perWindow = new Map<number, number>();
-  for (const p of driftPredictions) {
-    const w = Math.floor(p.value.event_time / input.windowMs) * input.windowMs;
-    perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
-  }
-  const closedBefore = Math.min(...[...lastTimes.values()]) - input.latenessMs - 1000;
-  const complete = [...perWindow.keys()].filter((w) => w + input.windowMs <= closedBefore).sort((a, b) => a - b);
+  // 7. drift_windows == the offline windows of the predictions (`complete`, above).
   const windows = await ch.select<{
     feature: string;
     method: string;
@@ -376,7 +386,7 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
      FROM ${ch.table('drift_windows')} FINAL WHERE model = {model:String} GROUP BY feature, method, start`,
     { model: MODEL },
   );
-  const driftProblems: string[] = [];
+  const driftProblems: string[] = [...settle.behind];
   for (const w of complete) {
     const got = windows.filter((r) => Number(r.start) === w);
     for (const feature of ['amount', 'country']) {
@@ -395,8 +405,32 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
     if (Number(r.n) > 1) driftProblems.push(`${r.feature}/${r.method}@${r.start}: ${r.n} rows under FINAL`);
     if (Number(r.late) > 0) driftProblems.push(`${r.feature}/${r.method}@${r.start}: ${r.late} late events`);
   }
-  if (driftProblems.length > 0)
+  if (driftProblems.length > 0) {
     fail('drift_windows_equal_offline', `${driftProblems.length} problems: ${driftProblems.slice(0, 5).join('; ')}`);
+    // What a missing window needs to be told apart: how far each stage got, and what each window
+    // holds (in the failures: the test prints them, its log is silent unless CHAOS_VERBOSE=1).
+    const diagnostics = [
+      `complete windows ${complete.map((w) => `${w} (${perWindow.get(w)} events)`).join(', ')}; closed before ${closedBefore}`,
+    ];
+    try {
+      const progress = await ch.select<Record<string, unknown>>(
+        `SELECT stage, group_id, topic, partition, position, offset, late_from, toString(updated_at) AS updated
+         FROM ${ch.table('drift_progress')} FINAL ORDER BY stage, topic, partition`,
+      );
+      diagnostics.push(`drift_progress: ${progress.map((r) => JSON.stringify(r)).join(' ')}`);
+      const written = await ch.select<Record<string, unknown>>(
+        `SELECT toUnixTimestamp64Milli(window_start) AS start, toUnixTimestamp64Milli(window_end) AS end,
+                count() AS rows, groupUniqArray(events) AS events, any(source_partitions) AS sources,
+                any(idle_partitions) AS idle, toString(max(computed_at)) AS computed
+         FROM ${ch.table('drift_windows')} FINAL WHERE model = {model:String} GROUP BY start, end ORDER BY start`,
+        { model: MODEL },
+      );
+      diagnostics.push(`drift_windows: ${written.map((r) => JSON.stringify(r)).join(' ')}`);
+    } catch (error) {
+      diagnostics.push(`(diagnostics failed: ${String(error)})`);
+    }
+    fail('drift_windows_equal_offline (diagnostics)', diagnostics.join(' | '));
+  }
   const statistics = await checkDriftStatistics(ch, input, driftPredictions, complete);
   if (statistics.problems.length > 0) {
     fail(
@@ -456,6 +490,7 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       scores_missing: scoresMissing,
       scores_extra: scoresExtra,
       drift_windows_checked: complete.length,
+      drift_settle_seconds: settle.waitedSeconds,
       drift_statistics_compared: statistics.compared,
       drift_statistics_max_abs_diff: statistics.maxAbsDiff,
       retrain_decisions: decisions.length,
@@ -476,7 +511,7 @@ const STATISTIC_TOLERANCE = 1e-9;
  * instances across kills and rebalances, merged after outages — must match to float rounding.
  */
 async function checkDriftStatistics(
-  ch: Awaited<ReturnType<typeof createClickHouse>>,
+  ch: ClickHouse,
   input: CheckInput,
   predictions: ReadonlyArray<Positioned<PredictionEvent>>,
   complete: readonly number[],
@@ -549,4 +584,62 @@ async function checkDriftStatistics(
     }
   }
   return { compared, maxAbsDiff, problems };
+}
+
+/** How long stage one and the merge get to catch up after the drain (run.ts waits 180 s for it). */
+const SETTLE_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until stage one's frontier (drift_progress, per partition of the predictions) reaches
+ * `closedUntil` on every partition and then the merge has consumed every partial: the windows
+ * before `closedUntil` are then written. Returns what was still behind at the deadline (empty:
+ * settled); a wait of more than a second is logged with what it waited for.
+ */
+async function untilDriftSettled(
+  ch: ClickHouse,
+  client: KafkaClient,
+  names: Names,
+  partitions: readonly number[],
+  closedUntil: number,
+  log: (line: string) => void,
+): Promise<{ behind: string[]; waitedSeconds: number }> {
+  const began = Date.now();
+  const deadline = began + SETTLE_TIMEOUT_MS;
+  let behind: string[] = [];
+  let firstBehind: string[] | undefined;
+  for (;;) {
+    const frontier = await ch.select<{ partition: number; position: number }>(
+      `SELECT partition, max(position) AS position FROM ${ch.table('drift_progress')} FINAL
+       WHERE stage = 'stage1' AND group_id = {group:String} AND topic = {topic:String} GROUP BY partition`,
+      { group: names.driftGroup, topic: names.predictions },
+    );
+    const closed = new Map(frontier.map((r) => [Number(r.partition), Number(r.position)]));
+    behind = partitions
+      .filter((p) => (closed.get(p) ?? 0) < closedUntil)
+      .map(
+        (p) => `stage one ${names.predictions}[${p}] closed until ${closed.get(p) ?? 'nothing'}, wanted ${closedUntil}`,
+      );
+    if (behind.length === 0) {
+      const committed = await committedOffsets(client, names.mergeGroup, names.partials);
+      behind = (await topicOffsets(client, names.partials))
+        .filter((o) => o.high > 0n && (committed.get(o.partition) ?? -1n) < o.high)
+        .map(
+          (o) =>
+            `merge ${names.partials}[${o.partition}] committed ${committed.get(o.partition) ?? 'nothing'} of ${o.high}`,
+        );
+    }
+    if (behind.length === 0 || Date.now() >= deadline) break;
+    firstBehind ??= behind;
+    await sleep(500);
+  }
+  if (firstBehind !== undefined) {
+    const waited = ((Date.now() - began) / 1000).toFixed(1);
+    log(
+      `drift: waited ${waited} s after the drain for ${firstBehind.join('; ')}${behind.length === 0 ? '' : ` — still behind: ${behind.join('; ')}`}`,
+    );
+  }
+  return {
+    behind: behind.map((b) => `not settled ${SETTLE_TIMEOUT_MS / 1000} s after the drain: ${b}`),
+    waitedSeconds: firstBehind === undefined ? 0 : Math.round((Date.now() - began) / 100) / 10,
+  };
 }

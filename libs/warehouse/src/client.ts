@@ -103,8 +103,8 @@ export async function closeEmbeddedEngine(): Promise<void> {
  * the engine computes on to the end, and the process cannot exit before it does — `process.exit`
  * waits in the engine's exit hook (`driftline report` on 7 days of a 9.5 M-row warehouse printed
  * its timeout and then ran on for minutes at 1.4 GB; found by a review). A command that is done
- * ends the process another way when this is true (services/cli report.ts). False again once nothing
- * native is left running.
+ * ends the process another way when this is true (services/cli with-warehouse.ts). False again once
+ * nothing native is left running.
  */
 export function embeddedQueryAbandoned(): boolean {
   return abandoned !== undefined;

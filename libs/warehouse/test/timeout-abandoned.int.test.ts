@@ -1,7 +1,7 @@
 // A call to the embedded engine that times out leaves its query running (chdb cannot interrupt a
 // query), and `process.exit` waits for it: `driftline report` printed its timeout and ran on for
 // minutes (found by a review). The warehouse says so until nothing native is left running, so the
-// CLI can end the process at once (services/cli report.ts).
+// CLI can end the process at once (services/cli with-warehouse.ts).
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

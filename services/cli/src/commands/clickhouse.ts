@@ -8,6 +8,7 @@ import {
   toClickHouseConfig,
 } from '@driftline/warehouse';
 import { clickhouseHostEnvShape, startClickHouseHost, toClickHouseHostOptions } from '@driftline/warehouse/http-host';
+import { withWarehouse } from '../with-warehouse.js';
 import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
 
@@ -71,30 +72,30 @@ async function migrateCommand(rest: readonly string[]): Promise<number> {
   await checkEnvNames();
   const config = toClickHouseConfig(parseEnv(clickhouseEnvShape));
   // --status creates nothing: not the engine's directory either.
-  const ch = await createClickHouse(config, { createDirectory: !status });
-  try {
-    await ch.verify();
-    const before = await migrationStatus(ch, migrations);
-    if (status) {
+  return withWarehouse(
+    () => createClickHouse(config, { createDirectory: !status }),
+    async (ch) => {
+      await ch.verify();
+      const before = await migrationStatus(ch, migrations);
+      if (status) {
+        process.stdout.write(
+          jsonLine(
+            { database: ch.database, applied: before.applied, pending: before.pending },
+            process.stdout.isTTY === true,
+          ),
+        );
+        return 0;
+      }
+      const applied = await migrate(ch, migrations, {
+        onStart: (id) => process.stderr.write(`applying ${id}…\n`),
+        onApplied: (id, ms) => process.stderr.write(`applied ${id} in ${(ms / 1000).toFixed(1)} s\n`),
+      });
       process.stdout.write(
-        jsonLine(
-          { database: ch.database, applied: before.applied, pending: before.pending },
-          process.stdout.isTTY === true,
-        ),
+        jsonLine({ database: ch.database, applied, already: before.applied.length }, process.stdout.isTTY === true),
       );
       return 0;
-    }
-    const applied = await migrate(ch, migrations, {
-      onStart: (id) => process.stderr.write(`applying ${id}…\n`),
-      onApplied: (id, ms) => process.stderr.write(`applied ${id} in ${(ms / 1000).toFixed(1)} s\n`),
-    });
-    process.stdout.write(
-      jsonLine({ database: ch.database, applied, already: before.applied.length }, process.stdout.isTTY === true),
-    );
-    return 0;
-  } finally {
-    await ch.close();
-  }
+    },
+  );
 }
 
 /** `driftline clickhouse serve|migrate`: the ClickHouse host until a signal, or the warehouse's migrations. */

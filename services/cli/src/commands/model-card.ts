@@ -3,6 +3,7 @@ import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
+import { withWarehouse } from '../with-warehouse.js';
 import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
 
@@ -43,27 +44,29 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
     process.stdout.write(modelCardUsage);
     return 0;
   }
-  if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
-  if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
+  const { model, version } = values;
+  if (model === undefined || model === '') throw new ConfigError('--model', 'is required');
+  if (version === undefined || version === '') throw new ConfigError('--version', 'is required');
   const out = values.out === undefined ? undefined : outputFile('--out', values.out);
   // Reading only: a mistyped database or engine directory is an error, not a new empty one (nothing is
   // created), and a read-only user can read.
   await checkEnvNames();
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
-  try {
-    const card = await warehouse.modelCard(values.model, values.version);
-    if (out !== undefined) {
-      writeOutput('--out', out, renderModelCard(card));
-      process.stderr.write(`model card written: ${out}\n`);
-    }
-    // Names and features come from events: printed, never run as terminal commands.
-    process.stdout.write(
-      values.json
-        ? jsonLine(card, process.stdout.isTTY === true)
-        : printable(renderModelCardText(card), { lines: true }),
-    );
-    return 0;
-  } finally {
-    await warehouse.close();
-  }
+  const config = toClickHouseConfig(parseEnv(clickhouseEnvShape));
+  return withWarehouse(
+    () => openWarehouse(config, { migrate: false }),
+    async (warehouse) => {
+      const card = await warehouse.modelCard(model, version);
+      if (out !== undefined) {
+        writeOutput('--out', out, renderModelCard(card));
+        process.stderr.write(`model card written: ${out}\n`);
+      }
+      // Names and features come from events: printed, never run as terminal commands.
+      process.stdout.write(
+        values.json
+          ? jsonLine(card, process.stdout.isTTY === true)
+          : printable(renderModelCardText(card), { lines: true }),
+      );
+      return 0;
+    },
+  );
 }

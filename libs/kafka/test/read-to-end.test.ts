@@ -118,7 +118,7 @@ describe('drainToEnd (readToEnd)', () => {
     stop.abort();
     // Before: resolved after the idle limit with partition 0 unreached, half of it read.
     expect(outcome).toEqual({ rejected: expect.objectContaining({ message: 'no answer from Kafka' }) });
-    expect(performance.now() - started).toBeLessThan(200 + 400);
+    expect(performance.now() - started).toBeLessThan(200 + 3_000); // the 200 ms bound, slack for a loaded run
   });
 });
 

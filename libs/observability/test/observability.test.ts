@@ -73,7 +73,7 @@ describe('observability server', () => {
     ]);
     for (const c of [idle, loris]) {
       expect(c.got).toMatch(/^HTTP\/1\.1 408/);
-      expect(c.closedAfterMs).toBeLessThan(3_000);
+      expect(c.closedAfterMs).toBeLessThan(10_000); // 300 and 600 ms, not node's 90 s; slack for a loaded run
     }
   });
 

@@ -114,7 +114,8 @@ describe('reads in flight past a client-side timeout (private Redis)', () => {
     const blocker = createRedisClient(cfg, 'tooling');
     cleanup.push(() => blocker.disconnect());
     await waitReady(blocker);
-    const blocked = blocker.call('DEBUG', 'SLEEP', '1.5'); // Redis answers no one for 1.5 s
+    // Redis answers no one for 5 s: the two reads below take ~0.5 s of it (1.5 s left a loaded run little).
+    const blocked = blocker.call('DEBUG', 'SLEEP', '5');
     await new Promise((resolve) => setTimeout(resolve, 50));
     const first = await outcome(s.readBatch([{ view: profile, entities: entities(10, 'a') }]));
     expect(first).toMatchObject({ code: 'SINK_UNAVAILABLE' }); // timed out at 200 ms

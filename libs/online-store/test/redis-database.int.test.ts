@@ -50,7 +50,7 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
     const port = await freePort();
     const started = Date.now();
     const down = check(`redis://127.0.0.1:${port}/3`);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(5_000); // not the 10 s it waited; slack for a loaded run
     await new Promise((resolve) => setTimeout(resolve, 700)); // several refused connections
     expect(down.database.accepted()).toBe(false);
     expect(down.refusals).toEqual([]);

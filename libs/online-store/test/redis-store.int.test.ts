@@ -536,7 +536,8 @@ describe('Redis adapter specifics', () => {
       const error = await store.read(contractViews.get('profile')!, 'e').catch((e: unknown) => e);
       expect(error).toBeInstanceOf(SinkUnavailableError);
       expect((error as SinkUnavailableError).retriable).toBe(true);
-      expect(performance.now() - started).toBeLessThan(500);
+      // Refused at once, not queued for the read policy's 2 s command timeout; slack for a loaded run.
+      expect(performance.now() - started).toBeLessThan(1_500);
       expect(store.ready()).toBe(false);
     } finally {
       await store.close();
@@ -557,7 +558,7 @@ describe('Redis adapter specifics', () => {
       const started = performance.now();
       const error = await client.get('k').catch((e: unknown) => classifyRedisError(e, 'read'));
       expect(error).toBeInstanceOf(SinkUnavailableError);
-      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(performance.now() - started).toBeLessThan(5_000); // the 200 ms timeout, slack for a loaded run
     } finally {
       client.disconnect();
       for (const s of sockets) s.destroy();

@@ -55,7 +55,7 @@ describe('DRIFTLINE_REDIS_READ_TIMEOUT and _COMMAND_TIMEOUT against the real Red
     expect(error).toBeInstanceOf(SinkUnavailableError);
     expect((error as Error).message).toMatch(/Command timed out/);
     expect(ms).toBeGreaterThanOrEqual(READ_TIMEOUT_MS - 10);
-    expect(ms).toBeLessThan(1_500);
+    expect(ms).toBeLessThan(1_900); // under the default 2 s it must not have waited: slack for a loaded run
   });
 
   it('a materializer write (its chunked pipeline) fails after the command timeout, 700 ms, not the read timeout nor 10 s', async () => {

@@ -93,6 +93,6 @@ describe('FreshnessTracker: partitions assigned and revoked', () => {
     for (let i = 0; i < MAX_FRESHNESS_ENTRIES; i++) t.observe('profile', `f/${i}`, 0);
     const started = performance.now();
     for (let i = 0; i < 2_000; i++) t.observe('profile', 'other/0', i);
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(performance.now() - started).toBeLessThan(1_000); // linear: far below 6.5 s; slack for a loaded run (a GC, a stall)
   });
 });

@@ -331,7 +331,8 @@ describe('SendLanes (one queue and send loop per topic)', () => {
       lanes.push('predictions', msg(`m${i}`));
     }
     await lanes.flush();
-    expect(Date.now() - started).toBeLessThan(500);
+    // A lost batch fails a publish at its 1 s room wait above; this, that none waited: slack for a loaded run.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(delivered).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
     lanes.stop();
   });

@@ -492,8 +492,9 @@ describe.concurrent('producer SDK: a partial failure names exactly the events it
 });
 
 // These three, one after the other once the others are done: they need Kafka to acknowledge soon
-// (within 5 s, or 300 ms for a buffer of one to free), which other tests' encoding and schema
-// registrations running at once could delay.
+// (within 15 s, and within bufferWaitMs for a full buffer to free), which other tests' encoding and
+// schema registrations running at once could delay. bufferWaitMs is 5 s where a publish waits for an
+// acknowledgement: at 1 s and 300 ms it was a bound on how fast a loaded broker answers.
 describe('producer SDK: one topic failing holds no other topic back (found by a review)', () => {
   it('delivers predictions and features promptly while labels.v1 is missing, and flush() names the failing topic', async () => {
     const prefix = `${uniqueName('sdk-lanes')}.`;
@@ -512,7 +513,7 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
       batchSize: 10,
       lingerMs: 1,
       maxBuffered: 20,
-      bufferWaitMs: 1_000,
+      bufferWaitMs: 5_000,
     });
     const prediction = (i: number) => ({
       prediction_id: `p${i}`,
@@ -533,8 +534,8 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
     }
     // Acknowledged by Kafka (acks=all) within a bound far below one failing send to labels.v1:
     // only the 6 labels stay buffered. Before, all 66 waited behind the labels (73 s in the review).
-    await eventually(async () => (sdk.pending === 6 ? true : undefined), 5_000, 20);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    await eventually(async () => (sdk.pending === 6 ? true : undefined), 15_000, 20);
+    expect(Date.now() - started).toBeLessThan(15_000);
 
     // The failing topic gives one clear error naming it, once its send has failed.
     const failure = await sdk.flush().then(
@@ -563,8 +564,8 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
     });
     const sharedAt = Date.now();
     for (let i = 30; i < 45; i++) await sdk.publishPrediction(prediction(i));
-    await eventually(async () => (sdk.pending === 10 ? true : undefined), 5_000, 20);
-    expect(Date.now() - sharedAt).toBeLessThan(5_000);
+    await eventually(async () => (sdk.pending === 10 ? true : undefined), 15_000, 20);
+    expect(Date.now() - sharedAt).toBeLessThan(15_000);
 
     // Order is kept per topic: each partition holds its keys' predictions in publish order.
     const predictions = await readTopic(kafka, `${prefix}predictions.v1`, 45);
@@ -676,8 +677,8 @@ describe('producer SDK: a missing topic whose first send is not answered yet (fo
       features: { a: 1 },
       prediction: 0.5,
     });
-    await eventually(async () => (sdk.pending === 10 ? true : undefined), 5_000, 20);
-    expect(Date.now() - publishedAt).toBeLessThan(5_000);
+    await eventually(async () => (sdk.pending === 10 ? true : undefined), 15_000, 20);
+    expect(Date.now() - publishedAt).toBeLessThan(15_000);
     expect((await readTopic(kafka, `${prefix}predictions.v1`, 1)).map((r) => String(r.key))).toEqual(['x']);
 
     // Once the topic exists its 10 buffered labels go, in order.
@@ -706,7 +707,7 @@ describe('producer SDK: a safe retry with the defaults a call assigned (found by
       topicPrefix: prefix,
       maxBuffered: 1,
       batchSize: 1,
-      bufferWaitMs: 300,
+      bufferWaitMs: 5_000,
     });
     const batch = [{ view: 'spend', entity_id: 'retry1', features: { amount: 10 } }];
     const published = await sdk.publishFeatures(batch);

@@ -70,6 +70,6 @@ describe('a process with the embedded engine open ends at once on SIGABRT', () =
     const exit = await run('wait', 256, (child) => child.kill('SIGABRT'));
     expect(exit.stderr).toContain('engine open');
     expect(exit.signal).toBe('SIGABRT');
-    expect(exit.afterOpenMs).toBeLessThan(5_000);
+    expect(exit.afterOpenMs).toBeLessThan(EXIT_BOUND_MS / 2); // not the 300 s freeze; slack for a loaded run
   });
 });

@@ -220,11 +220,12 @@ describe('deliver', () => {
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(2_950); // the wait asked, still honoured
     const marks = [started, ...beats, Date.now()];
     const gaps = marks.slice(1).map((t, i) => t - marks[i]!);
-    // 250 ms slices; the bound the config checks against the stall timeout is max delay + timeout.
-    // Said in full when it fails: once, in a fresh-clone run, one gap was the whole wait (3,080 ms),
-    // not reproduced in 8 runs since.
+    // 250 ms slices; the bound the config checks against the stall timeout is max delay + timeout,
+    // with 1.5 s of slack for a loaded run (a stall of the process counts whole in a gap), still
+    // under the whole wait. Said in full when it fails: once, in a fresh-clone run, one gap was the
+    // whole wait (3,080 ms), not reproduced in 8 runs since.
     const seen = JSON.stringify({ gaps, requests: times.map((t) => t - started) });
-    expect(Math.max(...gaps), seen).toBeLessThanOrEqual(250 + 500);
+    expect(Math.max(...gaps), seen).toBeLessThanOrEqual(250 + 500 + 1_500);
   });
 
   it('names a Retry-After beyond the hour by the wait honoured, not "Infinity ms" (found by a review)', async () => {

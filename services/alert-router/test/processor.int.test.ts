@@ -900,7 +900,8 @@ routes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
       // check with no heartbeat between: each a stall once scaled up to minutes.
       const times = [started, ...beats, finished];
       const gaps = times.slice(1).map((t, i) => t - times[i]!);
-      expect(Math.max(...gaps)).toBeLessThan(2 * CHECK_MS);
+      // A check or a spacing (at most CHECK_MS each), not check + spacing + check; slack for a loaded run.
+      expect(Math.max(...gaps)).toBeLessThan(2.5 * CHECK_MS);
       expect(finished - started).toBeLessThan(5_000);
     } finally {
       slowChecks.closeAllConnections();

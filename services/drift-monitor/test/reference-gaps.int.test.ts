@@ -301,7 +301,7 @@ describe('drift-monitor: references missing or unreadable (real Kafka, the regis
           predicted_class: null,
         });
     await d.send(bad);
-    expect(await eventually(async () => ((await dlq()) >= 20 ? dlq() : undefined), 15_000, 100)).toBe(20);
+    expect(await eventually(async () => ((await dlq()) >= 20 ? dlq() : undefined), 45_000, 100)).toBe(20);
     // Then fraud's and more of theirs, mixed in the same batches (bisected before, a query per half).
     const mixed = predictions(
       [
@@ -319,10 +319,11 @@ describe('drift-monitor: references missing or unreadable (real Kafka, the regis
         const rows = await d.windows(`model = 'fraud'`);
         return rows.length >= 3 ? rows : undefined;
       },
-      15_000,
+      45_000,
       100,
     );
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // Not held 60 s per record; slack for a loaded run's Kafka and engine.
+    expect(Date.now() - started).toBeLessThan(45_000);
     expect(fraud.map((w) => [w.version, Number(w.ws), Number(w.events)])).toEqual([
       ['v1', 0, 50],
       ['v1', 1000, 50],
@@ -335,5 +336,5 @@ describe('drift-monitor: references missing or unreadable (real Kafka, the regis
     );
     expect(lines.filter((l) => l.msg.includes('processor fault'))).toEqual([]);
     expect(await d.windows(`model IN ('other', 'third')`)).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 });

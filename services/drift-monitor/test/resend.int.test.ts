@@ -184,7 +184,7 @@ describe('drift-monitor counts a re-sent prediction once (real Kafka, the regist
     // originals and the closing events added, its re-sends of both runs duplicates.
     const sentAfter = w1.length + w1Before.length + w1After.length + w0AfterRestart.length + closers.length;
     const counted = async () => Object.values(await driftOutcomes(second)).reduce((n, v) => n + v, 0);
-    await eventually(async () => ((await counted()) >= sentAfter ? true : undefined), 5_000, 100);
+    await eventually(async () => ((await counted()) >= sentAfter ? true : undefined), 30_000, 100);
     expect(await driftOutcomes(second)).toEqual({
       added: w1.length + closers.length,
       duplicate: w1Before.length + w1After.length,

@@ -93,7 +93,7 @@ describe('feature API request bounds', () => {
         },
       });
       expect(store.fieldReads - before).toBe(0);
-      expect(ms).toBeLessThan(1_000);
+      expect(ms).toBeLessThan(5_000); // refused before any read (the reads above tell); slack for a loaded run
     } finally {
       await big.close();
     }
@@ -276,12 +276,12 @@ describe('feature API server timeouts', () => {
       const started = performance.now();
       const closed = await Promise.race([
         new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 4_000)),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 15_000)),
       ]);
       clearInterval(drip);
       socket.destroy();
       expect(closed).toBe(true);
-      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(performance.now() - started).toBeLessThan(10_000); // 300 and 600 ms, not node's; slack for a loaded run
       expect(answer).toMatch(/^HTTP\/1\.1 408/);
     } finally {
       await server.close();

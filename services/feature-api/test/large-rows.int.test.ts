@@ -144,7 +144,9 @@ describe('feature API over large rows (private redis-server)', () => {
         expect(body.error?.message).toBe(
           `the rows asked for hold ${entities * row + extra.length * smallRow} bytes in the online store, more than the 33554432 a batch may read: ask for fewer entities per request`,
         );
-        expect(took).toBeLessThan(2_000); // 2.2–2.7 s, and a 503, before
+        // 2.2–2.7 s, and a 503, before (the status, the peak and the slow log below tell that too);
+        // slack for a loaded run.
+        expect(took).toBeLessThan(5_000);
         expect((await fetch(`${base}/healthz`)).status).toBe(200);
       }
     } finally {
@@ -161,9 +163,9 @@ describe('feature API over large rows (private redis-server)', () => {
       slow.filter(([, , micros]) => micros >= 50_000).map(([, , micros, args]) => `${args[0]} ${micros} µs`),
     ).toEqual([]);
     // ... and another client's PING did not wait (1.2–1.9 s before). Loose: its time also holds this
-    // process's event loop (the API's) and the machine's scheduling (139 ms at a load of 33 on 2 cores);
-    // the slow log above is the exact measure.
-    expect(worstPing).toBeLessThan(500);
+    // process's event loop (the API's) and the machine's scheduling (139 ms at a load of 33 on 2 cores;
+    // a stall of this process counts whole); the slow log above is the exact measure.
+    expect(worstPing).toBeLessThan(1_000);
     expect((await fetch(`${base}/v1/features/big/small1?features=s0`)).status).toBe(200);
   }, 120_000);
 });

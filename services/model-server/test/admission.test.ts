@@ -74,7 +74,7 @@ describe('admission waiting room', () => {
     const second = admission.admit(['g', 'h', 'i', 'j']); // waits (10)
     const started = Date.now();
     await expect(admission.admit(['k'])).rejects.toThrow(/backlog full/); // 11 > 10: at once
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(2_500); // not the 3 s wait; slack for a loaded run
     backlog = 0;
     admission.settled(0); // room: both waiters taken
     await first;

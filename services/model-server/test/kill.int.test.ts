@@ -11,8 +11,9 @@ const stack = inject('stack');
 /** The documented bound of what a kill may lose (DRIFTLINE_MODEL_SERVER_LOG_BUFFER, set small here). */
 const LOG_BUFFER = 5_000;
 /** How long before the kill a lost prediction may have been answered: one flush interval (50 ms)
- * plus one send's round trip is the steady state; the rest is slack for a loaded machine. */
-const LOSS_WINDOW_MS = 3_000;
+ * plus one send's round trip is the steady state; the rest is slack for a loaded machine (a loaded
+ * broker answered seconds late). LOG_BUFFER bounds how many. */
+const LOSS_WINDOW_MS = 10_000;
 const CLIENTS = 4;
 /** Instances per request: thousands of records a second, so a flush interval holds many. */
 const BATCH = 20;

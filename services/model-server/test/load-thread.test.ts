@@ -50,9 +50,15 @@ describe('the model load thread', () => {
   it('keeps the serving thread turning while a large model parses', async () => {
     const inPlace = await longestStall(() => artifactLoader(dir)('m', 'big'));
     let loaded: Awaited<ReturnType<typeof loader.load>> | undefined;
-    const threaded = await longestStall(async () => {
-      loaded = await loader.load('m', 'big');
-    });
+    // The least of up to three loads: a stall of this process on a loaded machine counts whole in
+    // one (a parse on this thread would stall every one).
+    let threaded = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3 && threaded >= inPlace / 3; i++) {
+      const stall = await longestStall(async () => {
+        loaded = await loader.load('m', 'big');
+      });
+      threaded = Math.min(threaded, stall);
+    }
     expect(loaded?.scorer.numTrees).toBe(2_000);
     console.info(
       `longest event-loop stall loading a 2,000-tree model: in place ${inPlace.toFixed(0)} ms, on the load thread ${threaded.toFixed(0)} ms`,
@@ -268,7 +274,8 @@ describe('the model load thread', () => {
     const started: Worker[] = [];
     const closing = threadedArtifactLoader(dir, { onWorker: (w) => started.push(w) });
     const inFlight = closing.load('m', 'big').catch((e: unknown) => e);
-    await expect.poll(() => started.length).toBe(1); // loads start on the thread one at a time, a turn later
+    // Loads start on the thread one at a time, a turn later (not the 1 s default: a loaded run).
+    await expect.poll(() => started.length, { timeout: 10_000 }).toBe(1);
     await closing.close();
     expect(await inFlight).toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     await expect(closing.load('m', 'v1')).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });

@@ -157,7 +157,8 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
       }
     };
     const clients = [client(), client(), client()];
-    await new Promise((r) => setTimeout(r, 200));
+    // v1 answered before v2 is staged (a wait of 200 ms: a loaded run's first answer came later).
+    await eventually(async () => (seen.length > 0 ? true : undefined), 30_000, 20);
     await stage('PROMOTED', 'v2', { previous_version: 'v1' });
     await eventually(async () => (seen.at(-1) === 'v2' ? true : undefined), 30_000, 20);
     await new Promise((r) => setTimeout(r, 200));

@@ -340,7 +340,7 @@ describe('the scoring work of one request', () => {
     expect((refused as Error).message).toMatch(
       /^request would walk 199800000 tree levels .*more than 50000000: send at most 250 instances per request \(DRIFTLINE_MODEL_SERVER_MAX_BATCH bounds a batch\)$/,
     );
-    expect(took).toBeLessThan(1_000); // refused before any read or walk (4 s of scoring before)
+    expect(took).toBeLessThan(2_000); // refused before any read or walk (4 s of scoring before); slack for a loaded run
     const one = await scoreInstances(deep, batch(1), new InMemoryOnlineStore(), 0);
     expect(one.predictions).toHaveLength(1);
     // A large model scored by production, a canary and two shadows at the default batch passes.

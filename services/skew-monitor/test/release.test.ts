@@ -60,7 +60,7 @@ describe('the release loop', () => {
     expect(most).toBe(0);
     owned = ['t'];
     loop.trigger();
-    await vi.waitFor(() => expect(running).toBe(1));
+    await vi.waitFor(() => expect(running).toBe(1), { timeout: 10_000 }); // not the 1 s default: a loaded run
     loop.trigger(); // ignored while one runs
     let stopped = false;
     const stopping = loop.stop().then(() => {

@@ -40,8 +40,9 @@ const alive = (pid: number) => {
 };
 
 async function pidFrom(file: string): Promise<number> {
-  for (let i = 0; i < 200 && !existsSync(file); i++) await sleep(25);
-  await sleep(50); // the line is written whole
+  // Until the line is written whole (a loaded shell may stall between creating the file and writing it).
+  const written = () => existsSync(file) && readFileSync(file, 'utf8').endsWith('\n');
+  for (let i = 0; i < 200 && !written(); i++) await sleep(25);
   return Number.parseInt(readFileSync(file, 'utf8'), 10);
 }
 
@@ -62,20 +63,21 @@ describe('runWorker: no worker outlives a stop, a rebalance or the timeout (foun
       message: expect.stringContaining('stopping or rebalancing'),
     });
     expect(Date.now() - at).toBeLessThan(5_000);
-    for (let i = 0; i < 40 && alive(child); i++) await sleep(25);
+    for (let i = 0; i < 200 && alive(child); i++) await sleep(25);
     expect(alive(child)).toBe(false);
   });
 
   it('the timeout kills the process group too, and says so', async () => {
     const { python, dir } = standIn('sleep 60 & echo $! > "$5/child.pid"; wait');
-    const failed = run(python, dir, { timeoutMs: 1_000 });
+    // Past a loaded machine's start of the shell and its child (the pid is read before the kill).
+    const failed = run(python, dir, { timeoutMs: 5_000 });
     const child = await pidFrom(join(dir, 'child.pid'));
     expect(await failed).toMatchObject({
       code: 'INTERNAL',
       retriable: true,
-      message: expect.stringContaining('a kill after the 1000 ms timeout'),
+      message: expect.stringContaining('a kill after the 5000 ms timeout'),
     });
-    for (let i = 0; i < 40 && alive(child); i++) await sleep(25);
+    for (let i = 0; i < 200 && alive(child); i++) await sleep(25);
     expect(alive(child)).toBe(false);
   });
 

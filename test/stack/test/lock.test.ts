@@ -128,14 +128,14 @@ describe('lock takeover', () => {
     try {
       const t0 = Date.now();
       await expect(acquireLock(lockDir, { timeoutMs: 300 })).rejects.toThrow(/timed out/);
-      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(Date.now() - t0).toBeLessThan(5_000); // the 300 ms deadline, slack for a loaded run
       expect(ticks).toBeGreaterThanOrEqual(5); // the event loop ran while it waited
 
       const ctrlC = new AbortController();
       setTimeout(() => ctrlC.abort(new Error('Ctrl-C')), 100);
       const t1 = Date.now();
       await expect(acquireLock(lockDir, { timeoutMs: 60_000, signal: ctrlC.signal })).rejects.toThrow('Ctrl-C');
-      expect(Date.now() - t1).toBeLessThan(2_000);
+      expect(Date.now() - t1).toBeLessThan(5_000); // the signal at 100 ms, not the 60 s deadline
     } finally {
       clearInterval(ticker);
     }

@@ -591,11 +591,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       for (const partition of partitions) now.set(partitionKey(topic, partition), { topic, partition });
     }
     // A new member id: this member was out of the group (evicted past its session timeout by a
-    // pause — GC, a frozen VM, CPU starvation — or a restart after a crash), so the generations in
-    // between went on without it and another member may have processed and committed its
-    // partitions. Every partition owned before is lost, also one assigned again: kept, its state
-    // from before the pause was folded with records past the other member's commit. (A member
-    // that keeps its id took part in every generation: kafkajs' join payload has no generation.)
+    // pause — GC, a frozen VM, CPU starvation — or by a crash restart that came too late), so the
+    // generations in between went on without it and another member may have processed and
+    // committed its partitions. Every partition owned before is lost, also one assigned again:
+    // kept, its state from before the pause was folded with records past the other member's
+    // commit. (A member that keeps its id took part in every generation: kafkajs' join payload has
+    // no generation. A crash restart rejoins under its id, patches/kafkajs@2.2.4.patch, and the
+    // coordinator takes it only while the member is still in the group.)
     const previousMemberId = memberId;
     memberId = event.payload.memberId;
     const rejoined = rejoinedUnderNewId(previousMemberId, memberId, mode);

@@ -51,7 +51,7 @@ export const contractViews: FeatureViews = parseFeatureViews({
         { feature: 'fee', function: 'max', window: '1d' },
       ],
     },
-    { name: 'short', entity: 'user_id', ttl: '300ms', features: { x: 'double' } },
+    { name: 'short', entity: 'user_id', ttl: '4s', features: { x: 'double' } },
     {
       // A hot entity's window set is bounded: the newest 5 events count, whatever arrives.
       name: 'hot',
@@ -435,21 +435,22 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
 
     it('expires a row its view TTL after its newest event time; an old event after that is not served', async () => {
       const store = await open();
+      // TTL 4 s, seconds of margin each side (300 ms failed under a loaded suite: the writes took longer).
+      const ttl = 4_000;
       const t = Date.now();
       await store.write(planWrites([event('short', 'k', 'a', t, { x: 1 })]));
       await store.write(planWrites([event('profile', 'k', 'a', t, { age: 1 })]));
       expect((await store.read(short, 'k'))?.features).toEqual({ x: 1 });
-      await sleep(150);
-      // A newer event moves the expiry to its time + TTL (t + 450); a stale write does not.
-      await store.write(planWrites([event('short', 'k', 'b', t + 150, { x: 2 })]));
+      // A newer event moves the expiry to its time + TTL (t + 6 s); a stale write does not.
+      await store.write(planWrites([event('short', 'k', 'b', t + 2_000, { x: 2 })]));
       await store.write(planWrites([event('short', 'k', 'a', t, { x: 1 })]));
-      await sleep(150);
+      await sleep(Math.max(0, t + ttl + 500 - Date.now())); // past a's expiry, 1.5 s before b's
       expect((await store.read(short, 'k'))?.features).toEqual({ x: 2 });
-      await sleep(Math.max(0, t + 500 - Date.now()));
+      await sleep(Math.max(0, t + 2_000 + ttl + 200 - Date.now()));
       expect(await store.read(short, 'k')).toBeUndefined();
       // An event older than the TTL arriving after that (a replay, a late producer) was written and
       // served for a whole TTL more, counted from the write (found by a review).
-      await store.write(planWrites([event('short', 'k', 'c', t + 100, { x: 3 })]));
+      await store.write(planWrites([event('short', 'k', 'c', t + 1_000, { x: 3 })]));
       expect(await store.read(short, 'k')).toBeUndefined();
       expect(await store.read(profile, 'k')).toBeDefined(); // ttl 1d
     });

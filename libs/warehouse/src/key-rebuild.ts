@@ -3,17 +3,22 @@ import { SinkUnavailableError } from '@driftline/core';
 import type { ClickHouse } from './client.js';
 
 /**
- * A table rebuilt under a sorting key with one more column (`keyColumn`), rows kept: a MergeTree's
- * ORDER BY takes by ALTER only a column added in the same ALTER, so a column the table already has
- * goes into its key by a copy (0710: skew_windows; 0730: drift_windows and the other window tables).
+ * A table rebuilt under another sorting key, rows kept: a MergeTree's ORDER BY takes by ALTER only
+ * a column added in the same ALTER, appended, so a column the table already has goes into its key,
+ * or its key's columns into another order, by a copy (0710: `window_end` in skew_windows' key; 0730:
+ * in drift_windows' and the other window tables'; 0740: drift_windows sorted by time within a model
+ * and method).
  */
 export interface KeyRebuild {
   /** The table. */
   readonly name: string;
   /** The migration rebuilding it, e.g. `0710`: in its copy's comment and in its errors. */
   readonly migration: string;
-  /** The column the new key has and the old lacks: a table whose key has it is rebuilt already. */
-  readonly keyColumn: string;
+  /**
+   * The new sorting key, its columns as `system.tables.sorting_key` lists them: a table sorted by
+   * exactly this key is rebuilt already, one sorted by any other is rebuilt.
+   */
+  readonly key: readonly string[];
   /** The table's DDL under the new key and another name (`{db}` for the database): a CREATE, then ALTERs. */
   readonly ddl: (name: string) => readonly string[];
   /** Every column of the table, `written_at` (the retention clock) with them: what the copy copies. */
@@ -30,11 +35,11 @@ export interface KeyRebuild {
 }
 
 /**
- * The rebuild of `name` under its `key` (columns; with `window_end`) by `migration`: a row version
- * is the key and `version` (the ReplacingMergeTree's version column), the hash buckets are of the
- * key but `window_start`.
+ * The rebuild of `name` under its new `key` (columns) by `migration`: a row version is the key and
+ * `version` (the ReplacingMergeTree's version column), the hash buckets are of the key but
+ * `window_start`.
  */
-export function windowEndRebuild(
+export function keyRebuild(
   migration: string,
   name: string,
   key: readonly string[],
@@ -45,7 +50,7 @@ export function windowEndRebuild(
     ...table,
     name,
     migration,
-    keyColumn: 'window_end',
+    key,
     identity: [...key, version].join(', '),
     bucketHash: `cityHash64(${key.filter((c) => c !== 'window_start').join(', ')})`,
   };
@@ -71,25 +76,39 @@ async function sortingKey(ch: ClickHouse, name: string): Promise<string[] | unde
   return row?.sorting_key.split(',').map((c) => c.trim());
 }
 
-const keyedBy = (key: readonly string[] | undefined, column: string) => key?.includes(column) === true;
+/** Whether a table's sorting key (undefined: no such table) is `t`'s new key. */
+const keyedBy = (key: readonly string[] | undefined, t: KeyRebuild) =>
+  key !== undefined && key.length === t.key.length && key.every((c, i) => c === t.key[i]);
 
-/** Whether `t` has its new key (false: no such table, or the old key). */
-const rekeyed = async (ch: ClickHouse, t: KeyRebuild) => keyedBy(await sortingKey(ch, t.name), t.keyColumn);
+/** Whether `t` has its new key (false: no such table, or another key). */
+const rekeyed = async (ch: ClickHouse, t: KeyRebuild) => keyedBy(await sortingKey(ch, t.name), t);
 
-/** The `<name>_rebuild_*` tables, the largest first. */
-async function rebuildTables(ch: ClickHouse, t: KeyRebuild): Promise<Array<{ name: string; newKey: boolean }>> {
+/** The `<name>_rebuild_*` tables, the largest first: their sorting keys, and whether that is `t`'s new key. */
+async function rebuildTables(
+  ch: ClickHouse,
+  t: KeyRebuild,
+): Promise<Array<{ name: string; key: string[]; newKey: boolean }>> {
   const rows = await ch.select<{ name: string; key: string }>(
     `SELECT name, sorting_key AS key FROM system.tables
      WHERE database = {db:String} AND startsWith(name, {prefix:String}) ORDER BY total_rows DESC, name`,
     { db: ch.database, prefix: rebuildPrefix(t.name) },
   );
-  return rows.map((r) => ({
-    name: r.name,
-    newKey: keyedBy(
-      r.key.split(',').map((c) => c.trim()),
-      t.keyColumn,
-    ),
-  }));
+  return rows.map((r) => {
+    const key = r.key.split(',').map((c) => c.trim());
+    return { name: r.name, key, newKey: keyedBy(key, t) };
+  });
+}
+
+/**
+ * Whether a rebuild of `t.name` under `t.key` was begun and not finished, and none under `next.key`
+ * (a later rebuild of the same table, which then owns every `<name>_rebuild_*` table): such a table
+ * is left, and it or the table has `t.key` (its copy before the exchange, the table after), neither
+ * `next.key`.
+ */
+export async function rebuildBegun(ch: ClickHouse, t: KeyRebuild, next: KeyRebuild): Promise<boolean> {
+  const left = await rebuildTables(ch, t);
+  const keys = [await sortingKey(ch, t.name), ...left.map((r) => r.key)];
+  return left.length > 0 && !keys.some((k) => keyedBy(k, next)) && keys.some((k) => keyedBy(k, t));
 }
 
 /** When the copy now in `name` began (its comment, unix seconds; undefined: not recorded). */
@@ -250,7 +269,7 @@ async function copyRows(
   }
 }
 
-/** Polls until `t` has its new key column in its key, for at most `ms`. */
+/** Polls until `t` has its new key, for at most `ms`. */
 async function rekeyedWithin(ch: ClickHouse, t: KeyRebuild, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -261,8 +280,8 @@ async function rekeyedWithin(ch: ClickHouse, t: KeyRebuild, ms: number): Promise
 }
 
 /**
- * Rebuilds `t.name` under the key with `t.keyColumn`, resumable and in bounded calls (nothing to do
- * when the table is absent or has that key already):
+ * Rebuilds `t.name` under `t.key`, resumable and in bounded calls (nothing to do when the table is
+ * absent or has that key already):
  * 1. The copy `<name>_rebuild_copy` (the current DDL, its comment saying when the copy began; a
  *    `<name>_rebuild_*` table with the new key left by a run cut short within step 2 is taken as it)
  *    gets every row (not FINAL: rows the old key had not merged yet all live on, those the new key
@@ -297,7 +316,7 @@ export async function rebuildUnderKey(ch: ClickHouse, t: KeyRebuild, chunkRows =
     }
   };
   const copy = rebuildCopy(name);
-  if (!keyedBy(key, t.keyColumn)) {
+  if (!keyedBy(key, t)) {
     if ((await sortingKey(ch, copy)) === undefined) {
       const left = (await rebuildTables(ch, t)).find((r) => r.newKey);
       if (left !== undefined)
@@ -331,7 +350,7 @@ export async function rebuildUnderKey(ch: ClickHouse, t: KeyRebuild, chunkRows =
         () => true,
         () => false,
       );
-      if (won && keyedBy(await sortingKey(ch, claimed), t.keyColumn) && !(await rekeyed(ch, t)))
+      if (won && keyedBy(await sortingKey(ch, claimed), t) && !(await rekeyed(ch, t)))
         // Failing (another run took the copy back, or a timeout after the engine exchanged): the key decides below.
         await ch.command(`EXCHANGE TABLES ${ch.table(name)} AND ${ch.table(claimed)}`).catch(() => {});
     }

@@ -3,7 +3,7 @@ import { alertDeliveriesMigration, alertDeliveryIdsMigration } from './tables/al
 import { dataQualityWindowsMigration } from './tables/data-quality-windows.js';
 import { driftProgressLateFromMigration, driftProgressMigration } from './tables/drift-progress.js';
 import { driftQuarantineMigration } from './tables/drift-quarantine.js';
-import { driftWindowsMigration } from './tables/drift-windows.js';
+import { driftWindowsMigration, driftWindowsTimeKeyMigration } from './tables/drift-windows.js';
 import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
 import { performanceEstimatesMigration, scoreHistogramsV2Migration } from './tables/performance-estimates.js';
@@ -53,5 +53,6 @@ export const migrations: readonly Migration[] = [
   unscoredVersionsMigration, // 0700 unscored on labeled/unlabeled_predictions (versions that could not score an instance)
   skewWindowsWindowEndMigration, // 0710 window_end in the key of skew_windows and skew_windows_v2 (tables made before: rebuilt, rows kept)
   alertDeliveryIdsMigration, // 0720 alert_delivery_ids: the id lookup of alert_deliveries (a view; rows before it copied in bounded calls)
-  windowEndKeysMigration, // 0730 window_end in the key of drift_windows, drift_quarantine, data_quality_windows, sequential_detections (tables made before: rebuilt, rows kept)
+  windowEndKeysMigration, // 0730 window_end in the key of drift_windows, drift_quarantine, data_quality_windows, sequential_detections (tables made before: rebuilt, rows kept; drift_windows by 0740)
+  driftWindowsTimeKeyMigration, // 0740 drift_windows sorted by (model, method, window_start, …) (tables made before: rebuilt, rows kept)
 ];

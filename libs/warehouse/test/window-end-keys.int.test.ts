@@ -19,7 +19,7 @@ import {
   warehouseOn,
 } from '../src/index.js';
 import { rebuildUnderKey } from '../src/key-rebuild.js';
-import { DRIFT_WINDOWS_REBUILD } from '../src/tables/drift-windows.js';
+import { DRIFT_WINDOWS_WINDOW_END_REBUILD } from '../src/tables/drift-windows.js';
 import { testClickHouse } from './fixtures/clickhouse.js';
 import { previousRelease as previousReleaseOf } from './fixtures/previous-release.js';
 
@@ -389,13 +389,15 @@ describe('0730 on a database made by the previous release', () => {
     await db.close();
   });
 
+  // drift_windows: a rebuild a build before 0740 began under 0730's key (0730 leaves drift_windows to
+  // 0740 otherwise: drift-windows-key.int.test.ts).
   it('finishes a rebuild cut short, before or after the exchange', async () => {
     const db = await previousRelease();
     await insertPrevious(db, 'drift_windows', { start: T, lengthMs: 5 * M, events: 5 });
     await insertPrevious(db, 'drift_windows', { start: T, lengthMs: 60 * M, events: 60 });
     const migration = migrations.find((m) => m.id === '0730_window_end_keys');
     // Cut short before the exchange: a partial copy under the new key is left (one of the two rows).
-    for (const statement of DRIFT_WINDOWS_REBUILD.ddl('drift_windows_rebuild_crashed'))
+    for (const statement of DRIFT_WINDOWS_WINDOW_END_REBUILD.ddl('drift_windows_rebuild_crashed'))
       await db.command(statement.replaceAll('{db}', db.database));
     await insertPrevious(db, 'drift_windows_rebuild_crashed', { start: T, lengthMs: 60 * M, events: 60 });
     await migration?.apply?.(db);
@@ -451,7 +453,7 @@ describe('0730 on a database made by the previous release', () => {
         },
       };
     };
-    const stopped = await rebuildUnderKey(engine(5), DRIFT_WINDOWS_REBUILD, 2).then(
+    const stopped = await rebuildUnderKey(engine(5), DRIFT_WINDOWS_WINDOW_END_REBUILD, 2).then(
       () => 'finished',
       (error: Error) => error.message,
     );
@@ -464,13 +466,16 @@ describe('0730 on a database made by the previous release', () => {
       ['drift_windows_rebuild_copy', true],
       ['sequential_detections', false],
     ]);
-    // The next start (a migration run) copies the other six days only, then exchanges.
+    // The next start (a migration run) copies the other six days only, then exchanges; then 0740
+    // rebuilds the table under its key sorted by time (all 20 rows in one call of its own bound).
     inserts.length = 0;
     const next: Migration[] = migrations.map((m) =>
-      m.id === '0730_window_end_keys' ? { ...m, apply: (c) => rebuildUnderKey(c, DRIFT_WINDOWS_REBUILD, 2) } : m,
+      m.id === '0730_window_end_keys'
+        ? { ...m, apply: (c) => rebuildUnderKey(c, DRIFT_WINDOWS_WINDOW_END_REBUILD, 2) }
+        : m,
     );
     expect(await migrate(engine(0), next)).toContain('0730_window_end_keys');
-    expect(inserts).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(inserts).toEqual([2, 2, 2, 2, 2, 2, 20]);
     expect(await tablesOf(db)).toEqual([
       ['data_quality_windows', false],
       ['drift_quarantine', false],

@@ -1,5 +1,5 @@
 import type { ClickHouse } from '../client.js';
-import { windowEndRebuild } from '../key-rebuild.js';
+import { keyRebuild } from '../key-rebuild.js';
 import type { Migration } from '../migrate.js';
 
 const DATA_QUALITY_WINDOWS = 'data_quality_windows';
@@ -28,7 +28,7 @@ export const dataQualityWindowsMigration: Migration = {
 };
 
 /** `data_quality_windows`' rebuild under the key with `window_end` (0730). */
-export const DATA_QUALITY_WINDOWS_REBUILD = windowEndRebuild('0730', DATA_QUALITY_WINDOWS, KEY, 'computed_at', {
+export const DATA_QUALITY_WINDOWS_REBUILD = keyRebuild('0730', DATA_QUALITY_WINDOWS, KEY, 'computed_at', {
   ddl: (name) => [dataQualityWindowsTable(name)],
   columns: `model, version, feature, expectation, scope, window_start, window_end, observed, bound, passed, count,
     events, detail, expectations_id, computed_at, written_at`,

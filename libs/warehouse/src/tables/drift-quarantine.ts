@@ -1,5 +1,5 @@
 import type { ClickHouse } from '../client.js';
-import { windowEndRebuild } from '../key-rebuild.js';
+import { keyRebuild } from '../key-rebuild.js';
 import type { Migration } from '../migrate.js';
 
 const DRIFT_QUARANTINE = 'drift_quarantine';
@@ -46,7 +46,7 @@ function driftQuarantineTable(name: string): string {
 }
 
 /** `drift_quarantine`'s rebuild under the key with `window_end` (0730); no `written_at`: its TTL clock is `quarantined_at`. */
-export const DRIFT_QUARANTINE_REBUILD = windowEndRebuild('0730', DRIFT_QUARANTINE, KEY, 'quarantined_at', {
+export const DRIFT_QUARANTINE_REBUILD = keyRebuild('0730', DRIFT_QUARANTINE, KEY, 'quarantined_at', {
   ddl: (name) => [driftQuarantineTable(name)],
   columns: `model, version, reference_id, window_start, window_end, events, late_events, source_partitions,
     idle_partitions, code, reason, topic, partition, quarantined_at`,

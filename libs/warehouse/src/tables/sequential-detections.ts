@@ -1,5 +1,5 @@
 import type { ClickHouse } from '../client.js';
-import { windowEndRebuild } from '../key-rebuild.js';
+import { keyRebuild } from '../key-rebuild.js';
 import type { Migration } from '../migrate.js';
 
 const SEQUENTIAL_DETECTIONS = 'sequential_detections';
@@ -24,7 +24,7 @@ export const sequentialDetectionsMigration: Migration = {
 };
 
 /** `sequential_detections`' rebuild under the key with `window_end` (0730). */
-export const SEQUENTIAL_DETECTIONS_REBUILD = windowEndRebuild('0730', SEQUENTIAL_DETECTIONS, KEY, 'detected_at', {
+export const SEQUENTIAL_DETECTIONS_REBUILD = keyRebuild('0730', SEQUENTIAL_DETECTIONS, KEY, 'detected_at', {
   ddl: (name) => [sequentialDetectionsTable(name)],
   columns: `model, version, reference_id, feature, source_topic, source_partition, window_start, window_end,
     event_time, source_offset, statistic_kind, statistic, threshold, t, run_length, window_size, check_every, ert,

@@ -20,12 +20,16 @@ const ROW_COLUMNS_0690 = `${ROW_COLUMNS}, expired`;
  */
 export const ROW_COLUMNS_ANY_RELEASE = `${ROW_COLUMNS}, coalesce(COLUMNS('^expired\\z'), 0) AS expired`;
 
+/** The sorting key of `skew_windows` (`window_end` since 0710); `skew_windows_v2`'s ends with `log_epoch`. */
+const KEY = ['model', 'model_version', 'window_start', 'window_end', 'feature', 'source_topic', 'source_partition'];
+const KEY_V2 = [...KEY, 'log_epoch'];
+
 /**
  * `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch`
- * in its key and the epoch's first record (`logColumns`). `window_end` is in the key since 0710
+ * in its key (`key`) and the epoch's first record (`logColumns`). `window_end` is in the key since 0710
  * (tables created before are rebuilt by {@link skewWindowsWindowEndMigration}).
  */
-function skewWindowsTable(name: string, logColumns: string, epochKey: string): string {
+function skewWindowsTable(name: string, logColumns: string, key: readonly string[]): string {
   return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       model_version LowCardinality(String),
@@ -48,7 +52,7 @@ function skewWindowsTable(name: string, logColumns: string, epochKey: string): s
       updated_at DateTime64(3, 'UTC'),
       written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
     ) ENGINE = ReplacingMergeTree(through_offset)
-    ORDER BY (model, model_version, window_start, window_end, feature, source_topic, source_partition${epochKey})
+    ORDER BY (${key.join(', ')})
     TTL written_at + INTERVAL 400 DAY`;
 }
 
@@ -69,7 +73,7 @@ function skewWindowsTable(name: string, logColumns: string, epochKey: string): s
  */
 export const skewWindowsMigration: Migration = {
   id: '0620_skew_windows',
-  statements: [skewWindowsTable(SKEW_WINDOWS, '', '')],
+  statements: [skewWindowsTable(SKEW_WINDOWS, '', KEY)],
 };
 
 /**
@@ -98,7 +102,7 @@ function skewWindowsV2Table(name: string): string {
     `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',
       log_start_offset UInt64 COMMENT 'offset of the first record its starter processed in this epoch (where it read the log from)',
       log_start_fingerprint String COMMENT 'recordFingerprint (@driftline/kafka) of that record: with its offset, which log the epoch is',`,
-    ', log_epoch',
+    KEY_V2,
   );
 }
 
@@ -127,8 +131,8 @@ const WINDOW_END_REBUILD = {
   [SKEW_WINDOWS]: {
     name: SKEW_WINDOWS,
     migration: '0710',
-    keyColumn: 'window_end',
-    ddl: (name: string) => [skewWindowsTable(name, '', ''), addExpired(name)],
+    key: KEY,
+    ddl: (name: string) => [skewWindowsTable(name, '', KEY), addExpired(name)],
     columns: `${ROW_COLUMNS_0690}, written_at`,
     identity: 'model, model_version, window_start, window_end, feature, source_topic, source_partition, through_offset',
     bucketHash: 'cityHash64(model, model_version, window_end, feature, source_topic, source_partition)',
@@ -136,7 +140,7 @@ const WINDOW_END_REBUILD = {
   [SKEW_WINDOWS_V2]: {
     name: SKEW_WINDOWS_V2,
     migration: '0710',
-    keyColumn: 'window_end',
+    key: KEY_V2,
     ddl: (name: string) => [skewWindowsV2Table(name), addExpired(name)],
     columns: `${ROW_COLUMNS_0690}, log_epoch, log_start_offset, log_start_fingerprint, written_at`,
     identity:

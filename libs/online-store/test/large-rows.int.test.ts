@@ -130,8 +130,10 @@ describe('batch reads of large rows with readBytesPerCall', () => {
       .join(' ')}`;
     for (const entitiesPerCall of [100, 1]) {
       const corrupt: string[] = [];
+      // A read timeout for a loaded run (at 2 s a call of ~1 MiB timed out in a fresh clone at a load
+      // average of 25); the bound on each reply is the peak checked below.
       const reader = createRedisOnlineStore(
-        { url: server.url, tls: false, readTimeoutMs: 2_000 },
+        { url: server.url, tls: false, readTimeoutMs: 10_000 },
         {
           use: 'online-read',
           keyPrefix,

@@ -17,9 +17,10 @@ const cliMain = bundledCli('dlq-outage');
 /**
  * readToEnd's bound on Kafka's silence (15 s), its leave after it (1 s), and the bundle's start-up on
  * a loaded machine (measured: 17.7 s in all, 20.9 s at a load average of 10, 28.7 s in a fresh clone
- * beside five helpers; before, 63 s and more).
+ * beside five helpers, 55–58 s in one at a load average of 25; before, a refused read failed after
+ * 214 s, and a hung one ended after 60 s with exit 0, which the line and status checks catch).
  */
-const WITHIN_MS = 15_000 + 1_000 + 20_000;
+const WITHIN_MS = 15_000 + 1_000 + 45_000;
 
 /** Runs the bundled CLI with only DRIFTLINE_KAFKA_BROKERS of DRIFTLINE_*; its exit, output and time. */
 function driftline(

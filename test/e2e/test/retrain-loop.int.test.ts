@@ -140,14 +140,17 @@ describe('retrain loop: alerts → one retrain request → trained, promoted, re
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
-    // The trainer's start installs its Python venv on a fresh machine (reused afterwards): covered by hookTimeout.
+    // The trainer's start installs its Python venv on a fresh machine (reused afterwards): 6 minutes,
+    // past the default hook timeout (180 s were not enough in a fresh clone at a load average of 25).
+    let t = Date.now();
     ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
     await migrate(ch, migrations);
     await seedLabeledPredictions(ch);
-    const t = Date.now();
+    timings.warehouse = Date.now() - t;
+    t = Date.now();
     runner = await startRunner({ services, env: env() });
     timings.runnerStart = Date.now() - t;
-  });
+  }, 360_000);
 
   afterAll(async () => {
     await runner?.stop();

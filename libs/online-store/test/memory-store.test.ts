@@ -12,7 +12,7 @@ describe('InMemoryOnlineStore', () => {
   it('expires rows on its own clock', async () => {
     let now = 1_000_000;
     const store = new InMemoryOnlineStore({ now: () => now });
-    const view = contractViews.get('short')!; // ttl 300ms
+    const view = contractViews.get('short')!;
     const e = validateFeatureEvent(contractViews, {
       event_id: 'a',
       view: 'short',
@@ -21,7 +21,7 @@ describe('InMemoryOnlineStore', () => {
       features: { x: 1 },
     });
     await store.write(planWrites([e]));
-    now += 299;
+    now += view.ttlMs - 1;
     expect(await store.read(view, 'k')).toBeDefined();
     now += 1;
     expect(await store.read(view, 'k')).toBeUndefined();

@@ -292,6 +292,34 @@ export class MergeState {
     while (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.keys().next().value!);
   }
 
+  /**
+   * What the pending window starting at `start` still waits for: the sources that have not reported
+   * it (no marker, frontier before its end) and the partials its markers list that have not come.
+   * Undefined when no such window is pending. Said when a window is dropped as a stale fragment
+   * (`ready`): one partials message lost between the stages (acknowledged by Kafka, never in the
+   * log) drops the whole window that way, which was counted in a metric and said nowhere.
+   */
+  waitingFor(
+    start: number,
+  ):
+    | { readonly sources: number[]; readonly partials: Array<{ source: number; model: string; version: string }> }
+    | undefined {
+    const w = this.pending.get(start);
+    if (w === undefined) return undefined;
+    const sources: number[] = [];
+    for (let s = 0; s < this.sourcePartitions; s++) {
+      if (!w.markers.has(s) && (this.frontier.get(s) ?? Number.NEGATIVE_INFINITY) < w.end) sources.push(s);
+    }
+    const partials: Array<{ source: number; model: string; version: string }> = [];
+    for (const s of [...w.markers.keys()].sort((a, b) => a - b)) {
+      for (const mv of w.markers.get(s)!.models) {
+        if (!w.partials.has(s + SEP + mv.model + SEP + mv.version))
+          partials.push({ source: s, model: mv.model, version: mv.version });
+      }
+    }
+    return { sources, partials };
+  }
+
   dropStale(starts: readonly number[]): void {
     for (const s of starts) this.pending.delete(s);
   }

@@ -595,6 +595,24 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     const t = now();
     const { complete, stale } = state.ready(t);
     if (stale.length > 0) {
+      // A later window completed while these still waited: dropped. Legitimate only for fragments
+      // of windows completed before a restart; a partials message lost between the stages (Kafka
+      // acknowledged it, the log never had it) drops a whole window this way — it was a metric only.
+      const later = complete.find((w) => w.windowStart > stale[0]!)?.windowStart;
+      for (const start of stale) {
+        const waiting = state.waitingFor(start);
+        deps.logger.warn(
+          {
+            topic,
+            partition,
+            windowStart: start,
+            completedLater: later,
+            unreportedSources: waiting?.sources,
+            missingPartials: waiting?.partials,
+          },
+          'drift window dropped as a stale fragment: a later window completed while it still waited for these; if it was never completed before (a partials message lost between the stages), it has no drift_windows row',
+        );
+      }
       state.dropStale(stale);
       deps.metrics?.partialsDropped.inc({ reason: 'stale_fragment' }, stale.length);
     }

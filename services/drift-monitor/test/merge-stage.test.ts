@@ -42,7 +42,7 @@ import { mergeProcessor } from '../src/merge-stage.js';
 import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress, stageOnePartialsOfW0, writtenReferences } from './support.js';
+import { memoryProgress, stageOnePartialsOfW0, warnings, writtenReferences } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -780,5 +780,30 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     expect(run.quality.find((r) => r.expectation === 'null_rate')).toMatchObject({ observed: 1 / 4, events: 4 });
     expect((await run.metrics.referenceSplits.get()).values[0]?.value ?? 0).toBe(0);
     expect(run.warnings).toEqual([]);
+  });
+});
+
+describe('merge stage: a window dropped as a stale fragment is said', () => {
+  it('one lost partial of source 1 drops window W0 for every model, with a warning naming what it waited for', async () => {
+    const times = [W0 + 100, W0 + 200, W0 + 1100, W0 + 1200, W0 + 2100]; // closes W0 and W0 + 1000
+    const s0 = await partialsFor(times, { partition: 0, partitions: 2 });
+    const s1 = await partialsFor(times, { partition: 1, partitions: 2 });
+    const lost = (m: PartialsMessage) => m.type === 'partial' && m.windowStart === W0 && m.model === 'm';
+    const { logger, lines } = warnings();
+    const { consume, rows } = setup({ logger });
+    expect(await consume([...s0, ...s1.filter((m) => !lost(m))])).toEqual([]);
+    // The window after it is written; W0 is not, for either model (what the chaos run saw).
+    expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0 + 1000)}`]);
+    const said = lines.filter((l) => l.msg?.startsWith('drift window dropped as a stale fragment') === true);
+    expect(said.map((l) => l.obj)).toEqual([
+      {
+        topic: 'drift.partials.v1',
+        partition: 0,
+        windowStart: W0,
+        completedLater: W0 + 1000,
+        unreportedSources: [],
+        missingPartials: [{ source: 1, model: 'm', version: 'v1' }],
+      },
+    ]);
   });
 });

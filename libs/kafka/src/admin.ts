@@ -48,6 +48,9 @@ export function isTransient(error: unknown): boolean {
   if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every(isTransient);
   if (typeof e.type === 'string' && TRANSIENT_TYPES.has(e.type)) return true;
   if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSRequestTimeoutError') return true;
+  // kafkajs' coordinator look-up giving up (not retriable in kafkajs) while the brokers restart: a
+  // chaos run's label-joiner exited 78 "configuration error" on it, taking over its old group's offsets.
+  if (e.name === 'KafkaJSGroupCoordinatorNotFound') return true;
   if (e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error))) return true;
   // kafkajs' connection layer, giving up on a broker that takes TCP and never answers (its
   // ApiVersions handshake timed out): a plain Error, and a timeout on the broker's connect lock (not

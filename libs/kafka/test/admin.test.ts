@@ -41,6 +41,18 @@ describe('isTransient (admin calls)', () => {
     expect(isTransient(new Error('INVALID_REPLICATION_FACTOR'))).toBe(false);
   });
 
+  it('no group coordinator found while the brokers restart is an outage (found by a chaos run: exit 78)', () => {
+    // kafkajs' typings give its error classes no constructor arguments: its runtime shape instead.
+    const noCoordinator = Object.assign(new Error('Failed to find group coordinator'), {
+      name: 'KafkaJSGroupCoordinatorNotFound',
+      retriable: false,
+    });
+    expect(isTransient(noCoordinator)).toBe(true);
+    expect(isTransient(new KafkaJSNumberOfRetriesExceeded(noCoordinator, { retryCount: 5, retryTime: 3_000 }))).toBe(
+      true,
+    );
+  });
+
   it('a broker that takes connections and never answers is an outage (found by a review: exit 78)', () => {
     // kafkajs' connect against a silent listener ends, after about 30 s, in a plain Error of its
     // broker layer; a wait for another connect to that broker ends in a lock timeout.

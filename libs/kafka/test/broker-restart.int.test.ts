@@ -10,32 +10,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { restartComponent, stackDown, stackUp } from '@driftline/stack';
 import { brokerProxy, eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { createProducer, describeGroup, ensureTopics, startConsumer } from '../src/index.js';
 import { it } from './per-test-cleanup.js';
+import { recordingLogger } from './recording-logger.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'driftline-broker-restart-stack-'));
 const SESSION_TIMEOUT_MS = 60_000;
 /** Generous for a loaded 2-core machine, far below the session timeout the old code waited out. */
 const RESUME_BOUND_MS = 25_000;
-
-/** The consumer's lines at info and above, kept for the message of a failed expectation. */
-function recordingLogger(lines: string[]): Logger {
-  const line = (level: string) => (obj: object, msg?: string) =>
-    lines.push(`${new Date().toISOString()} ${level} ${msg ?? ''} ${JSON.stringify(obj).slice(0, 300)}`);
-  const logger: Logger = {
-    debug: () => {},
-    info: line('info'),
-    warn: line('warn'),
-    error: line('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 describe('a consumer group through a broker restart (a stack of its own)', () => {
   let brokers: string[];

@@ -2,13 +2,13 @@
 // a proxy (test-support's brokerProxy) that refuses connections (a broker down: killed,
 // restarting) or goes silent (a hung broker), so the shared stack itself is never touched.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { type BrokerProxy, brokerProxy, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject } from 'vitest';
 import { createKafkaClient, createProducer, ensureTopics, type KafkaClient, topicOffsets } from '../src/index.js';
 import { readTopic } from '../src/testing.js';
 import { type Cleanup, it } from './per-test-cleanup.js';
+import { type LogLine, recordingLogger } from './recording-logger.js';
 
 const stack = inject('stack');
 
@@ -21,27 +21,6 @@ const DEADLINE_MS = 3_000;
 const BATCH = 20;
 
 /** A line written at info or above, as the test's logger received it. */
-interface LogLine {
-  readonly level: string;
-  readonly msg: string;
-  readonly obj: Record<string, unknown>;
-}
-
-/** kafkajs's and the producer's warning lines, kept for the message of a failed expectation (and in `entries`). */
-function recordingLogger(lines: string[], entries: LogLine[] = []): Logger {
-  const line = (level: string) => (obj: object, msg?: string) => {
-    lines.push(`${new Date().toISOString()} ${level} ${msg ?? ''} ${JSON.stringify(obj)}`);
-    entries.push({ level, msg: msg ?? '', obj: obj as Record<string, unknown> });
-  };
-  const logger: Logger = {
-    debug: () => {},
-    info: line('info'),
-    warn: line('warn'),
-    error: line('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 async function replacements(registry: Registry): Promise<number> {
   const text = await registry.getSingleMetricAsString('driftline_producer_replaced_total');

@@ -794,16 +794,7 @@ export class RedisOnlineStore implements OnlineStore {
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
     const projection = checkedProjection(view, features);
     const release = await this.readGate.acquire(1, this.expectedBytes(view, 1), undefined);
-    let timedOut = false;
-    try {
-      return await this.readOne(view, projection, rowKey(this.keyPrefix, view.name, entity));
-    } catch (error) {
-      timedOut = commandTimedOut(error);
-      throw error;
-    } finally {
-      if (timedOut) this.releaseOnceAnswered(release);
-      else release();
-    }
+    return this.holdingRoom(release, () => this.readOne(view, projection, rowKey(this.keyPrefix, view.name, entity)));
   }
 
   /**
@@ -822,6 +813,20 @@ export class RedisOnlineStore implements OnlineStore {
     const seen = bytes / entities;
     const before = this.rowBytesPerEntity.get(view);
     this.rowBytesPerEntity.set(view, before === undefined ? seen : before + ROW_BYTES_WEIGHT * (seen - before));
+  }
+
+  /** Runs `read` in the room `release` gives back: at once, or once Redis answers a read the client timed out. */
+  private async holdingRoom<T>(release: () => void, read: () => Promise<T>): Promise<T> {
+    let timedOut = false;
+    try {
+      return await read();
+    } catch (error) {
+      timedOut = commandTimedOut(error);
+      throw error;
+    } finally {
+      if (timedOut) this.releaseOnceAnswered(release);
+      else release();
+    }
   }
 
   /**
@@ -904,16 +909,7 @@ export class RedisOnlineStore implements OnlineStore {
       if (n > 0) bytes += this.expectedBytes(r.view, n);
     });
     const release = await this.readGate.acquire(entities, bytes, options.signal);
-    let timedOut = false;
-    try {
-      return await this.readResolved(resolved, fresh, options);
-    } catch (error) {
-      timedOut = commandTimedOut(error);
-      throw error;
-    } finally {
-      if (timedOut) this.releaseOnceAnswered(release);
-      else release();
-    }
+    return this.holdingRoom(release, () => this.readResolved(resolved, fresh, options));
   }
 
   /** readBatch's reads of `fresh` (the distinct keys of each request), within the room the gate gave them. */

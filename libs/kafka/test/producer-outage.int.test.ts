@@ -196,6 +196,89 @@ describe.concurrent('a producer through a Kafka outage (a proxy in front of the 
     }
   }, 120_000);
 
+  /**
+   * a0 written, then a1's send fails as `lose` makes it fail; then `after` (each value sent until
+   * acknowledged). The log's values, the failed sends, and the producers replaced.
+   */
+  async function afterFailedSend(cleanup: Cleanup, lose: (proxy: BrokerProxy) => Promise<void>, after: string[]) {
+    const { proxy, kafka, topic } = await setUp(cleanup);
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const producer = await createProducer(kafka, {
+      registry,
+      health: { replaceAfterMs: 60_000, sendDeadlineMs: DEADLINE_MS },
+    });
+    cleanup.push(() => producer.disconnect());
+    const message = (v: string) => ({ key: 'k', value: Buffer.from(v) });
+    await producer.send(topic, [message('a0')]);
+    const a1 = producer.send(topic, [message('a1')]).then(
+      () => 'acknowledged',
+      (error: Error) => error.message,
+    );
+    await lose(proxy);
+    expect(await a1).not.toBe('acknowledged');
+    await proxy.restore();
+    const failures: string[] = [];
+    for (const value of after) {
+      for (const until = Date.now() + 30_000; ; ) {
+        try {
+          await producer.send(topic, [message(value)]);
+          break;
+        } catch (error) {
+          failures.push(`${value}: ${(error as Error).message}`);
+          if (Date.now() > until) throw error;
+          await sleep(100);
+        }
+      }
+    }
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    const values = (await readTopic(kafka, topic, total, 30_000)).map((r) => r.value?.toString());
+    const replaced = await replacements(registry);
+    return {
+      values,
+      failures,
+      replaced,
+      context: `log: ${JSON.stringify(values)}; failed sends: ${JSON.stringify(failures)}`,
+    };
+  }
+
+  it('a send after one of unknown outcome is written, not taken by the broker for a resend of it (found hunting a lost drift window)', async ({
+    cleanup,
+  }) => {
+    // kafkajs handed a failed request's sequence numbers back even when the broker had written it;
+    // the next, different batch to the partition got them, and the broker answered it as a
+    // duplicate of the written one: acknowledged, never written.
+    // a1 reaches the broker, its answer is dropped, then connections are refused: a failed send.
+    const { values, replaced, context } = await afterFailedSend(cleanup, (proxy) => proxy.refuse(800), ['b']);
+    // a1 landed (its answer alone was lost), and b, acknowledged, is written after it.
+    expect(values, context).toEqual(['a0', 'a1', 'b']);
+    expect(replaced, context).toBe(0);
+  }, 60_000);
+
+  it('a send after one that never reached the broker is written too: the gap it leaves gets a fresh producer', async ({
+    cleanup,
+  }) => {
+    // The other half: a failed request's numbers stay spent, so when it never landed the next batch
+    // leaves a gap the broker refuses (OUT_OF_ORDER_SEQUENCE_NUMBER). That send fails, retriable,
+    // and the next goes through a fresh producer: nothing lost, no send stuck.
+    const { values, failures, replaced, context } = await afterFailedSend(
+      cleanup,
+      async (proxy) => {
+        // a1's request is held by the proxy and dropped with its connection: it never lands.
+        proxy.stall();
+        await sleep(300);
+        await proxy.refuse(0);
+        proxy.resume();
+      },
+      ['b', 'a1'], // then the caller's resend of the failed batch
+    );
+    expect(values, context).toEqual(['a0', 'b', 'a1']);
+    expect(
+      failures.some((f) => f.startsWith('b: ') && f.includes('out of order sequence number')),
+      context,
+    ).toBe(true);
+    expect(replaced, context).toBe(1);
+  }, 60_000);
+
   it('a broker that accepts connections and never answers still gets the producer replaced, and sends go on', async ({
     cleanup,
   }) => {

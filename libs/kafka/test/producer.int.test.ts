@@ -26,6 +26,33 @@ describe('producer against real Kafka', () => {
     }
   });
 
+  it("a send refused for one partition's records does not lose the next send to a partition it wrote (found hunting a lost drift window)", async () => {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = uniqueName('partly');
+    await ensureTopics(kafka, [{ topic, partitions: 2, config: { 'max.message.bytes': String(10 * 1024) } }]);
+    const producer = await createProducer(kafka);
+    try {
+      // One request: partition 0's batch is refused (too large), partition 1's is written. kafkajs
+      // handed both partitions' sequence numbers back; the next batch to partition 1 got s1's, and
+      // the broker answered it as s1's duplicate: acknowledged, never written.
+      await expect(
+        producer.send(topic, [
+          { key: 'big', value: Buffer.alloc(20 * 1024, 0x61), partition: 0 },
+          { key: 's1', value: Buffer.from('s1'), partition: 1 },
+        ]),
+      ).rejects.toMatchObject({ code: 'SINK_REJECTED', retriable: false });
+      await producer.send(topic, [{ key: 's2', value: Buffer.from('s2'), partition: 1 }]);
+      await producer.send(topic, [{ key: 's3', value: Buffer.from('s3'), partition: 0 }]);
+      const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+      const records = await readTopic(kafka, topic, total, 30_000);
+      const byPartition = (p: number) => records.filter((r) => r.partition === p).map((r) => r.key?.toString());
+      expect(byPartition(0)).toEqual(['s3']);
+      expect(byPartition(1)).toEqual(['s1', 's2']);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it('a null header value stays null: read, dead-lettered and replayed (found by a review)', async () => {
     const kafka = kafkaFor(stack.kafkaBrokers);
     const topic = uniqueName('null-header');

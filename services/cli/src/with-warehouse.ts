@@ -10,7 +10,8 @@ import { embeddedQueryAbandoned } from '@driftline/warehouse';
  * the command printed its timeout and ran on for minutes (`report` on a large warehouse; then
  * `model-card`, `reference`, `model stage` and `clickhouse migrate`, found by a review). Then, once
  * main.ts has flushed stdout and stderr, the process ends at once (SIGKILL: its status is 137, not
- * the error's code). Test: test/embedded-timeout-exit.int.test.ts.
+ * the error's code). Tests: test/embedded-timeout-exit.int.test.ts; test/with-warehouse-everywhere.test.ts
+ * fails when a command opens the warehouse another way.
  */
 export async function withWarehouse<W extends { close(): Promise<void> }, T>(
   open: () => Promise<W>,

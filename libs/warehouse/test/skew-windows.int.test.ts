@@ -410,9 +410,14 @@ describe('0710 on a database made by the previous release', () => {
       );
     let most = 0;
     let done = false;
+    let starts = 0;
+    let bound = timeoutMs;
     const deadline = Date.now() + 120_000;
-    for (let start = 0; start < 200 && !done && Date.now() < deadline; start++) {
-      const service = await createClickHouse(testClickHouse(path, db.database, timeoutMs));
+    for (; starts < 200 && !done && Date.now() < deadline; starts++) {
+      // The machine's load moves under the calibration (a fresh clone's run at a load of 17 never
+      // finished a call): every 10 starts without the end, the bound grows by half.
+      if (starts > 0 && starts % 10 === 0) bound = Math.round(bound * 1.5);
+      const service = await createClickHouse(testClickHouse(path, db.database, bound));
       done = await migrate(service, bounded).then(
         () => true,
         () => false,
@@ -420,7 +425,8 @@ describe('0710 on a database made by the previous release', () => {
       await service.close();
       most = Math.max(most, (await rebuildTablesNow()).length);
     }
-    expect(done).toBe(true);
+    expect(done, `${starts} starts, call bound ${timeoutMs} → ${bound} ms`).toBe(true);
+    expect(starts, 'the copy fit in one start: nothing resumed').toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(1);
     expect(await rebuildTablesNow()).toEqual([]);
     expect(await tablesOf(db)).toEqual([

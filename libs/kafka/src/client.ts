@@ -67,6 +67,13 @@ export function onUnknownTopicPartition(client: KafkaClient, listener: () => voi
  * connect and metadata read.
  */
 const CONNECTION_FAILED = /^(?:Connection error: |Connection timeout|Failed to connect to (?:seed )?broker)/;
+/**
+ * kafkajs warns at every idempotent producer's creation when its retries are bounded. createProducer
+ * bounds them on purpose (they fit the send deadline), and a failed send's resend of the same
+ * records gets the same sequence numbers (kafkajs patch (8)): nothing of idempotence is lost, so the
+ * line goes to debug (it was a warning at every service start).
+ */
+const BOUNDED_RETRIES = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
 /** While a client's connections fail, at most one such line per this interval at warn. */
 export const CONNECTION_FAILURE_LOG_INTERVAL_MS = 10_000;
 
@@ -107,7 +114,8 @@ export function kafkajsLogging(
       }
       if (rest.error === 'This server does not host this topic-partition') for (const listener of unknowns) listener();
       const consumerRestart = message.startsWith('Crash: ') || message.startsWith('Restarting the consumer in');
-      if ((level !== logLevel.ERROR && level !== logLevel.WARN) || consumerRestart) log.debug(rest, message);
+      if ((level !== logLevel.ERROR && level !== logLevel.WARN) || consumerRestart || message === BOUNDED_RETRIES)
+        log.debug(rest, message);
       else if (CONNECTION_FAILED.test(message)) {
         const linesLeftOut = admitLine(connectionFailures, now(), CONNECTION_FAILURE_LOG_INTERVAL_MS);
         if (linesLeftOut === undefined) log.debug(rest, message);

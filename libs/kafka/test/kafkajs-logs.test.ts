@@ -51,6 +51,21 @@ function routing() {
   return { lines, clock, logging, client, producer, refused, warned: () => lines.filter((l) => l.level === 'warn') };
 }
 
+describe('kafkajs logs: the bounded-retries warning of an idempotent producer', () => {
+  it('goes to debug: the producer bounds its retries on purpose, and a resend keeps its sequence numbers', () => {
+    const { lines, producer } = routing();
+    producer({
+      ...entry('Limiting retries for the idempotent producer may invalidate EoS guarantees'),
+      level: logLevel.WARN,
+    });
+    producer({ ...entry('Limiting retries for the idempotent producer, or not'), level: logLevel.WARN });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['debug', 'Limiting retries for the idempotent producer may invalidate EoS guarantees'],
+      ['warn', 'Limiting retries for the idempotent producer, or not'],
+    ]);
+  });
+});
+
 describe('kafkajs logs: failed connections, rate-limited per client', () => {
   it('writes the first of an outage at warn, then at most one per 10 s with the count left out; the rest at debug', () => {
     const { lines, clock, refused, warned } = routing();
@@ -109,14 +124,14 @@ describe('kafkajs logs: failed connections, rate-limited per client', () => {
   it('also limits connect timeouts; other lines keep their level, crash and restart lines go to debug', () => {
     const { lines, producer, warned } = routing();
     for (let i = 0; i < 3; i++) producer(entry('Connection timeout', { broker: 'b:9092' }));
-    producer(entry('Limiting retries for the idempotent producer may invalidate EoS guarantees'));
-    producer(entry('Limiting retries for the idempotent producer may invalidate EoS guarantees'));
+    producer(entry('The group is rebalancing, re-joining'));
+    producer(entry('The group is rebalancing, re-joining'));
     producer(entry('Crash: KafkaJSNumberOfRetriesExceeded: Connection error'));
     producer({ ...entry('Connecting'), level: logLevel.DEBUG, label: 'DEBUG' });
     expect(warned().map((w) => w.msg)).toEqual([
       'Connection timeout',
-      'Limiting retries for the idempotent producer may invalidate EoS guarantees',
-      'Limiting retries for the idempotent producer may invalidate EoS guarantees',
+      'The group is rebalancing, re-joining',
+      'The group is rebalancing, re-joining',
     ]);
     expect(lines.filter((l) => l.level === 'debug')).toHaveLength(4);
   });

@@ -51,13 +51,17 @@ describe('log-position: every sequence of events up to the depth, against a mode
       27_000_000,
       ['positionUnknown', 'startMoved', 'unseen'],
     ],
-  ] as const)('%s: no defect, only the cases no loop can tell', (_name, bounds, depth, atLeast, limits) => {
-    const { sequences, findings } = explore(bounds, depth);
-    expect(sequences).toBeGreaterThan(atLeast);
-    expect(findings.filter((f) => f.cause === 'defect')).toEqual([]);
-    expect([...new Set(findings.map((f) => f.cause))].sort()).toEqual(limits);
-    // CPU alone (tens of millions of sequences): 3 s on a quiet machine, past 30 s at a load of 17.
-  }, 120_000);
+  ] as const)(
+    '%s: no defect, only the cases no loop can tell',
+    (_name, bounds, depth, atLeast, limits) => {
+      const { sequences, findings } = explore(bounds, depth);
+      expect(sequences).toBeGreaterThan(atLeast);
+      expect(findings.filter((f) => f.cause === 'defect')).toEqual([]);
+      expect([...new Set(findings.map((f) => f.cause))].sort()).toEqual(limits);
+      // CPU alone (tens of millions of sequences): 3 s on a quiet machine, past 30 s at a load of 17.
+    },
+    120_000,
+  );
 });
 
 describe('deferral defects the model check found (each failed on the code before it)', () => {

@@ -53,6 +53,25 @@ describe('producer against real Kafka', () => {
     }
   });
 
+  it('concurrent sends of one producer to one partition are each written (its sequence numbers are taken one request at a time)', async () => {
+    // Stage one's partitions share one producer; another client's idempotent producer acknowledged
+    // concurrent sends with one offset and wrote one of them (platformatic/kafka#326).
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = uniqueName('concurrent');
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    const producer = await createProducer(kafka);
+    try {
+      const values = Array.from({ length: 50 }, (_, i) => `c${i}`);
+      await Promise.all(values.map((v) => producer.send(topic, [{ key: v, value: Buffer.from(v), partition: 0 }])));
+      const records = await readTopic(kafka, topic, values.length, 30_000);
+      expect(records.map((r) => r.value?.toString()).sort()).toEqual([...values].sort());
+      const [offsets] = await topicOffsets(kafka, topic);
+      expect(offsets?.high).toBe(50n);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it('a null header value stays null: read, dead-lettered and replayed (found by a review)', async () => {
     const kafka = kafkaFor(stack.kafkaBrokers);
     const topic = uniqueName('null-header');

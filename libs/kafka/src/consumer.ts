@@ -8,7 +8,7 @@ import {
   withDeadline,
 } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
-import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import {
   AdminSession,
   adminBackoff,
@@ -24,7 +24,7 @@ import {
   deadLetterConfigOf,
   faultHoldOf,
   type KafkaClient,
-  kafkajsOf,
+  kafkajsRetrying,
   onOffsetReset,
   onUnknownTopicPartition,
 } from './client.js';
@@ -108,6 +108,30 @@ const HEARTBEAT_INTERVAL_MS = 3_000;
 export const DEFAULT_METADATA_MAX_AGE_MS = 30_000;
 /** Restarts after kafkajs crashed the consumer (a deleted input topic): it restarted every 100 ms. */
 const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
+/**
+ * The consumer's kafkajs retry timing, stated in full so tests run what production runs: under
+ * NODE_ENV=test (vitest) kafkajs fills what is left out from its test defaults (1.5x, at most 1 s
+ * apart: a crash after ~4 s of refused connections), in production from its own (2x, up to 30 s).
+ * It is also the cluster retry of the consumer's kafkajs instance ({@link consumerKafkajs}), which
+ * reconnects to the brokers inside every fetch: with the client's timing those reconnects grew to
+ * ~13 s apart, and a member that did not crash consumed again up to ~19 s after Kafka answered.
+ * At most 2 s apart; 16 retries keep ~25 s of refused connections before kafkajs crashes it.
+ */
+const CONSUMER_RETRY = { initialRetryTime: 100, multiplier: 2, factor: 0.2, maxRetryTime: 2_000, retries: 16 } as const;
+const consumerInstances = new WeakMap<KafkaClient, Kafka>();
+/**
+ * The kafkajs instance a handle's consumers are made from: the handle's, with CONSUMER_RETRY as
+ * its cluster retry. One per handle, as the handle's own was (a test hooks its `consumer`).
+ * Package-internal.
+ */
+export function consumerKafkajs(client: KafkaClient): Kafka {
+  let kafkajs = consumerInstances.get(client);
+  if (kafkajs === undefined) {
+    kafkajs = kafkajsRetrying(client, CONSUMER_RETRY);
+    consumerInstances.set(client, kafkajs);
+  }
+  return kafkajs;
+}
 /** A crash this long after the last one (or a join or a batch processed meanwhile) starts a new crash streak. */
 const CRASH_QUIET_MS = 120_000;
 /**
@@ -385,7 +409,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     ),
   };
 
-  const consumer: Consumer = kafkajsOf(kafka).consumer({
+  const consumer: Consumer = consumerKafkajs(kafka).consumer({
     groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
     heartbeatInterval: HEARTBEAT_INTERVAL_MS,
@@ -395,7 +419,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     metadataMaxAge: options.metadataMaxAgeMs ?? DEFAULT_METADATA_MAX_AGE_MS,
     // kafkajs restarts a crashed consumer after 100 ms, for ever: a deleted input topic made a hot
     // loop (10 restarts/s, hundreds of error lines with stacks a minute, healthy all along).
-    retry: { restartOnFailure: (error: Error) => restartAfterCrash(error) },
+    retry: { ...CONSUMER_RETRY, restartOnFailure: (error: Error) => restartAfterCrash(error) },
   });
   const groupMembership = watchMembership(consumer);
   let joined = false;

@@ -84,7 +84,8 @@ describe('a consumer group through a broker restart (a stack of its own)', () =>
     await proxy.refuse();
     await restartComponent('kafka', { stateDir });
     // The case at hand: kafkajs crashed the consumer while the broker was down (it gives up after
-    // ~5 s of refused connections under NODE_ENV=test, ~25 s with production timing).
+    // ~25 s of refused connections: startConsumer states kafkajs' retry timing in full, so
+    // NODE_ENV=test runs the production timing, not kafkajs' test defaults' ~5 s).
     const restarts = async () =>
       Number(
         /^driftline_consumer_restarts_total\{[^}]*\} (\S+)$/m.exec(

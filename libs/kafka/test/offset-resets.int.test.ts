@@ -5,6 +5,7 @@ import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
 import { describe, expect, inject } from 'vitest';
 import { kafkajsOf } from '../src/client.js';
+import { consumerKafkajs } from '../src/consumer.js';
 import {
   committedOffsets,
   createProducer,
@@ -52,9 +53,10 @@ describe.concurrent('fetch positions kafkajs moves on its own (real Kafka)', () 
     const kafka = kafkaFor(stack.kafkaBrokers);
     // A hold on the kafkajs consumers the loop creates (to move a position as kafkajs would).
     const kafkajs = kafkajsOf(kafka);
+    const consumers = consumerKafkajs(kafka);
     const made: Consumer[] = [];
-    const create = kafkajs.consumer.bind(kafkajs);
-    kafkajs.consumer = (config) => {
+    const create = consumers.consumer.bind(consumers);
+    consumers.consumer = (config) => {
       const c = create(config);
       made.push(c);
       return c;

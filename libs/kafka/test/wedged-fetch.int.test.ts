@@ -4,7 +4,8 @@ import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
 import { describe, inject } from 'vitest';
-import { type KafkaClient, kafkajsOf } from '../src/client.js';
+import type { KafkaClient } from '../src/client.js';
+import { consumerKafkajs } from '../src/consumer.js';
 import { type BatchProcessor, type ConsumerHandle, createProducer, ensureTopics, startConsumer } from '../src/index.js';
 import { type Cleanup, it } from './per-test-cleanup.js';
 
@@ -24,7 +25,7 @@ describe.concurrent('a fetch that delivers nothing more while records are writte
     const kafka: KafkaClient = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
     const producer = await createProducer(kafka);
-    const kafkajs = kafkajsOf(kafka);
+    const kafkajs = consumerKafkajs(kafka);
     const made: Consumer[] = [];
     const create = kafkajs.consumer.bind(kafkajs);
     kafkajs.consumer = (config) => {

@@ -43,7 +43,7 @@ export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env = process.e
 
 /**
  * Rejects variables with the prefix that no schema declares (e.g. a typo). The message names the
- * closest known names (by edit distance), not every known one: there are about 160.
+ * closest known names (by edit distance), not every known one: there are about 180.
  */
 export function rejectUnknownEnv(
   prefix: string,
@@ -535,6 +535,18 @@ export const eventTimeMinField = z
   })
   .pipe(z.number().min(EVENT_TIME_FLOOR_MS, 'must be 1900-01-01 or later (ClickHouse DateTime64 starts there)'))
   .default(DEFAULT_EVENT_TIME_BOUNDS.minMs);
+
+/** Default of DRIFTLINE_STARTUP_TIMEOUT: how long a start-up waits for an unreachable backend. */
+export const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
+
+/**
+ * DRIFTLINE_STARTUP_TIMEOUT, one definition for the runner (libs/service) and `clickhouse serve`
+ * (which loads no service code). It drives a timer, so at most MAX_TIMER_MS: `30d` had been
+ * accepted and Node fires a longer timer at once, so the start-up's patience ended immediately.
+ */
+export const startupTimeoutEnvShape = {
+  DRIFTLINE_STARTUP_TIMEOUT: durationField(0, MAX_TIMER_MS).default(DEFAULT_STARTUP_TIMEOUT_MS),
+};
 
 /**
  * The event-time bounds' variables, one definition for the services (libs/service's common

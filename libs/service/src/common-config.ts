@@ -4,6 +4,7 @@ import {
   type EventTimeBounds,
   envField,
   eventTimeEnvShape,
+  startupTimeoutEnvShape,
   TOPIC_PREFIX_PATTERN,
   TOPIC_PREFIX_RULE,
   toEventTimeBounds,
@@ -18,9 +19,6 @@ function autoOrInt(min: number, max: number) {
 }
 
 /** Variables every service process reads, whatever it runs; each service adds its own shape. */
-/** Default of DRIFTLINE_STARTUP_TIMEOUT: longer than a broker or registry restart takes. */
-export const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
-
 export const baseEnvShape = {
   /** Port of /metrics, /healthz, /readyz (0 picks a free one). */
   DRIFTLINE_HTTP_PORT: envField.int(0, 65_535).default(9464),
@@ -49,7 +47,7 @@ export const baseEnvShape = {
    * (StartupTimeoutError); a start whose backends all answer is never cut.
    * Config errors never retry.
    */
-  DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
+  ...startupTimeoutEnvShape,
   /**
    * Largest accepted skew of event_time into the future of the wall clock, and the earliest
    * accepted event_time (outside: the DLQ): one definition with the SDK's `connectionFromEnv`.

@@ -28,6 +28,11 @@ describe('topic durability and stall timeout config', () => {
       /^DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS: /,
     );
     expect(() => parse({ DRIFTLINE_STALL_TIMEOUT: '10ms' })).toThrow(/^DRIFTLINE_STALL_TIMEOUT: /);
+    // A timer's bound: Node fires a timer past 2^31 - 1 ms at once, so `30d` ended the wait at once.
+    expect(() => parse({ DRIFTLINE_STARTUP_TIMEOUT: '30d' })).toThrow(
+      /^DRIFTLINE_STARTUP_TIMEOUT: must be at most 2147483647 ms/,
+    );
+    expect(parse({ DRIFTLINE_STARTUP_TIMEOUT: '24d' }).startupTimeoutMs).toBe(24 * 86_400_000);
     expect(() => parse({ DRIFTLINE_TOPIC_REPLICATION_FACTOR: '2', DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS: '3' })).toThrow(
       /^DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS: must be at most DRIFTLINE_TOPIC_REPLICATION_FACTOR/,
     );

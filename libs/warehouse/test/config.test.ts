@@ -33,6 +33,10 @@ describe('ClickHouse variables (found by a review)', () => {
       `DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: must be at most ${MAX_TIMER_MS} ms`,
     );
     expect(host({ DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: '24d' }).DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT).toBe(24 * 86_400_000);
+    // The host's start-up patience drives a timer too (it accepted 30d, then gave up at once).
+    expect(() => host({ DRIFTLINE_STARTUP_TIMEOUT: '30d' })).toThrow(
+      `DRIFTLINE_STARTUP_TIMEOUT: must be at most ${MAX_TIMER_MS} ms`,
+    );
   });
 
   it('names and passwords compared as they are refuse white space at an end', () => {

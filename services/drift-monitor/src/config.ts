@@ -19,19 +19,13 @@ import { sequentialEnvShape, toSequentialConfig } from './sequential-config.js';
 /** DRIFTLINE_DRIFT_GROUP's default: its partials topic keeps the name it had before groups had topics of their own. */
 export const DEFAULT_DRIFT_GROUP = 'drift-monitor';
 
-const share = (fallback: number) =>
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'must be a number')
-    .transform(Number)
-    .pipe(z.number().min(0).max(1))
-    .default(fallback);
+// Decimal numbers as every setting reads them (`0.05`, `1e-3`): a pattern of its own here had
+// refused `DRIFTLINE_DRIFT_KS_ALPHA=1e-3` as "must be a number".
+const share = (fallback: number) => envField.number(0, 1).default(fallback);
 const positive = (fallback: number) =>
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'must be a number')
-    .transform(Number)
-    .pipe(z.number().positive())
+  envField
+    .number(0)
+    .refine((v) => v > 0, 'must be more than 0')
     .default(fallback);
 
 export const driftEnvShape = {

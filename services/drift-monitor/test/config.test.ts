@@ -73,4 +73,24 @@ describe('drift-monitor config', () => {
     for (const bad of ['0', '1', '1.5', '-0.1', 'strict'])
       expect(() => alpha(bad), bad).toThrow(/^DRIFTLINE_DRIFT_MISSING_ALERT_ALPHA: [^\n]*$/);
   });
+
+  it('thresholds are decimal numbers as every setting reads them: 1e-3 is one (it was refused as "must be a number")', () => {
+    const config = (env: Record<string, string>) => toDriftConfig(parseEnv(driftEnvShape, env));
+    const t = config({
+      DRIFTLINE_DRIFT_KS_ALPHA: '1e-3',
+      DRIFTLINE_DRIFT_CHI2_ALPHA: '5E-4',
+      DRIFTLINE_DRIFT_PSI_THRESHOLD: '2.5e-1',
+      DRIFTLINE_DRIFT_JS_THRESHOLD: '.1',
+    }).thresholds;
+    expect([t.ksAlpha, t.chi2Alpha, t.psi, t.jensenShannon]).toEqual([1e-3, 5e-4, 0.25, 0.1]);
+    for (const [name, bad] of [
+      ['DRIFTLINE_DRIFT_KS_ALPHA', '1.5'],
+      ['DRIFTLINE_DRIFT_KS_ALPHA', '-1e-3'],
+      ['DRIFTLINE_DRIFT_KS_ALPHA', 'low'],
+      ['DRIFTLINE_DRIFT_PSI_THRESHOLD', '0'],
+      ['DRIFTLINE_DRIFT_PSI_THRESHOLD', ''],
+      ['DRIFTLINE_DRIFT_ALERT_SHARE', '2'],
+    ] as const)
+      expect(() => config({ [name]: bad }), `${name}=${bad}`).toThrow(new RegExp(`^${name}: [^\\n]*$`));
+  });
 });

@@ -2,15 +2,7 @@ import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { DEFAULT_ALERT_RULE, DEFAULT_TOLERANCE, type SkewAlertRule, type Tolerance } from '@driftline/skew';
-import { z } from 'zod';
-
-/** A decimal number (scientific notation allowed: tolerances like 1e-9) in [min, max]. */
-const number = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?([eE][-+]?\d+)?$/, 'must be a non-negative number')
-    .transform(Number)
-    .pipe(z.number().min(min).max(max));
+import type { z } from 'zod';
 
 /**
  * Longest window. An alert waits until its window's end is within the event-time bound (1 h by
@@ -28,18 +20,19 @@ const MAX_RECENT_IDS = 1_000_000;
 export const skewEnvShape = {
   ...onlineStoreEnvShape,
   /** Share of predictions compared: those whose id hashes below it (the same ones on every replay). */
-  DRIFTLINE_SKEW_SAMPLE_RATE: number(0, 1).default(0.05),
+  DRIFTLINE_SKEW_SAMPLE_RATE: envField.number(0, 1).default(0.05),
   /** Tumbling event-time window of the counts, 1 s to 1 d (30s, 5m, 1h). */
   DRIFTLINE_SKEW_WINDOW: envField.duration(1_000, MAX_SKEW_WINDOW_MS).default(5 * 60_000),
   /** Share mismatched strictly above which a feature's window raises TRAINING_SERVING_SKEW: below 1, or it never could. */
-  DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: number(0, 1)
+  DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: envField
+    .number(0, 1)
     .refine((share) => share < 1, 'must be below 1 (a window alerts when its share mismatched is above it)')
     .default(DEFAULT_ALERT_RULE.maxShareMismatched),
   /** Comparisons a window's feature needs before it can alert (sampling error). */
   DRIFTLINE_SKEW_MIN_COMPARED: envField.int(1, 1_000_000_000).default(DEFAULT_ALERT_RULE.minCompared),
   /** Numbers are equal when |a − b| ≤ max(absolute, relative · max(|a|, |b|)). */
-  DRIFTLINE_SKEW_RELATIVE_TOLERANCE: number(0, 1).default(DEFAULT_TOLERANCE.relative),
-  DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: number(0, Number.MAX_VALUE).default(DEFAULT_TOLERANCE.absolute),
+  DRIFTLINE_SKEW_RELATIVE_TOLERANCE: envField.number(0, 1).default(DEFAULT_TOLERANCE.relative),
+  DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: envField.number(0).default(DEFAULT_TOLERANCE.absolute),
   /**
    * Sampled prediction ids remembered per source partition to count a re-sent prediction once
    * (24 to 40 B each); 0 remembers none (every sampled record counted).

@@ -1,10 +1,7 @@
-import { envField } from '@driftline/core';
+import { envField, startupTimeoutEnvShape } from '@driftline/core';
 import type { z } from 'zod';
 import { enginePathField } from '../config.js';
 import { CLICKHOUSE_HOST_DEFAULTS, type ClickHouseHostOptions } from './server.js';
-
-// libs/service's DEFAULT_STARTUP_TIMEOUT_MS (not imported: the command loads no service code).
-const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
 
 /** `driftline clickhouse serve`: the host's environment (the data directory is DRIFTLINE_CLICKHOUSE_PATH). */
 export const clickhouseHostEnvShape = {
@@ -18,7 +15,7 @@ export const clickhouseHostEnvShape = {
   DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: envField.timeout().default(CLICKHOUSE_HOST_DEFAULTS.requestTimeoutMs),
   DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE: envField.int(1, 100_000).default(CLICKHOUSE_HOST_DEFAULTS.maxQueue),
   /** How long start-up retries a full or read-only disk; the variable and default of `driftline run`. */
-  DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
+  ...startupTimeoutEnvShape,
 };
 
 export function toClickHouseHostOptions(

@@ -6,7 +6,6 @@ import type { TopicCodec } from '@driftline/codec';
 import {
   categoricalValue,
   DEFAULT_THRESHOLDS,
-  decodePartials,
   featureResults,
   type MethodResult,
   numericValue,
@@ -34,7 +33,7 @@ import {
 } from '@driftline/schemas';
 import { createSummary } from '@driftline/stats';
 import { type ClickHouse, createClickHouse, warehouseOn } from '@driftline/warehouse';
-import { mergePins } from './merge-pins.js';
+import { lookAtMerge } from './merge-look.js';
 import { GHOST_MODEL, HOSTILE_KEY_PREFIX, MODEL, VIEW } from './traffic.js';
 
 export interface Names {
@@ -256,29 +255,8 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
   // the last marker's write and the merge's batch).
   let mergePinned: string[] = [];
   for (const deadline = Date.now() + 15_000; ; ) {
-    const committed = await committedOffsets(client, names.mergeGroup, names.partials);
-    const offsets = await topicOffsets(client, names.partials);
-    const ends = offsets.map((o) => ({
-      partition: o.partition,
-      committed: committed.get(o.partition) ?? -1n,
-      high: o.high,
-    }));
-    // The log as it was at these ends: every partition read to its end, nothing written since.
-    const last = new Map(offsets.filter((o) => o.high > o.low).map((o) => [o.partition, o.high - 1n]));
-    const read =
-      last.size === 0
-        ? []
-        : await readTopic(
-            client,
-            names.partials,
-            (rs) => [...last].every(([p, end]) => rs.some((r) => r.partition === p && BigInt(r.offset) >= end)),
-            120_000,
-          );
-    const records = read
-      .filter((r) => BigInt(r.offset) <= (last.get(r.partition) ?? -1n))
-      .map((r) => ({ partition: r.partition, offset: BigInt(r.offset), message: decodePartials(r.value) }));
-    const { pinned: found, held } = mergePins(records, ends);
-    mergePinned = found.map((p) => `${names.mergeGroup} ${names.partials}${p}`);
+    const { pinned: found, held } = await lookAtMerge(client, names.mergeGroup, names.partials);
+    mergePinned = found;
     if (mergePinned.length === 0) {
       if (held.length > 0) log(`merge: held on purpose: ${held.join('; ')}`);
       break;
@@ -631,8 +609,8 @@ const SETTLE_TIMEOUT_MS = 120_000;
 
 /**
  * Waits until stage one's frontier (drift_progress, per partition of the predictions) reaches
- * `closedUntil` on every partition and then the merge has consumed every partial: the windows
- * before `closedUntil` are then written. Returns what was still behind at the deadline (empty:
+ * `closedUntil` on every partition and then the merge has completed every window all sources
+ * reported (lookAtMerge: nothing pinned): the windows before `closedUntil` are then written. Returns what was still behind at the deadline (empty:
  * settled); a wait of more than a second is logged with what it waited for.
  */
 async function untilDriftSettled(
@@ -659,15 +637,8 @@ async function untilDriftSettled(
       .map(
         (p) => `stage one ${names.predictions}[${p}] closed until ${closed.get(p) ?? 'nothing'}, wanted ${closedUntil}`,
       );
-    if (behind.length === 0) {
-      const committed = await committedOffsets(client, names.mergeGroup, names.partials);
-      behind = (await topicOffsets(client, names.partials))
-        .filter((o) => o.high > 0n && (committed.get(o.partition) ?? -1n) < o.high)
-        .map(
-          (o) =>
-            `merge ${names.partials}[${o.partition}] committed ${committed.get(o.partition) ?? 'nothing'} of ${o.high}`,
-        );
-    }
+    // Then the merge: nothing pinned (a window every source reported and the merge did not complete).
+    if (behind.length === 0) behind = (await lookAtMerge(client, names.mergeGroup, names.partials)).pinned;
     if (behind.length === 0 || Date.now() >= deadline) break;
     firstBehind ??= behind;
     await sleep(500);

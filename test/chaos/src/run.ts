@@ -23,6 +23,7 @@ import { pauseComponent, pickFreePort, restartComponent, type StackEndpoints } f
 import { type CheckResult, checkInvariants, type Names } from './check.js';
 import { type Fault, type FaultKind, faultSchedule, type SERVICE_KINDS } from './faults.js';
 import { hostileBytes } from './hostile.js';
+import { lookAtMerge } from './merge-look.js';
 import { type Launcher, ServiceProcess } from './processes.js';
 import { MODEL, referenceCsv, Traffic, VERSION, VIEW } from './traffic.js';
 
@@ -600,8 +601,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 /**
- * Waits until every group has consumed everything it can: the log-following groups and the merge
- * stage at the end offsets, and nothing produced for a few seconds (dead letters, partials, alerts).
+ * Waits until every group has consumed everything it can: the log-following groups at the end
+ * offsets, the merge stage with nothing pinned (lookAtMerge; a window some source has not reported
+ * yet holds its commit on purpose), and nothing produced for a few seconds on the topics those
+ * groups follow (dead letters, alerts). The partials topic is left out of that quiet: stage one's
+ * idle sources announce every window, for as long as the services run.
  */
 async function drain(client: KafkaClient, names: Names, timeoutMs: number, log: (l: string) => void): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -609,7 +613,6 @@ async function drain(client: KafkaClient, names: Names, timeoutMs: number, log: 
     [names.materializerGroup, names.features],
     [names.joinerGroup, names.predictions],
     [names.joinerGroup, names.labels],
-    [names.mergeGroup, names.partials],
     [names.retrainGroup, names.alerts],
   ];
   let quietSince: number | undefined;
@@ -628,7 +631,8 @@ async function drain(client: KafkaClient, names: Names, timeoutMs: number, log: 
           behind.push(`${key.replace(names.prefix, '').replace(names.prefix, '')}: ${gap}`);
         }
       }
-      if (lag === 0n && total === lastTotal) {
+      const mergePinned = lag === 0n ? (await lookAtMerge(client, names.mergeGroup, names.partials)).pinned : [];
+      if (lag === 0n && mergePinned.length === 0 && total === lastTotal) {
         quietSince ??= Date.now();
         if (Date.now() - quietSince >= 5_000) return true;
       } else {
@@ -636,6 +640,7 @@ async function drain(client: KafkaClient, names: Names, timeoutMs: number, log: 
       }
       lastTotal = total;
       if (lag > 0n) log(`draining: lag ${lag} (${behind.slice(0, 4).join(', ')})`);
+      else if (mergePinned.length > 0) log(`draining: merge ${mergePinned.slice(0, 2).join('; ')}`);
     } catch {
       // broker still coming back
     }

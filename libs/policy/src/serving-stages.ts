@@ -374,3 +374,32 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
       return ignored(`unknown kind ${JSON.stringify(e.kind)}`);
   }
 }
+
+/** An event {@link reduceStages} ignored: its place in the list, and why. */
+export interface IgnoredStageEvent {
+  readonly index: number;
+  readonly reason: string;
+}
+
+/**
+ * `events` applied in order to `s` by {@link applyStageEvent} (pure): the stages they reduce to,
+ * and the events ignored with why. A left fold: a list reduced in parts, each part from the stages
+ * the parts before it reduced to, gives the stages of the list reduced whole. So a model's history
+ * can be folded as it is read into stages bounded per model (at most {@link MAX_ENDED} ended and
+ * {@link MAX_PRODUCTIONS} production versions, {@link MAX_SHADOWS} shadows, {@link MAX_WATCHED}
+ * watched) rather than held event by event until the end: the model-server's start-up replay of
+ * models.v1, which keeps every event of every model for good.
+ */
+export function reduceStages(
+  s: ModelStages,
+  events: readonly StageEvent[],
+): { readonly stages: ModelStages; readonly ignored: readonly IgnoredStageEvent[] } {
+  let stages = s;
+  const ignored: IgnoredStageEvent[] = [];
+  for (const [index, e] of events.entries()) {
+    const step = applyStageEvent(stages, e);
+    if (step.outcome === 'ignored') ignored.push({ index, reason: step.reason ?? 'ignored' });
+    stages = step.stages;
+  }
+  return { stages, ignored };
+}

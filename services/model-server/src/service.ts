@@ -312,7 +312,7 @@ export const modelServer = defineService({
       });
       const table = server.table;
       const stages = createStageApplier({
-        apply: (model, events, replayed) => table.apply(model, events, replayed),
+        apply: (model, events, replayed, from) => table.apply(model, events, replayed, from),
         givenUp: (model) => table.givenUp(model),
         unserved: (model) => table.unservedProduction(model),
         follows: (model) => table.follows(model),
@@ -322,7 +322,12 @@ export const modelServer = defineService({
         eventTime: ctx.common.eventTime,
       });
       stopStages = () => stages.stop();
-      const stageEvents = modelsFollower((model, events) => stages.apply(model, events));
+      // The start-up replay is folded as it is read (bounded per model), applied once read to its end.
+      const stageEvents = modelsFollower((model, events, replay) => stages.apply(model, events, replay), {
+        admit: (model, events) => stages.admit(model, events),
+        ignored: (model, e, reason) =>
+          ctx.logger.warn({ model, version: e.version, kind: e.kind, reason }, 'models.v1 event ignored'),
+      });
       // Stages: every instance reads all of models.v1 on every start (the events of a model, in
       // order, reduce to what it serves) through a group of its own that stores no offsets and is
       // deleted on stop (forgotten by the broker once empty after a crash): restarts leave no groups

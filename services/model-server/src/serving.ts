@@ -9,11 +9,11 @@ import {
 import type { FeatureViews } from '@driftline/features';
 import { gauge, MAX_SERIES_PER_METRIC, type Registry } from '@driftline/observability';
 import {
-  applyStageEvent,
   type CanarySpec,
   EMPTY_STAGES,
   MAX_WATCHED,
   type ModelStages,
+  reduceStages,
   type StageEvent,
   withServing,
 } from '@driftline/policy';
@@ -183,9 +183,16 @@ export class ServingTable {
    * (after the swap of everything else, with the previous production still serving). The first
    * `replayed` events were applied before (a retry): only the others are new publications, which
    * make the versions they name loadable again if they were given up.
+   *
+   * `from`: the stages of the model's events before `events`, reduced from none as they were read
+   * (the start-up replay of models.v1, folded by the follower: `reduceStages`); `events` are
+   * reduced from them instead of from what the table holds. On the model's first application
+   * (the table holds nothing of it) this is what reducing every event here gives. A retry of it
+   * reduces from them again; with the events held, it reduced them again on top of the stages the
+   * failed attempt left (a fallback serving), which by design changes nothing they already say.
    */
-  apply(model: string, events: readonly StageEvent[], replayed = 0): Promise<void> {
-    return this.serially(model, () => this.reduce(model, events, replayed));
+  apply(model: string, events: readonly StageEvent[], replayed = 0, from?: ModelStages): Promise<void> {
+    return this.serially(model, () => this.reduce(model, events, replayed, from));
   }
 
   /** Makes `version` the production version of `model` (a PROMOTED event). */
@@ -275,9 +282,14 @@ export class ServingTable {
     }
   }
 
-  private async reduce(model: string, events: readonly StageEvent[], replayed: number): Promise<void> {
+  private async reduce(
+    model: string,
+    events: readonly StageEvent[],
+    replayed: number,
+    from: ModelStages | undefined,
+  ): Promise<void> {
     try {
-      await this.reduceAndSwap(model, events, replayed);
+      await this.reduceAndSwap(model, events, replayed, from);
     } finally {
       if (this.plans.has(model)) {
         this.unserved.delete(model);
@@ -287,21 +299,26 @@ export class ServingTable {
     }
   }
 
-  private async reduceAndSwap(model: string, events: readonly StageEvent[], replayed: number): Promise<void> {
+  private async reduceAndSwap(
+    model: string,
+    events: readonly StageEvent[],
+    replayed: number,
+    from: ModelStages | undefined,
+  ): Promise<void> {
     const { logger } = this.options;
     for (const e of events.slice(replayed)) {
       for (const v of [e.version, e.previous_version]) if (v) this.givenUpVersions.delete(`${model}/${v}`);
     }
     const before = this.stages.get(model) ?? EMPTY_STAGES;
-    let stages = before;
-    for (const [i, e] of events.entries()) {
-      const step = applyStageEvent(stages, e);
-      // A retry applies its held events again: each was logged when it was new.
-      if (step.outcome === 'ignored' && i >= replayed) {
-        logger.warn({ model, version: e.version, kind: e.kind, reason: step.reason }, 'models.v1 event ignored');
-      }
-      stages = step.stages;
+    const reduced = reduceStages(from ?? before, events);
+    // A retry applies its held events again: each was logged when it was new (a folded replay's
+    // when it was read).
+    for (const { index, reason } of reduced.ignored) {
+      const e = events[index]!;
+      if (index >= replayed)
+        logger.warn({ model, version: e.version, kind: e.kind, reason }, 'models.v1 event ignored');
     }
+    let stages = reduced.stages;
     const current = this.plans.get(model);
     // What may serve at start if the production does not load: every watched version, one that
     // failed as production before included (its files may be back).

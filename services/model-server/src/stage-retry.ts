@@ -8,15 +8,17 @@ import {
   toDriftlineError,
 } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
-import type { StageEvent } from '@driftline/policy';
+import type { ModelStages, StageEvent } from '@driftline/policy';
 import { type UnservedProduction, VersionGivenUpError, VersionsNotServedError } from './serving.js';
 
 export interface StageApplierOptions {
   /**
    * Applies a model's models.v1 events (ServingTable.apply): rejects when a version they name does
    * not serve. The first `replayed` events are a retry's (applied before), the rest are new.
+   * `from`: the stages of the start-up replay folded as read ({@link ReplayedStages}), the
+   * events reduced from them.
    */
-  readonly apply: (model: string, events: readonly StageEvent[], replayed: number) => Promise<void>;
+  readonly apply: (model: string, events: readonly StageEvent[], replayed: number, from?: ModelStages) => Promise<void>;
   /** The versions of a model given up (ServingTable.givenUp), for the metric. */
   readonly givenUp?: (model: string) => readonly string[];
   /** The production named while nothing of the model serves (ServingTable.unservedProduction), for the log line. */
@@ -88,8 +90,30 @@ const LINE_INTERVAL_MS = 60_000;
 /** Models named in a summary line, at most. */
 const SUMMARY_NAMES = 5;
 
+/**
+ * A model's start-up replay of models.v1 folded as it was read (the follower): the stages its
+ * events reduce to from none (`reduceStages`), and how many events it folded (admitted by
+ * {@link StageApplier.admit}). Bounded per model, where the events it replaces were not.
+ */
+export interface ReplayedStages {
+  readonly stages: ModelStages;
+  readonly events: number;
+}
+
 export interface StageApplier {
-  apply(model: string, events: readonly StageEvent[]): Promise<void>;
+  /**
+   * Applies `events` of `model` after its earlier ones (those dated too far ahead refused, see
+   * {@link StageApplier.admit}). `replay`: the model's start-up replay folded as read, applied
+   * ahead of `events` (its events admitted as they were read); only for the model's first
+   * application.
+   */
+  apply(model: string, events: readonly StageEvent[], replay?: ReplayedStages): Promise<void>;
+  /**
+   * The events of `model` not dated beyond {@link FUTURE_SKEW_FACTOR} × the event-time bound (the
+   * others refused and counted, those beyond the bound only applied with a warning a minute): what
+   * `apply` does to its events first, for a replay folded as it is read.
+   */
+  admit(model: string, events: readonly StageEvent[]): StageEvent[];
   /** Models whose production version the stages name but that does not serve yet. */
   pending(): string[];
   /** Models whose last application failed for good (not retriable): not retried until their next event. */
@@ -154,7 +178,11 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   // Both series from the start: increase() does not count a series' first sample, so an alert on
   // it missed a first refusal after the first scrape.
   for (const reason of ['future_event_time', 'too_many_models'] as const) refusedEvents?.inc({ reason }, 0);
-  const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
+  /** What failed retriably, held for a retry: the events, and the folded replay they follow. */
+  const waiting = new Map<
+    string,
+    { events: readonly StageEvent[]; from: ModelStages | undefined; attempt: number; timer: NodeJS.Timeout }
+  >();
   const failedModels = new Set<string>();
   let stopped = false;
   const bounds = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
@@ -177,7 +205,12 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
    */
   const queued = new Map<
     string,
-    { events: StageEvent[]; settle: (applied?: Promise<void>) => void; done: Promise<void> }
+    {
+      events: StageEvent[];
+      replay: ReplayedStages | undefined;
+      settle: (applied?: Promise<void>) => void;
+      done: Promise<void>;
+    }
   >();
 
   /** Counts refused events of `model`, and says so at most once a minute per reason. */
@@ -258,15 +291,15 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
    * can free a place), those still waiting are refused.
    */
   const admitWaiting = () => {
-    for (const [model, { events, settle }] of queued) {
+    for (const [model, { events, replay, settle }] of queued) {
       if (known.size >= maxModels) break;
       queued.delete(model);
-      settle(start(model, events));
+      settle(start(model, events, replay?.stages));
     }
     if (inFlight.size > 0 || queued.size === 0) return;
-    for (const [model, { events, settle }] of queued) {
+    for (const [model, { events, replay, settle }] of queued) {
       queued.delete(model);
-      refuseNew(model, events.length);
+      refuseNew(model, events.length + (replay?.events ?? 0));
       settle();
     }
   };
@@ -316,9 +349,15 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
     }
   };
 
-  const run = async (model: string, events: readonly StageEvent[], attempt: number, replayed = 0): Promise<void> => {
+  const run = async (
+    model: string,
+    events: readonly StageEvent[],
+    from: ModelStages | undefined,
+    attempt: number,
+    replayed = 0,
+  ): Promise<void> => {
     try {
-      await options.apply(model, events, replayed);
+      await options.apply(model, events, replayed, from);
       // An application can succeed with nothing of the model serving (an event that names no
       // production, such as a TRAINED): the gauge went to 0 while predict answered 503.
       const unserved = options.unserved?.(model) !== undefined;
@@ -367,13 +406,13 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       const timer = setTimeout(() => {
         void serially(model, async () => {
           const held = take(model);
-          if (held !== undefined) await run(model, held.events, held.attempt + 1, held.events.length);
+          if (held !== undefined) await run(model, held.events, held.from, held.attempt + 1, held.events.length);
           release(model);
           admitWaiting();
         });
       }, delay);
       timer.unref();
-      waiting.set(model, { events, attempt, timer });
+      waiting.set(model, { events, from, attempt, timer });
     } finally {
       givenUpGauge?.set({ model }, options.givenUp?.(model).length ?? 0);
     }
@@ -392,8 +431,11 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   // so a stale PROMOTED took production back from a newer one once its files appeared.
   const serially = serialByKey();
 
-  /** Takes `model` (a place under `maxModels`) and applies `events`, after its earlier ones. */
-  function start(model: string, events: readonly StageEvent[]): Promise<void> {
+  /**
+   * Takes `model` (a place under `maxModels`) and applies `events`, after its earlier ones (`from`:
+   * its folded replay, on its first application only).
+   */
+  function start(model: string, events: readonly StageEvent[], from?: ModelStages): Promise<void> {
     known.add(model);
     retired.delete(model);
     inFlight.set(model, (inFlight.get(model) ?? 0) + 1);
@@ -402,8 +444,8 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
         const held = take(model);
         // Held events go first, with everything after them: the model's events stay in order.
         await (held === undefined
-          ? run(model, events, 0)
-          : run(model, [...held.events, ...events], held.attempt + 1, held.events.length));
+          ? run(model, events, from, 0)
+          : run(model, [...held.events, ...events], held.from ?? from, held.attempt + 1, held.events.length));
       } finally {
         const left = inFlight.get(model)! - 1;
         if (left > 0) inFlight.set(model, left);
@@ -415,7 +457,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   }
 
   return {
-    apply(model, given) {
+    apply(model, given, replay) {
       const entry = queued.get(model);
       if (entry !== undefined) {
         // Behind its earlier events, still waiting for a place: applied (or refused) with them.
@@ -425,22 +467,23 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       if (!known.has(model) && known.size >= maxModels) {
         // Nothing under way can free a place: refused at once, as before.
         if (inFlight.size === 0) {
-          refuseNew(model, given.length);
+          refuseNew(model, given.length + (replay?.events ?? 0));
           return Promise.resolve();
         }
         const events = timely(model, given);
-        if (events.length === 0) return Promise.resolve();
+        if (events.length === 0 && replay === undefined) return Promise.resolve();
         let settle!: (applied?: Promise<void>) => void;
         const done = new Promise<void>((resolve) => {
           settle = resolve;
         });
-        queued.set(model, { events, settle, done });
+        queued.set(model, { events, replay, settle, done });
         return done;
       }
       const events = timely(model, given);
-      if (events.length === 0) return Promise.resolve();
-      return start(model, events);
+      if (events.length === 0 && replay === undefined) return Promise.resolve();
+      return start(model, events, replay?.stages);
     },
+    admit: (model, events) => timely(model, events),
     pending: () => [...waiting.keys()],
     failed: () => [...failedModels],
     stop() {

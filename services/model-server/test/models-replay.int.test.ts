@@ -2,14 +2,42 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { createProducer, ensureTopics } from '@driftline/kafka';
+import { silentLogger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
+import { createProducer, ensureTopics, startConsumer } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
+import { MAX_ENDED, MAX_PRODUCTIONS, MAX_SHADOWS, MAX_WATCHED } from '@driftline/policy';
 import { contracts, type ModelEvent } from '@driftline/schemas';
-import { freePort, kafkaFor, uniqueName } from '@driftline/test-support';
+import { syntheticModelJson } from '@driftline/scoring/bench';
+import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { writeVersion } from './fixtures.js';
+import { modelsFollower } from '../src/models-follower.js';
+import { ServingTable } from '../src/serving.js';
+import { createStageApplier } from '../src/stage-retry.js';
+import { buildVersion } from '../src/version.js';
+import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 import { startServer } from './stack-fixtures.js';
 
 const stack = inject('stack');
+
+/** models.v1 events one millisecond apart from `start`, with `fields` of their own. */
+function eventsFrom(start: number, fields: (model: string, version: string) => Partial<ModelEvent> = () => ({})) {
+  let time = start;
+  return (model: string, kind: ModelEvent['kind'], version: string, extra: Partial<ModelEvent> = {}) =>
+    ({
+      model,
+      version,
+      kind,
+      event_time: time++,
+      request_id: null,
+      metrics: {},
+      artifact_uri: '',
+      reference_uri: null,
+      decided_by: 'policy:promotion',
+      ...fields(model, version),
+      ...extra,
+    }) satisfies ModelEvent;
+}
 
 describe('model server: the start-up replay of a models.v1 longer than one fetch (found by a review)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'models-replay-'));
@@ -27,20 +55,7 @@ describe('model server: the start-up replay of a models.v1 longer than one fetch
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.model, topic);
-    let time = Date.now() - 1_000_000;
-    const event = (model: string, kind: ModelEvent['kind'], version: string, extra: Partial<ModelEvent> = {}) =>
-      ({
-        model,
-        version,
-        kind,
-        event_time: time++,
-        request_id: null,
-        metrics: {},
-        artifact_uri: '',
-        reference_uri: null,
-        decided_by: 'policy:promotion',
-        ...extra,
-      }) satisfies ModelEvent;
+    const event = eventsFrom(Date.now() - 1_000_000);
     // fraud's v1, then over 1 MB of other models' history (more than one fetch), then v2 and v3.
     const history: ModelEvent[] = [
       event('fraud', 'PROMOTED', 'v1'),
@@ -104,4 +119,92 @@ describe('model server: the start-up replay of a models.v1 longer than one fetch
       await runner.stop();
     }
   });
+});
+
+describe('model server: the start-up replay of a long models.v1 is held folded, not event by event (found by a review)', () => {
+  it('holds stages bounded per model while it reads, and applies what every event said', async () => {
+    // models.v1 is kept for good (retention -1, not compacted): every stage move of every version
+    // of every model. 2 models x 1,500 versions, each trained, shadowed, promoted over the one
+    // before, which is retired: 11,998 events, read from the real topic through the registry. Held
+    // until the end (before), the follower kept every decoded event (~0.8 KB each); folded, at most
+    // MAX_ENDED ended and MAX_PRODUCTIONS production versions per model.
+    const topic = `${uniqueName('replay-held')}.models.v1`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [
+      { topic, partitions: 1 },
+      { topic: `${topic}.dlq`, partitions: 1 },
+    ]);
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.model, topic);
+    const event = eventsFrom(Date.now() - 10_000_000, (model, version) => ({
+      metrics: { auc: 0.91, log_loss: 0.23 },
+      artifact_uri: `file:///artifacts/${model}/${version}/model.json`,
+      reason: 'promoted: the sequential test decided on paired labels',
+    }));
+    const history: ModelEvent[] = [];
+    for (let v = 1; v <= 1_500; v++) {
+      for (const model of ['fraud', 'churn']) {
+        history.push(event(model, 'TRAINED', `v${v}`), event(model, 'SHADOW', `v${v}`));
+        history.push(event(model, 'PROMOTED', `v${v}`, v > 1 ? { previous_version: `v${v - 1}` } : {}));
+        if (v > 1) history.push(event(model, 'RETIRED', `v${v - 1}`));
+      }
+    }
+    const producer = await createProducer(kafka);
+    for (let i = 0; i < history.length; i += 500) {
+      const batch = history.slice(i, i + 500);
+      await producer.send(
+        topic,
+        await Promise.all(batch.map(async (e) => ({ key: e.model, value: await codec.encode(e) }))),
+      );
+    }
+
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) =>
+        buildVersion(model, version, syntheticModelJson(3, 5, 3, 4), { features: FEATURES }),
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed, from) => table.apply(m, e, replayed, from),
+      follows: (m) => table.follows(m),
+      logger: silentLogger,
+    });
+    const follower = modelsFollower((m, e, replay) => applier.apply(m, e, replay), {
+      admit: (m, e) => applier.admit(m, e),
+    });
+    const handle = await startConsumer<ModelEvent>({
+      kafka,
+      groupId: uniqueName('replay-held'),
+      topics: [topic],
+      producer,
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      fromBeginning: true,
+      ephemeral: true,
+      processor: {
+        decode: (r) => codec.decode(r.value),
+        process: (items, context) => follower.process(items, context),
+      },
+    });
+    try {
+      await eventually(async () => ((await handle.positions()).every((p) => p.caughtUp) ? true : undefined), 60_000);
+      const held = follower.held();
+      expect(held).toMatchObject({ models: 2, events: history.length });
+      // Bounded per model, whatever the length of its history (before: `entries` = every event held).
+      const perModel = MAX_ENDED + MAX_PRODUCTIONS + 2 * (2 + MAX_SHADOWS + MAX_WATCHED);
+      expect(held.entries).toBeLessThanOrEqual(2 * perModel);
+      expect(await follower.finishReplay()).toBe(2);
+      expect(follower.held()).toEqual({ models: 0, events: 0, entries: 0 });
+      // What every event said: the newest production serves, the one it replaced (retired) is not watched.
+      expect(table.describe().sort((a, b) => a.model.localeCompare(b.model))).toEqual([
+        { model: 'churn', production: 'v1500', shadows: [] },
+        { model: 'fraud', production: 'v1500', shadows: [] },
+      ]);
+    } finally {
+      applier.stop();
+      await handle.stop();
+      await producer.disconnect();
+    }
+  }, 120_000);
 });

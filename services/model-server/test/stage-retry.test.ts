@@ -748,14 +748,16 @@ describe('stage applier: bounds on what models.v1 may make it hold (found by a r
     const lines: Array<Record<string, unknown>> = [];
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const applier = createStageApplier({
-      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      apply: (m, e, replayed, from) => table.apply(m, e, replayed, from),
       follows: (m) => table.follows(m),
       forget: (m) => void table.forget(m),
       logger: { ...silentLogger, error: (obj: object) => void lines.push(obj as Record<string, unknown>) },
       registry,
       maxModels: 2,
     });
-    const follower = modelsFollower((model, events) => applier.apply(model, events));
+    const follower = modelsFollower((model, events, replay) => applier.apply(model, events, replay), {
+      admit: (model, events) => applier.admit(model, events),
+    });
     const ev = (model: string, kind: ModelEvent['kind'], version: string, t: number): ModelEvent => ({
       model,
       version,

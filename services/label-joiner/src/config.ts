@@ -88,7 +88,8 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_CONCURRENCY: envField.int(1, 64).default(3),
   /** Kafka session timeout: how long a dead instance keeps its partitions. */
   DRIFTLINE_JOINER_SESSION_TIMEOUT: sessionTimeout().default(30_000),
-  DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024).default(1_048_576),
+  /** Bytes fetched per partition; at most 64 MiB, the materializer's bound (the fetch-vs-heap check at start-up was the only one). */
+  DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024, 64 * 1_048_576).default(1_048_576),
   /** CBPE estimates (score histograms) and the business outcome of classification windows. */
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
   /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */

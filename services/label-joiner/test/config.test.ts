@@ -32,6 +32,16 @@ describe('label-joiner variables (found by a review)', () => {
     expect([none.segmentFeatures, [...none.modelTasks], none.bounds]).toEqual([[], [], []]);
   });
 
+  it("DRIFTLINE_JOINER_MAX_BATCH_BYTES from 1 KiB to 64 MiB, the materializer's bound", () => {
+    expect(() => configure({ DRIFTLINE_JOINER_MAX_BATCH_BYTES: String(64 * 1_048_576 + 1) })).toThrow(
+      /^DRIFTLINE_JOINER_MAX_BATCH_BYTES: [^\n]*67108864/,
+    );
+    expect(() => configure({ DRIFTLINE_JOINER_MAX_BATCH_BYTES: '1023' })).toThrow(
+      /^DRIFTLINE_JOINER_MAX_BATCH_BYTES: /,
+    );
+    expect(configure({ DRIFTLINE_JOINER_MAX_BATCH_BYTES: String(64 * 1_048_576) }).maxBatchBytes).toBe(64 * 1_048_576);
+  });
+
   it('DRIFTLINE_JOINER_FALSE_ALARM_COST is a decimal (0x10, 0b101 and " 5 " were read as numbers)', () => {
     for (const text of ['0x10', '0b101', ' 5 ', 'Infinity'])
       expect(() => configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: text })).toThrow(

@@ -151,8 +151,6 @@ function mostAhead(rows: ReadonlyArray<PairInput & { readonly joinedAt: number }
   return most;
 }
 
-const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
-
 /**
  * When a comparison began, as its stage's records date it (event time): the later of its `since`,
  * its stored `servingFrom` and when its incumbent took its role — what the lag is measured from
@@ -220,8 +218,11 @@ const CLOCK_BEHIND_TOLERANCE_MS = 5_000;
  * models.v1, so that a start (empty memory) re-publishes the newest transition of every version.
  */
 export class ModelController {
-  /** model+version → the newest transition of that version this process published. */
-  private readonly published = new Map<string, string>();
+  /**
+   * model → version → the newest transition of that version this process published. Only versions
+   * of the model's last history read (`republish`): at most its MAX_HISTORY_ROWS rows' versions.
+   */
+  private readonly published = new Map<string, Map<string, string>>();
   /** Models whose bad transition rows were already logged. */
   private readonly badRows = new Set<string>();
   /** Manual models (`manual: true` in the policy) already logged. */
@@ -254,6 +255,13 @@ export class ModelController {
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
   private readonly shown = new Map<string, Map<string, { model: string; version: string; kind: string }>>();
   private readonly metrics;
+
+  /** Versions whose published transition this process remembers, over every model (see `republish`). */
+  get rememberedVersions(): number {
+    let n = 0;
+    for (const versions of this.published.values()) n += versions.size;
+    return n;
+  }
 
   constructor(private readonly deps: ControllerDeps) {
     const r = deps.registry;
@@ -1088,17 +1096,25 @@ export class ModelController {
     else this.shown.set(model, now);
   }
 
-  /** The newest transition of every version of the model that this process has not published yet, oldest first. */
+  /**
+   * The newest transition of every version of the model that this process has not published yet,
+   * oldest first. A version the history read no longer holds (past its MAX_HISTORY_ROWS newest
+   * rows) is forgotten: it can never be pending again. Kept, every version ever trained stayed in
+   * memory for the life of the process (~250 B each; found by a memory review).
+   */
   private async republish(
     model: string,
     history: readonly TransitionRow[],
     current: ReturnType<typeof viewOf>['versions'],
   ): Promise<number> {
+    const known = this.published.get(model);
+    if (known !== undefined) {
+      for (const version of known.keys()) if (!current.has(version)) known.delete(version);
+      if (known.size === 0) this.published.delete(model);
+    }
     // The row that brought each version to its current stage (history is ordered by `at`).
     const pending = history.filter(
-      (t) =>
-        current.get(t.version)?.stage === t.to_stage &&
-        this.published.get(versionKey(model, t.version)) !== transitionKey(t),
+      (t) => current.get(t.version)?.stage === t.to_stage && known?.get(t.version) !== transitionKey(t),
     );
     if (pending.length === 0) return 0;
     await this.publish(pending);
@@ -1111,6 +1127,13 @@ export class ModelController {
     for (const row of rows)
       events.push(transitionEvent(row, await this.deps.transitions.artifacts(row.model, row.version)));
     await this.deps.publish(events);
-    for (const row of rows) this.published.set(versionKey(row.model, row.version), transitionKey(row));
+    for (const row of rows) {
+      let versions = this.published.get(row.model);
+      if (versions === undefined) {
+        versions = new Map();
+        this.published.set(row.model, versions);
+      }
+      versions.set(row.version, transitionKey(row));
+    }
   }
 }

@@ -1056,3 +1056,44 @@ describe('records dated ahead of event time by a wall clock (a replay or backfil
     expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED', 'v2:ROLLED_BACK']);
   });
 });
+
+describe('what the controller remembers of its re-publishes (found by a memory review)', () => {
+  it('forgets versions that left the history read: bounded by that read, not by every version ever trained', async () => {
+    const HISTORY = 40; // as MAX_HISTORY_ROWS bounds the ClickHouse read: the newest rows only
+    const log: string[] = [];
+    const store = new (class extends MemoryTransitions {
+      override async history(model: string) {
+        return (await super.history(model)).slice(-HISTORY);
+      }
+    })(log);
+    const published: ModelEvent[] = [];
+    const controller = new ModelController({
+      transitions: store,
+      pairs: pairsFor({}),
+      publish: async (events: readonly ModelEvent[]) => {
+        published.push(...events);
+      },
+      policies,
+      maxPairs: 100_000,
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      now: () => T0 + 86_400_000,
+      ownership: () => 'publish', // re-publish only: what is remembered, not what is decided
+    });
+    // 500 retrains, each version registered then retired (two rows), one tick after each.
+    for (let i = 0; i < 500; i++) {
+      const v = `v${String(i).padStart(4, '0')}`;
+      store.rows.set(`fraud/${v}/candidate`, row(v, null, 'candidate', T0 + i * 2_000));
+      store.rows.set(`fraud/${v}/retired`, row(v, 'candidate', 'retired', T0 + i * 2_000 + 1_000));
+      await controller.tick();
+    }
+    // Every version's current transition published once, none twice.
+    expect(published).toHaveLength(500);
+    expect(new Set(published.map((e) => e.version)).size).toBe(500);
+    // Remembered: the versions of the last history read (20), not the 500 ever published.
+    expect(controller.rememberedVersions).toBeLessThanOrEqual(HISTORY / 2);
+    // A tick more publishes nothing again.
+    await controller.tick();
+    expect(published).toHaveLength(500);
+  });
+});

@@ -3,6 +3,7 @@ import { DriftlineError, type Logger } from '@driftline/core';
 import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import { isSecured, type KafkaClient, kafkajsOf } from './client.js';
+import { SASL_REFUSED, saslRefusalIn, saslRefusalLine } from './credentials.js';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -129,6 +130,21 @@ async function withAdmin<T>(
       return await call(own);
     } catch (error) {
       if (held !== undefined) (source as AdminSession).drop(held);
+      // Credentials refused: a refusal named, retriable and not retried here (the caller's backoff
+      // does; at start-up the runner makes it a configuration error naming DRIFTLINE_KAFKA_SASL_*).
+      // It was a CONFIG_INVALID naming no variable, also at run time.
+      const refused = saslRefusalIn(error);
+      if (refused !== undefined) {
+        throw new DriftlineError(
+          'SOURCE_UNAVAILABLE',
+          `${what} failed: ${saslRefusalLine(refused)}: ${(error as Error).message}`,
+          {
+            cause: error,
+            retriable: true,
+            details: { kafkaError: SASL_REFUSED },
+          },
+        );
+      }
       const transient = isTransient(error);
       if (!transient || attempt >= ADMIN_ATTEMPTS - 1) {
         const message = `${what} failed${transient ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`;

@@ -9,6 +9,7 @@ import {
   type RetryOptions,
 } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
+import { type SaslConnection, saslRetryingRefusals } from './credentials.js';
 
 /**
  * A handle on a Kafka cluster, created from a KafkaConfig. Opaque on purpose: producers,
@@ -74,6 +75,13 @@ const CONNECTION_FAILED = /^(?:Connection error: |Connection timeout|Failed to c
  * line goes to debug (it was a warning at every service start).
  */
 const BOUNDED_RETRIES = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
+/**
+ * kafkajs' lines on a refused SASL login (the broker's answer, the authenticator's failure and its
+ * retry, three per connection): driftline's own line says it once, naming the variables — the
+ * start-up's configuration error, the consumer's crash line, the producer's refusal.
+ */
+const SASL_REFUSED_LINE =
+  /^(?:Response Sasl(?:Authenticate|Handshake)\(|SASL [\w -]+ authentication failed|SASL [\w-]+ mechanism is not supported|.*: Request is not valid given the current SASL state$)/;
 /** While a client's connections fail, at most one such line per this interval at warn. */
 export const CONNECTION_FAILURE_LOG_INTERVAL_MS = 10_000;
 
@@ -114,7 +122,12 @@ export function kafkajsLogging(
       }
       if (rest.error === 'This server does not host this topic-partition') for (const listener of unknowns) listener();
       const consumerRestart = message.startsWith('Crash: ') || message.startsWith('Restarting the consumer in');
-      if ((level !== logLevel.ERROR && level !== logLevel.WARN) || consumerRestart || message === BOUNDED_RETRIES)
+      if (
+        (level !== logLevel.ERROR && level !== logLevel.WARN) ||
+        consumerRestart ||
+        message === BOUNDED_RETRIES ||
+        SASL_REFUSED_LINE.test(message)
+      )
         log.debug(rest, message);
       else if (CONNECTION_FAILED.test(message)) {
         const linesLeftOut = admitLine(connectionFailures, now(), CONNECTION_FAILURE_LOG_INTERVAL_MS);
@@ -209,8 +222,27 @@ export function kafkajsOf(client: KafkaClient): Kafka {
  * inside every attempt of a producer's send, so a producer with a send deadline needs them bounded
  * by it: see `producerRetryTiming`.
  */
-export function kafkajsRetrying(client: KafkaClient, retry: RetryOptions): Kafka {
+export function kafkajsRetrying(
+  client: KafkaClient,
+  retry: RetryOptions,
+  options: { saslRefusalsRetriable?: boolean } = {},
+): Kafka {
   const config = kafkajsConfigs.get(client);
   if (config === undefined) throw new TypeError('not a KafkaClient from createKafkaClient');
-  return new Kafka({ ...config, retry });
+  // `saslRefusalsRetriable`: a refusal of the credentials is retried and then restarts a consumer
+  // (see saslRetryingRefusals). A SASL object of its own: kafkajs sets its provider on the object.
+  const sasl =
+    options.saslRefusalsRetriable === true && config.sasl !== undefined
+      ? { sasl: saslRetryingRefusals(config.sasl as { mechanism: string }) as never }
+      : {};
+  return new Kafka({ ...config, ...sasl, retry });
+}
+
+/** The brokers, SASL mechanism and user a handle connects with (package-internal; never the password). */
+export function saslConnectionOf(client: KafkaClient): SaslConnection {
+  const sasl = kafkajsConfigs.get(client)?.sasl as { mechanism: string; username: string } | undefined;
+  return {
+    brokers: client.brokers,
+    ...(sasl === undefined ? {} : { sasl: { mechanism: sasl.mechanism, username: sasl.username } }),
+  };
 }

@@ -29,6 +29,7 @@ import {
   onUnknownTopicPartition,
 } from './client.js';
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
+import { saslRefusalIn, saslRefusalLine } from './credentials.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import {
   acceptDeferral,
@@ -127,7 +128,9 @@ const consumerInstances = new WeakMap<KafkaClient, Kafka>();
 export function consumerKafkajs(client: KafkaClient): Kafka {
   let kafkajs = consumerInstances.get(client);
   if (kafkajs === undefined) {
-    kafkajs = kafkajsRetrying(client, CONSUMER_RETRY);
+    // A refusal of the credentials is retried and restarts the consumer with backoff (it crashed it
+    // for good: a credential deleted while it ran and restored later left it consuming nothing).
+    kafkajs = kafkajsRetrying(client, CONSUMER_RETRY, { saslRefusalsRetriable: true });
     consumerInstances.set(client, kafkajs);
   }
   return kafkajs;
@@ -713,7 +716,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const delay = backoffDelay(crashBackoff, streak.count - 1);
     const linesLeftOut = admitLine(streak, now, CRASH_LOG_INTERVAL_MS);
     if (linesLeftOut !== undefined) {
-      const missing = await missingTopics();
+      const refused = saslRefusalIn(error);
+      const missing = refused === undefined ? await missingTopics() : undefined;
       const first = streak.count === 1;
       logger.error(
         {
@@ -725,9 +729,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           restartInMs: delay,
           ...(missing === undefined ? {} : { missingTopics: missing }),
         },
-        missing !== undefined && missing.length > 0
-          ? `consumer crashed: input topic ${missing.join(', ')} does not exist; restarting with backoff until it does`
-          : 'consumer crashed; restarting with backoff',
+        refused !== undefined
+          ? `consumer crashed: ${saslRefusalLine(refused)}; its input is held (nothing committed, not ready) and it restarts with backoff until they are accepted`
+          : missing !== undefined && missing.length > 0
+            ? `consumer crashed: input topic ${missing.join(', ')} does not exist; restarting with backoff until it does`
+            : 'consumer crashed; restarting with backoff',
       );
     }
     try {

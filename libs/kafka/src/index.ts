@@ -17,7 +17,7 @@ export {
 } from './admin.js';
 export { type BackoffPolicy, defaultBackoff } from './backoff.js';
 export { isolateRejected } from './bisect.js';
-export { createKafkaClient, type KafkaClient } from './client.js';
+export { createKafkaClient, type KafkaClient, saslConnectionOf } from './client.js';
 export { type KafkaConfig, kafkaEnvShape, toKafkaConfig } from './config.js';
 export {
   type BatchContext,
@@ -32,6 +32,7 @@ export {
   startConsumer,
   untilCaughtUp,
 } from './consumer.js';
+export { kafkaCredentialsError, type SaslConnection } from './credentials.js';
 export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
 export type { Deferral } from './deferral.js';
 export { type HeldPartition, leasedPartitions, type Membership } from './group-membership.js';

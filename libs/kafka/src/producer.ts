@@ -5,6 +5,7 @@ import { CompressionTypes, type Message, type Producer, type RecordMetadata } fr
 import { adminBackoff, partitionCount } from './admin.js';
 import { backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsRetrying } from './client.js';
+import { SASL_REFUSED, saslRefusalIn, saslRefusalLine } from './credentials.js';
 import { keyHashPartitioner } from './partitioner.js';
 import {
   awaitAnswer,
@@ -289,6 +290,16 @@ function clientHeaders(headers: NonNullable<OutboundMessage['headers']>): NonNul
 function classifySendError(topic: string, error: unknown): DriftlineError {
   if (error instanceof DriftlineError) return error;
   const message = (error as Error).message;
+  const refused = saslRefusalIn(error);
+  if (refused !== undefined) {
+    // kafkajs' KafkaJSSASLAuthenticationError has no protocol type: it was "producing to … failed",
+    // the refusal named nowhere. Every write of this client is refused: held, never dead-lettered.
+    return new DriftlineError(
+      'SINK_UNAVAILABLE',
+      `producing to ${topic} refused: ${saslRefusalLine(refused)}; retried meanwhile: ${message}`,
+      { cause: error, retriable: true, details: { kafkaError: SASL_REFUSED } },
+    );
+  }
   const type = kafkaErrorTypeIn(error, REFUSAL_TYPES);
   if (type !== undefined && RECORD_REFUSAL_TYPES.has(type)) {
     return new DriftlineError('SINK_REJECTED', `producing to ${topic} refused (${type}): ${message}`, {

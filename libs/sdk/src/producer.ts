@@ -15,6 +15,8 @@ import {
   type EventProducer,
   type KafkaClient,
   type KafkaConfig,
+  kafkaCredentialsError,
+  saslConnectionOf,
 } from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import {
@@ -156,7 +158,8 @@ function wholeOption(name: string, value: number | undefined, fallback: number, 
 }
 
 /**
- * The SDK's Kafka producer, connected; a failure is a retriable SINK_UNAVAILABLE naming the
+ * The SDK's Kafka producer, connected; credentials Kafka refuses are a ConfigError naming
+ * DRIFTLINE_KAFKA_SASL_* (not retriable); another failure is a retriable SINK_UNAVAILABLE naming the
  * brokers (it was kafkajs' own error, KafkaJSNumberOfRetriesExceeded with no code, while the API
  * promises no kafkajs type).
  */
@@ -164,6 +167,10 @@ async function connectProducer(client: KafkaClient): Promise<EventProducer> {
   try {
     return await createProducer(client);
   } catch (error) {
+    // Credentials refused: a configuration error naming DRIFTLINE_KAFKA_SASL_* (kafka.sasl), not
+    // retriable (it was a retriable SINK_UNAVAILABLE "cannot connect", retried for ever by a caller).
+    const refused = kafkaCredentialsError(error, saslConnectionOf(client));
+    if (refused !== undefined) throw refused;
     if (error instanceof DriftlineError) throw error;
     throw new DriftlineError(
       'SINK_UNAVAILABLE',

@@ -9,6 +9,7 @@ import {
   type Logger,
   parseEnv,
 } from '@driftline/core';
+import { kafkaCredentialsError } from '@driftline/kafka';
 import {
   createLogger,
   createMetricsRegistry,
@@ -432,6 +433,11 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         throw giveUp(lastFailure, outcome.unreachable);
       }
       const error = outcome.error;
+      // Kafka refusing the SASL login at start-up is the configuration's (exit 78, one line naming
+      // DRIFTLINE_KAFKA_SASL_*), wherever it was met: topic creation, the producer, the consumer.
+      // It had no variable named (a topic creation "failed"); met later, it is held (README of libs/kafka).
+      const refused = configs.kafka === undefined ? undefined : kafkaCredentialsError(error, configs.kafka);
+      if (refused !== undefined) throw refused;
       const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
       const left = common.startupTimeoutMs - (Date.now() - started);
       if (!isRetriable(error) || aborted(options.signal)) throw error;

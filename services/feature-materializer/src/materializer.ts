@@ -88,6 +88,12 @@ function countByViewFeature(
 export interface MaterializerHandle {
   readonly topics: readonly string[];
   ready(): boolean;
+  /**
+   * The consumer's liveness (`ConsumerHandle.healthy`: not crashed for good, not crash-looping on a
+   * missing topic, no stalled partition). The service's `/healthz` left it out (its consumer is not
+   * started through `ctx.consume`): a consumer kafkajs had crashed for good stayed 200, consuming nothing.
+   */
+  healthy(): boolean;
   stop(): Promise<void>;
 }
 
@@ -311,6 +317,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   return {
     topics,
     ready: () => consumer.ready() && options.store.ready(),
+    healthy: () => consumer.healthy(),
     stop: async () => {
       stopFreshness();
       await consumer.stop();

@@ -226,7 +226,7 @@ export const featureMaterializer = defineService({
       return {
         // Not ready while its database is unchecked: it writes nothing before (its marker waits).
         ready: () => handle.ready() && database.accepted(),
-        healthy: () => server.supported(),
+        healthy: () => server.supported() && handle.healthy(),
         async stop() {
           stopped = true;
           server.stop();

@@ -12,6 +12,7 @@ export {
 } from './monitoring.js';
 export { pickFreePort } from './ports.js';
 export { startedByThisProcess } from './proc.js';
+export { alterScramUsers, type ScramChange, type ScramMechanism } from './scram.js';
 export {
   type AbortOnSignalsOptions,
   abortOnSignals,
@@ -24,6 +25,8 @@ export {
   type ComponentOptions,
   endpointsFromEnv,
   envLines,
+  type KafkaBroker,
+  type KafkaBrokerOptions,
   pauseComponent,
   restartComponent,
   type StackComponent,
@@ -36,6 +39,7 @@ export {
   stackRelease,
   stackStatus,
   stackUp,
+  startKafkaBroker,
 } from './stack.js';
 /** Runs a command to completion: exit code and stdout+stderr (never rejects on a non-zero exit). */
 export { run } from './util.js';

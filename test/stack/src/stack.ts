@@ -16,6 +16,8 @@ import {
   ensureKafkaDist,
   generateClusterId,
   isKafkaCached,
+  type KafkaPropertiesInput,
+  type KafkaSaslListener,
   kafkaClasspath,
   kafkaReady,
   renderLog4j2Xml,
@@ -23,7 +25,7 @@ import {
 } from './kafka.js';
 import { acquireLock } from './lock.js';
 import { monitoringDown } from './monitoring.js';
-import { assignPorts, checkFixedPorts, type PortRequest } from './ports.js';
+import { assignPorts, checkFixedPorts, type PortRequest, pickFreePorts } from './ports.js';
 import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses, stopState } from './proc.js';
 import { decideRecordedStack } from './recorded.js';
 import { redisArgs, redisPing } from './redis.js';
@@ -335,21 +337,29 @@ async function spawnService(
   return spawned;
 }
 
-async function startKafka(ctx: StartContext): Promise<void> {
-  const { cfg } = ctx;
-  const dist = await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, ctx.log, ctx.signal);
-  const dir = statePaths(cfg.stateDir).kafkaDir;
+/**
+ * Formats a KRaft node's storage in `dir` and spawns it (through `spawn`, which records it): the
+ * stack's Kafka and a private broker of a test (`startKafkaBroker`) alike.
+ */
+async function launchKafka(opts: {
+  cfg: StackConfig;
+  java: string;
+  dir: string;
+  logFile: string;
+  marker: string;
+  properties: Omit<KafkaPropertiesInput, 'logDir'>;
+  signal: AbortSignal | undefined;
+  spawn: (command: string, args: string[], markers: string[]) => Promise<SpawnedProcess>;
+}): Promise<SpawnedProcess> {
+  const { cfg, dir, logFile, marker } = opts;
+  const dist = await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, () => {}, opts.signal);
   const dataDir = path.join(dir, 'data');
   const propsFile = path.join(dir, 'server.properties');
   const log4jFile = path.join(dir, 'log4j2.xml');
   fs.mkdirSync(dataDir, { recursive: true });
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  fs.writeFileSync(
-    propsFile,
-    renderServerProperties({ port: ctx.ports.kafka, controllerPort: ctx.ports.kafkaController, logDir: dataDir }),
-  );
+  fs.writeFileSync(propsFile, renderServerProperties({ ...opts.properties, logDir: dataDir }));
   fs.writeFileSync(log4jFile, renderLog4j2Xml());
-  const marker = `-Ddriftline.stack=${ctx.stackId}`;
   const jvm = [
     marker,
     `-Dlog4j2.configurationFile=${log4jFile}`,
@@ -358,9 +368,8 @@ async function startKafka(ctx: StartContext): Promise<void> {
     '-cp',
     kafkaClasspath(dir, dist.libsDir),
   ];
-  const logFile = logFileFor(cfg, 'kafka');
   await runChecked(
-    ctx.java,
+    opts.java,
     // A short-lived tool: C1 only and the serial GC start fastest.
     [
       '-Xmx256m',
@@ -374,18 +383,123 @@ async function startKafka(ctx: StartContext): Promise<void> {
       '-c',
       propsFile,
     ],
-    { cwd: dir, logFile, timeoutMs: 120_000, what: 'kafka storage format', signal: ctx.signal },
+    { cwd: dir, logFile, timeoutMs: 120_000, what: 'kafka storage format', signal: opts.signal },
   );
-  const spawned = await spawnService(
-    ctx,
-    'kafka',
-    ctx.java,
+  return opts.spawn(
+    opts.java,
     ['-Xmx512m', '-XX:+ExitOnOutOfMemoryError', ...jvm, 'kafka.Kafka', propsFile],
-    dir,
-    ctx.ports.kafka,
     [marker, 'kafka.Kafka'],
   );
+}
+
+async function startKafka(ctx: StartContext): Promise<void> {
+  const { cfg } = ctx;
+  // Downloads are logged here (launchKafka's own call then finds the jars cached).
+  await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, ctx.log, ctx.signal);
+  const dir = statePaths(cfg.stateDir).kafkaDir;
+  const logFile = logFileFor(cfg, 'kafka');
+  const spawned = await launchKafka({
+    cfg,
+    java: ctx.java,
+    dir,
+    logFile,
+    marker: `-Ddriftline.stack=${ctx.stackId}`,
+    properties: { port: ctx.ports.kafka, controllerPort: ctx.ports.kafkaController },
+    signal: ctx.signal,
+    spawn: (command, args, markers) => spawnService(ctx, 'kafka', command, args, dir, ctx.ports.kafka, markers),
+  });
   await waitReady('kafka', () => kafkaReady(ctx.endpoints.kafkaBrokers), spawned, logFile, ctx.timeoutMs, ctx.signal);
+}
+
+export interface KafkaBrokerOptions extends Pick<ConfigOverrides, 'cacheDir'> {
+  /** Its folder: data, server.properties and `kafka.log` (made when missing; the caller removes it). */
+  dir: string;
+  /** A SASL_PLAINTEXT listener beside the PLAINTEXT one (its port is picked here). */
+  sasl?: Omit<KafkaSaslListener, 'port'>;
+  /** Readiness timeout (default the stack's, DRIFTLINE_STACK_TIMEOUT_MS or 120 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface KafkaBroker {
+  /** The PLAINTEXT listener: no authentication (admin calls, SCRAM users made and deleted). */
+  brokers: string[];
+  /** The SASL_PLAINTEXT listener, when `sasl` was given (else empty). */
+  saslBrokers: string[];
+  pid: number;
+  logFile: string;
+  /** SIGTERM, SIGKILL after 10 s; the folder stays. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A private single-node KRaft broker of the stack's Kafka distribution, outside any stack (no
+ * state.json, no registry, no Redis): for a test that needs a broker set up otherwise than the
+ * shared one (SASL) or one it may break. One JVM; stop it in the test's teardown.
+ */
+export async function startKafkaBroker(options: KafkaBrokerOptions): Promise<KafkaBroker> {
+  const cfg = loadConfig(process.env, options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir });
+  const java = which(cfg.java) ?? cfg.java;
+  const [port, controllerPort, saslPort] = await pickFreePorts(3);
+  if (port === undefined || controllerPort === undefined || saslPort === undefined) throw new Error('no ports picked');
+  const dir = path.resolve(options.dir);
+  fs.mkdirSync(dir, { recursive: true });
+  const logFile = path.join(dir, 'kafka.log');
+  fs.writeFileSync(logFile, '');
+  const marker = `-Ddriftline.broker=${crypto.randomBytes(6).toString('hex')}`;
+  let record: ProcessRecord | undefined;
+  const spawned = await launchKafka({
+    cfg,
+    java,
+    dir,
+    logFile,
+    marker,
+    properties: {
+      port,
+      controllerPort,
+      ...(options.sasl === undefined ? {} : { sasl: { ...options.sasl, port: saslPort } }),
+    },
+    signal: options.signal,
+    spawn: async (command, args, markers) => {
+      const started = await spawnDetached({ command, args, cwd: dir, logFile });
+      record = {
+        name: 'kafka',
+        pid: started.pid,
+        startTime: started.startTime,
+        markers,
+        port,
+        command: [command, ...args],
+        cwd: dir,
+        logFile,
+        startedAt: new Date().toISOString(),
+      };
+      return started;
+    },
+  });
+  const stop = async () => {
+    if (record !== undefined) await stopProcesses([record], { graceMs: 10_000 });
+  };
+  const brokers = [`127.0.0.1:${port}`];
+  try {
+    await waitReady(
+      'kafka',
+      () => kafkaReady(brokers),
+      spawned,
+      logFile,
+      options.timeoutMs ?? cfg.timeoutMs,
+      options.signal,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    brokers,
+    saslBrokers: options.sasl === undefined ? [] : [`127.0.0.1:${saslPort}`],
+    pid: spawned.pid,
+    logFile,
+    stop,
+  };
 }
 
 async function startRegistry(ctx: StartContext): Promise<void> {

@@ -63,7 +63,14 @@ export async function eventually<T>(
  * stack's own pick, below the ephemeral range, where a server restarted on it cannot find it taken
  * by a port-0 bind or an outgoing connection.
  */
-export { pickFreePort as freePort } from '@driftline/stack';
+/** A private KRaft broker (a SASL listener too: `sasl`) and its SCRAM users, for tests that need a broker of their own. */
+export {
+  alterScramUsers,
+  type KafkaBroker,
+  pickFreePort as freePort,
+  type ScramChange,
+  startKafkaBroker,
+} from '@driftline/stack';
 
 /** The endpoints a service process needs of the stack (the shape of `inject('stack')`). */
 export interface StackAddresses {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, type Logger } from '@driftline/core';
 import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
-import { isSecured, type KafkaClient, kafkajsOf } from './client.js';
+import { isSecured, type KafkaClient, kafkajsRetrying } from './client.js';
 import { SASL_REFUSED, saslRefusalIn, saslRefusalLine } from './credentials.js';
 
 export interface TopicSpec {
@@ -24,6 +24,39 @@ export function autoReplication(
   const replicationFactor = spec.replicationFactor ?? Math.max(1, Math.min(3, brokers));
   const minInsyncReplicas = spec.minInsyncReplicas ?? (replicationFactor >= 3 ? 2 : 1);
   return { replicationFactor, minInsyncReplicas };
+}
+
+/**
+ * The admin clients' kafkajs retry timing, stated in full (what is left out kafkajs fills from its
+ * defaults: 2x and up to 30 s apart in production, 1.5x and at most 1 s under NODE_ENV=test). It is
+ * the cluster retry of their kafkajs instance ({@link adminKafkajs}), with which kafkajs connects
+ * inside every admin call. With the client's (100 ms doubling, 8 retries) the last reconnects of a
+ * refused connect came ~6 and ~13 s apart: a start-up step (topic checks, partition counts, a
+ * consumer's positions) went on that long after Kafka answered again. A drift-monitor spawned
+ * during a Kafka restart had its first admin call answered 6.6/6.7/13.0 s after the broker took
+ * connections again and logged "started" a median 10.8 s after (2.8 s with this timing), while
+ * consumers reconnect within ~2 s (CONSUMER_RETRY). At most 2 s apart; 16 retries keep ~25 s of
+ * refused connections per attempt, as the client's timing did in production.
+ */
+export const ADMIN_RETRY = {
+  initialRetryTime: 100,
+  multiplier: 2,
+  factor: 0.2,
+  maxRetryTime: 2_000,
+  retries: 16,
+} as const;
+const adminInstances = new WeakMap<KafkaClient, Kafka>();
+/**
+ * The kafkajs instance a handle's admin clients are made from: the handle's, with ADMIN_RETRY as its
+ * cluster retry. One per handle (a test hooks its `admin`). Package-internal.
+ */
+export function adminKafkajs(client: KafkaClient): Kafka {
+  let kafkajs = adminInstances.get(client);
+  if (kafkajs === undefined) {
+    kafkajs = kafkajsRetrying(client, ADMIN_RETRY);
+    adminInstances.set(client, kafkajs);
+  }
+  return kafkajs;
 }
 
 /** Retries of topic admin calls: about 12 s in all, enough for a KRaft controller under load. */
@@ -84,7 +117,7 @@ export class AdminSession {
   acquire(): Promise<AdminApi> | undefined {
     if (this.closed) return undefined;
     if (this.admin === undefined) {
-      const admin = kafkajsOf(this.client).admin();
+      const admin = adminKafkajs(this.client).admin();
       const connected = admin.connect().then(() => admin);
       this.admin = connected;
       connected.catch(() => this.drop(connected));
@@ -125,7 +158,7 @@ async function withAdmin<T>(
     }
     try {
       if (held !== undefined) return await call(await held);
-      own = kafkajsOf(source as KafkaClient).admin();
+      own = adminKafkajs(source as KafkaClient).admin();
       await own.connect();
       return await call(own);
     } catch (error) {
@@ -276,7 +309,7 @@ export async function warnOnConfigDrift(
   timeoutMs = CONFIG_CHECK_TIMEOUT_MS,
 ): Promise<void> {
   if (specs.length === 0) return;
-  const kafka = kafkajsOf(client);
+  const kafka = adminKafkajs(client);
   // The client's logger, the one its creator passed (callers of ensureTopics pass none); this
   // namespace lets a debug line through the client's WARN level, and the logger still filters.
   const log = kafka.logger().namespace('topic-configs', logLevel.DEBUG);

@@ -1,7 +1,7 @@
 import { type Logger, silentLogger } from '@driftline/core';
 import { eventually, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
-import { AdminSession } from '../src/admin.js';
+import { AdminSession, adminKafkajs } from '../src/admin.js';
 import { kafkajsOf } from '../src/client.js';
 import {
   adoptGroupOffsets,
@@ -255,7 +255,7 @@ describe.concurrent('durability of created topics', () => {
 describe.concurrent("an admin session (a consumer's periodic reads)", () => {
   /** Counts the kafkajs admin clients created on `kafka` (each one a connection of its own). */
   function countAdmins(kafka: ReturnType<typeof client>): { readonly created: () => number } {
-    const k = kafkajsOf(kafka);
+    const k = adminKafkajs(kafka);
     const admin = k.admin.bind(k);
     let created = 0;
     k.admin = (...args) => {

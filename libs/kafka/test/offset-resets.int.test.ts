@@ -4,6 +4,7 @@ import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
 import { describe, expect, inject } from 'vitest';
+import { adminKafkajs } from '../src/admin.js';
 import { kafkajsOf } from '../src/client.js';
 import { consumerKafkajs } from '../src/consumer.js';
 import {
@@ -52,7 +53,6 @@ describe.concurrent('fetch positions kafkajs moves on its own (real Kafka)', () 
   ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
     // A hold on the kafkajs consumers the loop creates (to move a position as kafkajs would).
-    const kafkajs = kafkajsOf(kafka);
     const consumers = consumerKafkajs(kafka);
     const made: Consumer[] = [];
     const create = consumers.consumer.bind(consumers);
@@ -65,8 +65,9 @@ describe.concurrent('fetch positions kafkajs moves on its own (real Kafka)', () 
     const groupId = uniqueName(`${prefix}-group`);
     /** The group's commits read through an admin client (the loop's reads, and this test's own). */
     let commitReads = 0;
-    const createAdmin = kafkajs.admin.bind(kafkajs);
-    kafkajs.admin = (config) => {
+    const admins = adminKafkajs(kafka);
+    const createAdmin = admins.admin.bind(admins);
+    admins.admin = (config) => {
       const admin = createAdmin(config);
       const fetchOffsets = admin.fetchOffsets.bind(admin);
       admin.fetchOffsets = (request) => {

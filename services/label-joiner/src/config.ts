@@ -92,8 +92,12 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024, 64 * 1_048_576).default(1_048_576),
   /** CBPE estimates (score histograms) and the business outcome of classification windows. */
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
-  /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */
-  DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
+  /**
+   * Score histograms waiting in Redis for ClickHouse; past it consumption pauses. At most 10,000:
+   * each is up to 45 KB, in Redis and in the one reply that takes them all (100,000 was accepted:
+   * ~4.5 GB in one take; found by a memory audit).
+   */
+  DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 10_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
   DRIFTLINE_JOINER_FALSE_ALARM_COST: z.preprocess((v) => (v === '' ? undefined : v), envField.number(0).optional()),
   /**

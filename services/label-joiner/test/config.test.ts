@@ -42,6 +42,11 @@ describe('label-joiner variables (found by a review)', () => {
     expect(configure({ DRIFTLINE_JOINER_MAX_BATCH_BYTES: String(64 * 1_048_576) }).maxBatchBytes).toBe(64 * 1_048_576);
   });
 
+  it('DRIFTLINE_JOINER_SCORE_WINDOWS at most 10,000 (45 KB each, taken in one reply: 100,000 was ~4.5 GB)', () => {
+    expect(() => configure({ DRIFTLINE_JOINER_SCORE_WINDOWS: '10001' })).toThrow(/^DRIFTLINE_JOINER_SCORE_WINDOWS: /);
+    expect(configure({ DRIFTLINE_JOINER_SCORE_WINDOWS: '10000' }).scoreWindows).toBe(10_000);
+  });
+
   it('DRIFTLINE_JOINER_FALSE_ALARM_COST is a decimal (0x10, 0b101 and " 5 " were read as numbers)', () => {
     for (const text of ['0x10', '0b101', ' 5 ', 'Infinity'])
       expect(() => configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: text })).toThrow(

@@ -9,7 +9,7 @@ import {
   type RetryOptions,
 } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
-import { type SaslConnection, saslRetryingRefusals } from './credentials.js';
+import { type SaslConnection, saslAuthenticator } from './credentials.js';
 
 /**
  * A handle on a Kafka cluster, created from a KafkaConfig. Opaque on purpose: producers,
@@ -176,7 +176,10 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
     clientId: config.clientId,
     brokers: [...config.brokers],
     ssl: config.ssl,
-    ...(config.sasl === undefined ? {} : { sasl: { ...config.sasl } as never }),
+    // The broker's answer to a failed login kept as its error's cause (see saslAuthenticator).
+    ...(config.sasl === undefined
+      ? {}
+      : { sasl: saslAuthenticator({ ...config.sasl }, { refusalRetriable: false }) as never }),
     logLevel: logLevel.WARN,
     logCreator: logging.logCreator,
     socketFactory: socketFactoryReporting(logging.answered),
@@ -230,11 +233,15 @@ export function kafkajsRetrying(
   const config = kafkajsConfigs.get(client);
   if (config === undefined) throw new TypeError('not a KafkaClient from createKafkaClient');
   // `saslRefusalsRetriable`: a refusal of the credentials is retried and then restarts a consumer
-  // (see saslRetryingRefusals). A SASL object of its own: kafkajs sets its provider on the object.
+  // (see saslAuthenticator). A SASL object of its own per instance.
   const sasl =
-    options.saslRefusalsRetriable === true && config.sasl !== undefined
-      ? { sasl: saslRetryingRefusals(config.sasl as { mechanism: string }) as never }
-      : {};
+    config.sasl === undefined
+      ? {}
+      : {
+          sasl: saslAuthenticator(config.sasl as { mechanism: string }, {
+            refusalRetriable: options.saslRefusalsRetriable === true,
+          }) as never,
+        };
   return new Kafka({ ...config, ...sasl, retry });
 }
 

@@ -28,6 +28,9 @@ const REFUSAL_OF_TYPE: Readonly<Record<string, SaslRefusal>> = {
   ILLEGAL_SASL_STATE: 'no-sasl-listener',
 };
 
+/** Where saslAuthenticator keeps the broker's answer on kafkajs' login error (see there). */
+const SASL_ANSWER = 'driftlineSaslAnswer';
+
 /** The SASL refusal `error` is or wraps, if any. */
 export function saslRefusalIn(error: unknown): SaslRefusal | undefined {
   return findRefusal(error, 0)?.refusal;
@@ -47,7 +50,13 @@ function findRefusal(error: unknown, depth: number): { refusal: SaslRefusal; sai
   };
   const said = String(e.message ?? '').split('\n')[0] ?? '';
   if (e.name === 'KafkaJSSASLAuthenticationError') {
-    return { refusal: /mechanism is not supported by the server/.test(said) ? 'mechanism' : 'credentials', said };
+    // kafkajs throws this class for every failure of the login, a closed connection or a timeout
+    // included (its providers catch all and keep no cause): a refusal only when the broker said so,
+    // which saslAuthenticator keeps on it (SASL_ANSWER), or for kafkajs' own checks.
+    if (/mechanism is not supported by the server/.test(said)) return { refusal: 'mechanism', said };
+    if (/Invalid username or password/.test(said)) return { refusal: 'credentials', said };
+    const answer = findRefusal((e as Record<string, unknown>)[SASL_ANSWER], depth + 1);
+    return answer === undefined ? undefined : { refusal: answer.refusal, said };
   }
   if (typeof e.type === 'string' && REFUSAL_OF_TYPE[e.type] !== undefined)
     return { refusal: REFUSAL_OF_TYPE[e.type]!, said };
@@ -124,14 +133,23 @@ type ProviderArgs = Record<string, unknown>;
 type Provider = (args: ProviderArgs) => Authenticator;
 
 /**
- * kafkajs' SASL options with the built-in authenticator of the mechanism wrapped so that a refusal
- * of the credentials is retriable. kafkajs marks it non-retriable, and a consumer that met it
- * (a credential deleted or changed while it ran, met at its next connection or re-authentication)
- * crashed for good: it never consumed again, also once the credential was restored. Retriable, it
- * is retried like a broker outage and then restarted with the loop's backoff (restartAfterCrash).
+ * kafkajs' SASL options with the built-in authenticator of the mechanism wrapped, for every kafkajs
+ * instance of a handle:
+ * - the broker's answer to a failed login (a KafkaJSProtocolError, SASL_AUTHENTICATION_FAILED) is
+ *   kept on kafkajs' KafkaJSSASLAuthenticationError, which keeps none: that class is
+ *   thrown for a closed connection or a timeout during the login too, and only the answer tells a
+ *   refusal of the credentials (configuration at start-up) from an outage (retried);
+ * - `refusalRetriable`: a refusal, and a connection lost during the login, are made retriable.
+ *   kafkajs marks every failed login non-retriable, and a consumer that met one (a credential
+ *   deleted or changed while it ran, met at its next connection or re-authentication, after which
+ *   the broker closes the connection) crashed for good: it never consumed again, also once the
+ *   credential was restored. Retriable, it is retried like a broker outage and then restarted with
+ *   the loop's backoff (restartAfterCrash). The consumer's instance only: elsewhere it is
+ *   classified where met. A mechanism the listener does not enable stays non-retriable.
  */
-export function saslRetryingRefusals<S extends { mechanism: string }>(
+export function saslAuthenticator<S extends { mechanism: string }>(
   sasl: S,
+  options: { readonly refusalRetriable: boolean },
 ): S & { authenticationProvider: unknown } {
   const file = BUILT_IN_PROVIDERS[sasl.mechanism.toLowerCase()];
   if (file === undefined) throw new TypeError(`no built-in kafkajs SASL provider for ${sasl.mechanism}`);
@@ -142,13 +160,33 @@ export function saslRetryingRefusals<S extends { mechanism: string }>(
   return {
     ...sasl,
     authenticationProvider: (args: ProviderArgs): Authenticator => {
-      const authenticator = provider(args);
+      let answer: unknown;
+      const send = args.saslAuthenticate as (request: unknown) => Promise<unknown>;
+      const authenticator = provider({
+        ...args,
+        saslAuthenticate: async (request: unknown) => {
+          try {
+            return await send(request);
+          } catch (error) {
+            answer = error;
+            throw error;
+          }
+        },
+      });
       return {
         async authenticate() {
           try {
             await authenticator.authenticate();
           } catch (error) {
-            if (findRefusal(error, 0)?.refusal === 'credentials') Object.assign(error as object, { retriable: true });
+            // Not as its `cause`: kafkajs restarts a crashed consumer by its deepest cause's
+            // `retriable`, which the broker's answer would decide (false) instead of this error's.
+            if (answer !== undefined && error instanceof Error) Object.assign(error, { [SASL_ANSWER]: answer });
+            // kafkajs marks every failed login non-retriable. In the consumer's instance a refusal
+            // is held and a connection lost during the login (the broker closes it after refusing a
+            // re-authentication) is an outage: both retried. A mechanism the listener lacks stays.
+            const refusal = findRefusal(error, 0)?.refusal;
+            if (options.refusalRetriable && (refusal === undefined || refusal === 'credentials'))
+              Object.assign(error as object, { retriable: true });
             throw error;
           }
         },

@@ -15,6 +15,7 @@ export async function lookAtMerge(
   client: KafkaClient,
   group: string,
   topic: string,
+  readTimeoutMs = 120_000,
 ): Promise<{ pinned: string[]; held: string[] }> {
   const committed = await committedOffsets(client, group, topic);
   const offsets = await topicOffsets(client, topic);
@@ -34,7 +35,7 @@ export async function lookAtMerge(
     client,
     topic,
     (rs) => [...last].every(([p, end]) => rs.some((r) => r.partition === p && BigInt(r.offset) >= end)),
-    120_000,
+    readTimeoutMs,
   );
   const records = read
     .filter((r) => BigInt(r.offset) <= (last.get(r.partition) ?? -1n))

@@ -59,11 +59,13 @@ export async function eventually<T>(
 }
 
 /**
- * A TCP port free on loopback right now (for servers a test starts on a port of its choosing): the
- * stack's own pick, below the ephemeral range, where a server restarted on it cannot find it taken
- * by a port-0 bind or an outgoing connection.
+ * From the stack:
+ * - `freePort`: a TCP port free on loopback right now (for servers a test starts on a port of its
+ *   choosing): the stack's own pick, below the ephemeral range, where a server restarted on it
+ *   cannot find it taken by a port-0 bind or an outgoing connection;
+ * - `startKafkaBroker`, `alterScramUsers`: a private KRaft broker (a SASL listener too: `sasl`) and
+ *   its SCRAM users, for tests that need a broker of their own.
  */
-/** A private KRaft broker (a SASL listener too: `sasl`) and its SCRAM users, for tests that need a broker of their own. */
 export {
   alterScramUsers,
   type KafkaBroker,

@@ -8,6 +8,7 @@ import {
   type DeadLetterView,
   headerText,
   type InboundRecord,
+  kafkaCredentialsError,
   kafkaEnvShape,
   listTopics,
   type OutboundMessage,
@@ -16,6 +17,7 @@ import {
   readDeadLetter,
   readToEnd,
   replayMessageOf,
+  saslConnectionOf,
   selects,
   sourceRecordOf,
   toKafkaConfig,
@@ -132,7 +134,12 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   await withinConnectTimeout(
     { brokers: env.DRIFTLINE_KAFKA_BROKERS, ssl: env.DRIFTLINE_KAFKA_SSL },
     connectTimeoutMs,
-    () => checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]),
+    // Credentials Kafka refuses are configuration (exit 78), not an outage: libs/kafka's admin
+    // calls report them retriable (held at run time), which withinConnectTimeout takes for one.
+    () =>
+      checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]).catch((error: unknown) => {
+        throw kafkaCredentialsError(error, saslConnectionOf(kafka)) ?? error;
+      }),
   );
   const reading = dlqReadOf(connectTimeoutMs);
   if (sub === 'list') {

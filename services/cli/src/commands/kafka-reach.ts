@@ -111,8 +111,9 @@ function unreachableLine(target: KafkaTarget, probes: ReadonlyMap<string, Probe>
  * broker and why it did not answer (`UnavailableError`, exit 69). Only the first contact is bounded:
  * once the cluster has answered, a long read that is making progress is never cut. The brokers are
  * probed (a TCP or TLS connection each, every second from 0.5 s on) only to name the cause: kafkajs
- * retries its connection failures out of sight. A failure that is not an outage (SASL refused) is
- * thrown as it came. The call itself is not cancelled: the command exits.
+ * retries its connection failures out of sight. A failure that is not retriable is thrown as it
+ * came; credentials Kafka refuses come retriable from libs/kafka (held at run time), so the caller
+ * makes them a configuration error first (kafkaCredentialsError). The call itself is not cancelled: the command exits.
  */
 export async function withinConnectTimeout<T>(
   target: KafkaTarget,

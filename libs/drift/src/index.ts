@@ -8,6 +8,7 @@ export * from './messages.js';
 export * from './missing-share.js';
 export * from './partition.js';
 export * from './reference.js';
+export * from './reference-catalog.js';
 export * from './reference-checks.js';
 export * from './sequential/index.js';
 export * from './window.js';

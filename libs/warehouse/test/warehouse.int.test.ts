@@ -218,14 +218,20 @@ describe('the warehouse on the embedded engine', () => {
     );
     expect(await store.newest(2)).toHaveLength(2);
     expect(await store.newest(10)).toHaveLength(3);
-    // The catalog names each pair once, with its latest reference id (m/v1 was saved again).
-    const catalog = await store.catalog();
-    expect(catalog.map((c) => [c.model, c.version])).toEqual([
+    // The catalog names each pair asked about that has a reference, once, with its latest reference
+    // id (m/v1 was saved again); a pair without one is left out, and a pair not asked about too.
+    const catalog = await store.catalog([
+      { model: 'm', version: 'v1' },
+      { model: 'n', version: 'v1' },
+      { model: 'm', version: 'v1' },
+      { model: 'n', version: 'v2' },
+    ]);
+    expect(catalog.map((c) => [c.model, c.version]).sort()).toEqual([
       ['m', 'v1'],
-      ['m', 'v2'],
       ['n', 'v1'],
     ]);
-    expect(catalog[0]!.referenceId).toBe(latest);
+    expect(catalog.find((c) => c.model === 'm')!.referenceId).toBe(latest);
+    expect(await store.catalog([])).toEqual([]);
     await ch.close();
   });
 

@@ -1,5 +1,5 @@
 import { toDriftlineError } from '@driftline/core';
-import type { ReferenceSet } from '@driftline/drift';
+import { ReferenceCatalog, type ReferenceSet } from '@driftline/drift';
 import {
   type DatedStageEvent,
   EMPTY_PRODUCTION_HISTORY,
@@ -35,15 +35,21 @@ export interface ReferenceCacheLimits {
   /** Reference sets loaded at start-up, those saved last (the rest when a batch needs them). */
   readonly preloadEntries: number;
   /**
-   * How long the catalog of (model, version) pairs that have a reference is trusted: an unknown
-   * pair is absent without a query until then; after it, one catalog query answers for all pairs.
+   * How long the catalog's "no reference" for a (model, version) pair is trusted: a batch naming
+   * the pair after it asks again (one catalog query for all the batch's pairs).
    */
   readonly catalogTtlMs: number;
   /**
-   * How often the catalog is read again even when every pair is known: a reference re-stored for
-   * a version already in memory (its latest `reference_id` changed) is then loaded within it.
+   * How long the catalog's reference id of a pair is trusted: a reference re-stored for a version
+   * already in memory (its latest `reference_id` changed), or deleted, is seen by the first batch
+   * that needs the pair after it.
    */
   readonly catalogRefreshMs: number;
+  /**
+   * Catalog answers (pairs with or without a reference) held at most, least recently used dropped
+   * (asked again when needed); a batch's own are held until the next batch whatever this bound.
+   */
+  readonly maxCatalogEntries: number;
   /**
    * Production spells remembered per model (the newest: each promotion or rollback that changed
    * the serving version starts one), and models with a production history. The versions that
@@ -56,19 +62,17 @@ export interface ReferenceCacheLimits {
 export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   maxEntries: 1_000,
   preloadEntries: 64,
-  // Short: a reference registered just before its traffic (the usual order) must be found at once;
-  // a flood of unknown versions still costs at most 4 small queries per second.
+  // Short: a reference stored after its version's first predictions is found within it (a pair
+  // never asked about is asked at once); the same unknown versions again cost at most 4 small
+  // queries per second.
   catalogTtlMs: 250,
   catalogRefreshMs: 60_000,
+  // ~330 B an answer (26-character versions, 64-character ids): ~3.2 MB at the bound, whatever
+  // `reference_profiles` holds (one row per trained version, kept for good).
+  maxCatalogEntries: 10_000,
   maxSpellsPerModel: 64,
   maxPromotedModels: 10_000,
 };
-
-/** The pairs that have a reference, each with its latest reference id, and when that was read. */
-interface Catalog {
-  readonly pairs: Map<string, string>;
-  readonly at: number;
-}
 
 /**
  * A (model, version) of a batch and the earliest start of the windows its events are counted in
@@ -128,17 +132,21 @@ class Lru<V> {
  * a version that served without one is unreferenced: it never borrows on its own behalf (measured
  * on its predecessor's training distribution, a retrained version flagged drift that is not there).
  *
- * Bounded whatever the events say: at most `maxEntries` reference sets (LRU; plus those of the last
- * batch the LRU evicted since, at most `maxEntries`), and which pairs have a reference at all comes
- * from one catalog (the (model, version) pairs of `reference_profiles`, no profiles) refreshed at
- * most once per `catalogTtlMs` — so a flood of predictions with random versions costs no memory
- * and at most one small query per TTL, not a query per record or version.
+ * Bounded whatever the events say or the store holds: at most `maxEntries` reference sets (LRU;
+ * plus those of the last batch the LRU evicted since, at most `maxEntries`), and which pairs have a
+ * reference at all comes from a catalog of the pairs the batches name and their models' serving
+ * versions only (`ReferenceCatalog` of `@driftline/drift`: at most `maxCatalogEntries` answers,
+ * plus the last batch's), asked of the store in one query per batch at most, for those pairs only
+ * (no profiles) — so a flood of predictions with random versions costs no memory and at most one
+ * small query per batch, not a query per record or version; and a store of every version ever
+ * trained costs neither memory nor a read of it all (it was read whole every minute, and held).
  */
 export class ReferenceCache {
   private readonly sets: Lru<Loaded>;
   private readonly byId: Lru<ReferenceSet>;
   private readonly histories: Lru<ProductionHistory>;
-  private catalog: Catalog | undefined;
+  /** Which pairs have a reference (and its latest id), for the pairs asked about. */
+  private readonly catalog: ReferenceCatalog;
   /** Sets loaded so far (`put`): a catalog read begun before a load may not name its pair yet. */
   private loads = 0;
   /** The sets the last `ensure` found for its batch (at most `maxEntries`): held even if evicted. */
@@ -168,11 +176,21 @@ export class ReferenceCache {
     this.byId = new Lru(this.limits.maxEntries);
     this.histories = new Lru(this.limits.maxPromotedModels);
     this.unreadable = new Lru(this.limits.maxEntries);
+    this.catalog = new ReferenceCatalog({
+      maxEntries: this.limits.maxCatalogEntries,
+      absentTtlMs: this.limits.catalogTtlMs,
+      presentTtlMs: this.limits.catalogRefreshMs,
+    });
   }
 
   /** Reference sets held now (at most `maxEntries`). */
   get size(): number {
     return this.sets.size;
+  }
+
+  /** Catalog answers held now (at most `maxCatalogEntries`, plus those of the last batch). */
+  get catalogSize(): number {
+    return this.catalog.size;
   }
 
   private put(set: ReferenceSet): void {
@@ -187,47 +205,58 @@ export class ReferenceCache {
     return this.sets.get(key)?.set ?? this.held.get(key);
   }
 
-  /** Forgets the pair's set: its reference is gone. */
+  /** Forgets the pair's set: its reference is gone (the store just said so). */
   private forget(key: string): void {
-    this.catalog?.pairs.delete(key);
+    this.catalog.record(key, undefined, this.now());
     this.sets.delete(key);
     this.held.delete(key);
     this.unreadable.delete(key);
   }
 
-  private async refreshCatalog(): Promise<Catalog> {
+  /**
+   * Asks the store which of `pairs` have a reference, and records each answer. A pair it does not
+   * name lost its reference (or never had one): its set leaves memory, so that this instance
+   * resolves as a fresh one does (kept, a running instance measured on the deleted set for as long
+   * as it ran, a restarted one on the promoted version: one window split between them). A set
+   * loaded while the read ran is newer than the read: kept, and named.
+   */
+  private async readCatalog(pairs: ReadonlyMap<string, { readonly model: string; readonly version: string }>) {
     const loadsBefore = this.loads;
-    const pairs = new Map((await this.store.catalog()).map((p) => [p.model + SEP + p.version, p.referenceId]));
-    // A pair the catalog no longer names lost its reference: its set leaves memory, so that this
-    // instance resolves as a fresh one does (kept, a running instance measured on the deleted set
-    // for as long as it ran, a restarted one on the promoted version: one window split between
-    // them). A set loaded while the read ran is newer than the read: kept, and named.
-    for (const [key, loaded] of this.sets.entries()) {
-      if (pairs.has(key)) continue;
-      if (loaded.load > loadsBefore) pairs.set(key, loaded.set.referenceId);
-      else this.sets.delete(key);
+    const found = new Map<string, string>();
+    for (const p of await this.store.catalog([...pairs.values()])) {
+      const key = p.model + SEP + p.version;
+      if (pairs.has(key)) found.set(key, p.referenceId); // a store may name others: not asked, not kept
     }
-    for (const key of this.held.keys()) if (!pairs.has(key)) this.held.delete(key);
-    // An unreadable set stays known while the catalog names it; another id (saved again) is loaded.
-    // Also read again once a refresh interval has passed: a corrected set saved again from the same
-    // data has the same id (a hash of its content, not of its format), and was dead-lettered until
-    // a restart (found by a regression review). One query per bad pair and interval.
     const now = this.now();
-    for (const [key, bad] of [...this.unreadable.entries()])
-      if (pairs.get(key) !== bad.referenceId || now - bad.at >= this.limits.catalogRefreshMs)
+    for (const key of pairs.keys()) {
+      let id = found.get(key);
+      if (id === undefined) {
+        const loaded = this.sets.peek(key);
+        if (loaded !== undefined && loaded.load > loadsBefore) id = loaded.set.referenceId;
+        else {
+          this.sets.delete(key);
+          this.held.delete(key);
+        }
+      }
+      this.catalog.record(key, id, now);
+      // An unreadable set stays known while the catalog names it; another id (saved again) is
+      // loaded. Also read again once a refresh interval has passed: a corrected set saved again
+      // from the same data has the same id (a hash of its content, not of its format), and was
+      // dead-lettered until a restart (found by a regression review). One query per bad pair and interval.
+      const bad = this.unreadable.peek(key);
+      if (bad !== undefined && (id !== bad.referenceId || now - bad.at >= this.limits.catalogRefreshMs))
         this.unreadable.delete(key);
-    // A set whose reference was re-stored stays until a batch needs it (`ensure` replaces it then):
+    }
+    // A set whose reference was re-stored stays until a batch needs it (`hold` replaces it then):
     // dropping it here took the set of a pair the same batch had already checked, whose events then
     // borrowed the promoted version's reference or were refused by the borrowed-version cap.
-    this.catalog = { pairs, at: this.now() };
-    return this.catalog;
   }
 
   /**
-   * Loads the references saved last (at most `preloadEntries`) and the catalog. Every other is
-   * loaded when a batch needs it. It loaded every reference ever saved: one per trained version,
-   * kept for ever, so each retrain made every start slower and larger, up to a start that timed
-   * out or ran out of memory.
+   * Loads the references saved last (at most `preloadEntries`), each the latest of its pair: the
+   * catalog's answer for those pairs. Every other is loaded, and asked of the catalog, when a batch
+   * needs it. It loaded every reference ever saved: one per trained version, kept for ever, so each
+   * retrain made every start slower and larger, up to a start that timed out or ran out of memory.
    *
    * A set with a malformed profile is left out and told to `skipped` (model, version, feature,
    * reason), as a running instance treats it: the catalog still names it, so its model's
@@ -235,12 +264,20 @@ export class ReferenceCache {
    * other model is measured. It failed start-up here, for every model, for one bad row of one.
    */
   async preload(skipped: (invalid: InvalidReference) => void = () => {}): Promise<number> {
+    const invalids: InvalidReference[] = [];
     const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries), (invalid) => {
-      this.markUnreadable(invalid);
+      invalids.push(invalid);
       skipped(invalid);
     });
-    for (const s of sets.reverse()) this.put(s); // the newest last: the most recently used
-    await this.refreshCatalog();
+    const at = this.now();
+    for (const s of sets.reverse()) {
+      this.put(s); // the newest last: the most recently used
+      this.catalog.record(s.model + SEP + s.version, s.referenceId, at);
+    }
+    for (const invalid of invalids) {
+      this.catalog.record(invalid.model + SEP + invalid.version, invalid.referenceId, at);
+      this.markUnreadable(invalid);
+    }
     return sets.length;
   }
 
@@ -256,26 +293,37 @@ export class ReferenceCache {
    * lender, else its events were unreferenced. Own references first, so lenders never crowd one
    * out of the bound (holding every promoted version, 16 borrowing models took 1,024 sets); past it
    * an own-reference pair resolves to nothing (unreferenced), never to a borrowed reference.
-   * The catalog is read at most once, first: when its periodic refresh is due, or when a pair is
-   * not in it and it is older than `catalogTtlMs`. Nothing is loaded twice.
+   * The catalog is asked at most once, first, about every pair the batch may need — its own pairs
+   * and, for each model with a pair that never served, the versions of its spells (its possible
+   * lenders) — when one of them has no answer or one too old to trust (`catalogTtlMs` for "none",
+   * `catalogRefreshMs` for a reference id); those answers are held until the next batch. Nothing
+   * is loaded twice.
    */
   async ensure(pairs: Iterable<BatchPair>): Promise<void> {
     const batch = [...pairs];
-    let catalog = this.catalog;
-    const age = catalog === undefined ? Number.POSITIVE_INFINITY : this.now() - catalog.at;
-    const unknown = ({ model, version }: BatchPair) => !this.hasReference(model + SEP + version);
-    if (
-      catalog === undefined ||
-      age >= this.limits.catalogRefreshMs ||
-      (age >= this.limits.catalogTtlMs && batch.some(unknown))
-    ) {
-      catalog = await this.refreshCatalog();
+    const asked = new Map<string, { readonly model: string; readonly version: string }>();
+    const ask = (model: string, version: string) => {
+      const key = model + SEP + version;
+      if (!asked.has(key)) asked.set(key, { model, version });
+    };
+    const mayBorrow = new Set<string>();
+    for (const { model, version } of batch) {
+      ask(model, version);
+      if (!this.hasServed(model, version)) mayBorrow.add(model);
+    }
+    for (const model of mayBorrow) for (const p of this.histories.peek(model)?.spells ?? []) ask(model, p.version);
+    this.catalog.hold(asked.keys());
+    const now = this.now();
+    for (const key of asked.keys()) {
+      if (!this.catalog.stale(key, now)) continue;
+      await this.readCatalog(asked);
+      break;
     }
     const needed = new Map<string, ReferenceSet>();
     /** Each borrowing model and the earliest window start its borrowing pairs have in the batch. */
     const borrowing = new Map<string, number>();
     for (const { model, version, earliestWindowStart } of batch) {
-      if (this.hasReference(model + SEP + version) && (await this.hold(catalog, needed, model, version))) continue;
+      if (this.hasReference(model + SEP + version) && (await this.hold(needed, model, version))) continue;
       if (this.hasServed(model, version)) continue; // unreferenced: never borrows on its own behalf
       const earliest = borrowing.get(model);
       if (earliest === undefined || earliestWindowStart < earliest) borrowing.set(model, earliestWindowStart);
@@ -288,7 +336,7 @@ export class ReferenceCache {
     }));
     while (lending.length > 0 && needed.size < this.limits.maxEntries) {
       const more: typeof lending = [];
-      for (const lender of lending) if (await this.holdNextLender(catalog, needed, lender)) more.push(lender);
+      for (const lender of lending) if (await this.holdNextLender(needed, lender)) more.push(lender);
       lending = more;
     }
     this.held = needed;
@@ -301,24 +349,24 @@ export class ReferenceCache {
    * skipped: the one before it is in force instead (`resolve` skips it too).
    */
   private async holdNextLender(
-    catalog: Catalog,
     needed: Map<string, ReferenceSet>,
     lender: { readonly model: string; readonly from: number; readonly spells: ProductionSpell[] },
   ): Promise<boolean> {
     for (let p = lender.spells.pop(); p !== undefined; p = lender.spells.pop()) {
       if (!this.hasReference(lender.model + SEP + p.version)) continue;
-      if (await this.hold(catalog, needed, lender.model, p.version)) return p.from > lender.from;
+      if (await this.hold(needed, lender.model, p.version)) return p.from > lender.from;
     }
     return false;
   }
 
   /**
-   * Whether the pair has a reference of its own: the catalog names it (a set is in memory only
-   * while it does; `refreshCatalog`). `ensure` and `resolve` both decide by it: counting a set
-   * still in memory too kept a deleted reference in force on a running instance for good.
+   * Whether the pair has a reference of its own: the catalog's latest answer names one (a set is
+   * in memory only while it does; `readCatalog`). `ensure` and `resolve` both decide by it:
+   * counting a set still in memory too kept a deleted reference in force on a running instance for
+   * good. A pair never asked has none: `ensure` asks about every pair its batch resolves.
    */
   private hasReference(key: string): boolean {
-    return this.catalog?.pairs.has(key) === true;
+    return this.catalog.has(key);
   }
 
   /** Whether the version served production in one of the model's spells remembered: it never borrows. */
@@ -384,7 +432,7 @@ export class ReferenceCache {
   /** The pair's unreadable set, while the catalog still names that id as its latest. */
   private unreadableOf(key: string): UnreadableReference | undefined {
     const bad = this.unreadable.peek(key);
-    return bad !== undefined && this.catalog?.pairs.get(key) === bad.referenceId ? bad : undefined;
+    return bad !== undefined && this.catalog.referenceId(key) === bad.referenceId ? bad : undefined;
   }
 
   /**
@@ -394,15 +442,10 @@ export class ReferenceCache {
    * true and not held: its events are dead-lettered (`unreadableFor`), never measured on another
    * set; a known one is not queried again until the catalog names a newer id.
    */
-  private async hold(
-    catalog: Catalog,
-    needed: Map<string, ReferenceSet>,
-    model: string,
-    version: string,
-  ): Promise<boolean> {
+  private async hold(needed: Map<string, ReferenceSet>, model: string, version: string): Promise<boolean> {
     const key = model + SEP + version;
     if (needed.has(key) || needed.size >= this.limits.maxEntries) return true;
-    const latest = catalog.pairs.get(key);
+    const latest = this.catalog.referenceId(key);
     if (latest !== undefined && this.unreadable.peek(key)?.referenceId === latest) return true;
     let set = this.sets.get(key)?.set;
     if (latest !== undefined && set?.referenceId !== latest) {
@@ -411,12 +454,11 @@ export class ReferenceCache {
       set = loaded;
       if (set === undefined) {
         // Deleted since the catalog was read: no reference until the next read says otherwise.
-        catalog.pairs.delete(key);
         this.forget(key);
         return false;
       }
       // Saved again since the catalog was read: the id loaded is the latest, not reloaded per batch.
-      catalog.pairs.set(key, set.referenceId);
+      this.catalog.record(key, set.referenceId, this.now());
       this.unreadable.delete(key);
       this.put(set);
     }
@@ -466,7 +508,7 @@ export class ReferenceCache {
   /** The serving version's latest reference, into memory and the catalog; forgotten when it has none. */
   private async loadServing(model: string, version: string): Promise<ReferenceSet | undefined> {
     const key = model + SEP + version;
-    const named = this.catalog?.pairs.get(key);
+    const named = this.catalog.referenceId(key);
     // Known unreadable under the id the catalog names: not queried again (its events dead-lettered).
     if (named !== undefined && this.unreadable.peek(key)?.referenceId === named) return undefined;
     // Unreadable: kept in the catalog (the version has a reference: never borrows, dead-lettered),
@@ -481,7 +523,7 @@ export class ReferenceCache {
     }
     this.put(set);
     this.unreadable.delete(key);
-    this.catalog?.pairs.set(key, set.referenceId);
+    this.catalog.record(key, set.referenceId, this.now());
     return set;
   }
 

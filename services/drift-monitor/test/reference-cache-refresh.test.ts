@@ -210,8 +210,8 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     let gated = false;
     const slowCatalog: ReferenceStore = {
       ...store,
-      catalog: async () => {
-        const pairs = await store.catalog(); // read now, answered later
+      catalog: async (asked) => {
+        const pairs = await store.catalog(asked); // read now, answered later
         if (gated) await new Promise<void>((resolve) => (releaseRead = resolve));
         return pairs;
       },

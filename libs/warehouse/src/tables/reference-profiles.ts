@@ -1,6 +1,7 @@
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { parseReferenceProfile, type ReferenceProfile } from '@driftline/stats';
 import type { ClickHouse } from '../client.js';
+import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
 
@@ -32,8 +33,19 @@ export interface ReferenceStore {
    * told to `skip` (the others are returned).
    */
   newest(limit: number, skip?: (invalid: InvalidReference) => void): Promise<ReferenceSet[]>;
-  /** Every (model, version) that has a reference, with its latest reference id: one small query, no profiles. */
-  catalog(): Promise<Array<{ model: string; version: string; referenceId: string }>>;
+  /**
+   * The latest reference id of each of `pairs` that has a reference (no profiles); a pair without
+   * one is left out. Pairs not asked about may be named too (a caller ignores them). Bounded by
+   * what is asked: there is no read of every pair ever stored (one per trained version, kept for
+   * good).
+   */
+  catalog(pairs: readonly ReferencePair[]): Promise<Array<ReferencePair & { referenceId: string }>>;
+}
+
+/** A (model, version) pair asked about. */
+interface ReferencePair {
+  readonly model: string;
+  readonly version: string;
 }
 
 /** A stored reference set left out because one of its profiles cannot be read. */
@@ -144,13 +156,22 @@ export class ClickHouseReferenceStore implements ReferenceStore {
     return toSets(await this.rows('reference_id = {id:String}', { id: referenceId }))[0];
   }
 
-  async catalog(): Promise<Array<{ model: string; version: string; referenceId: string }>> {
-    const rows = await this.ch.select<{ model: string; version: string; reference_id: string }>(
-      `SELECT model, version, argMax(reference_id, created_at) AS reference_id FROM ${this.table}
-       GROUP BY model, version ORDER BY model, version`,
-      {},
-    );
-    return rows.map((r) => ({ model: r.model, version: r.version, referenceId: r.reference_id }));
+  async catalog(pairs: readonly ReferencePair[]): Promise<Array<ReferencePair & { referenceId: string }>> {
+    const out: Array<ReferencePair & { referenceId: string }> = [];
+    // The pairs travel in the URL: chunks by their encoded bytes (each pair counted whole). Both
+    // columns of the sorting key, as one tuple set: a range of the index per pair, not a scan.
+    const pairBytes = (p: ReferencePair) => arrayElementUrlBytes(p.model) + arrayElementUrlBytes(p.version);
+    const unique = new Map(pairs.map((p) => [`${p.model}\u0000${p.version}`, p]));
+    for (const chunk of chunksByUrlBytes(unique.values(), pairBytes)) {
+      const rows = await this.ch.select<{ model: string; version: string; reference_id: string }>(
+        `SELECT model, version, argMax(reference_id, created_at) AS reference_id FROM ${this.table}
+         WHERE (model, version) IN (SELECT untuple(arrayJoin(arrayZip({models:Array(String)}, {versions:Array(String)}))))
+         GROUP BY model, version`,
+        { models: chunk.map((p) => p.model), versions: chunk.map((p) => p.version) },
+      );
+      for (const r of rows) out.push({ model: r.model, version: r.version, referenceId: r.reference_id });
+    }
+    return out;
   }
 
   async newest(limit: number, skip?: (invalid: InvalidReference) => void): Promise<ReferenceSet[]> {

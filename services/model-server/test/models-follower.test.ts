@@ -270,4 +270,118 @@ describe('models.v1 follower of the model server', () => {
       { numRuns: 300 },
     );
   });
+
+  it('a folded replay retried after a failed load serves what the whole replay serves once the files appear (property; found by a review)', async () => {
+    const models = ['a', 'b'];
+    const versions = ['v1', 'v2', 'v3', 'v4', 'v6'];
+    const kinds: ModelEvent['kind'][] = [
+      'TRAINED',
+      'SHADOW',
+      'CANARY',
+      'PROMOTED',
+      'ROLLED_BACK',
+      'RETIRED',
+      'REJECTED',
+    ];
+    const arbEvent = fc.record({
+      model: fc.constantFrom(...models),
+      kind: fc.constantFrom(...kinds),
+      version: fc.constantFrom(...versions),
+      previous: fc.option(fc.constantFrom(...versions), { nil: null }),
+      share: fc.option(fc.constantFrom(0.1, 0.5, 1), { nil: null }),
+      dt: fc.integer({ min: -5, max: 20 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(arbEvent, { maxLength: 40 }),
+        fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 1, maxLength: 5 }),
+        fc.array(arbEvent, { maxLength: 4 }),
+        async (drawn, cuts, after) => {
+          // v6's files are missing (retriable) until the gate opens; retries every 5 ms.
+          const gate = { open: false };
+          const table = () =>
+            new ServingTable({
+              views: parseFeatureViewsText(VIEWS_YAML),
+              canaries: new Map(),
+              shadows: new Map(),
+              logger: silentLogger,
+              load: async (model, version) => {
+                if (version === 'v6' && !gate.open)
+                  throw new DriftlineError('NOT_FOUND', 'ENOENT: model.json', { retriable: true });
+                return buildVersion(model, version, syntheticModelJson(version.length, 3, 2, 4), {
+                  features: FEATURES,
+                });
+              },
+            });
+          const serving = (t: ServingTable) =>
+            JSON.stringify({
+              plans: t.describe().sort((x, y) => x.model.localeCompare(y.model)),
+              unserved: t.describeUnserved().sort((x, y) => x.model.localeCompare(y.model)),
+              follows: models.map((m) => t.follows(m)),
+            });
+          /** Both tables' retries run on timers: equal once they have settled (at most 5 s). */
+          const settledAlike = async (a: ServingTable, b: ServingTable) => {
+            for (const deadline = Date.now() + 5_000; serving(a) !== serving(b) && Date.now() < deadline; )
+              await new Promise((r) => setTimeout(r, 5));
+            expect(serving(b)).toBe(serving(a));
+          };
+          let t = 1_700_000_000_000;
+          const toEvent = (d: (typeof drawn)[number]): ModelEvent => {
+            t += d.dt;
+            return {
+              ...event(d.model, d.kind, d.version),
+              event_time: t,
+              previous_version: d.previous,
+              canary_share: d.share,
+            };
+          };
+          const events = drawn.map(toEvent);
+          const later = after.map(toEvent);
+          const applier = (tbl: ServingTable) =>
+            createStageApplier({
+              apply: (m, e, replayed, from) => tbl.apply(m, e, replayed, from),
+              follows: (m) => tbl.follows(m),
+              logger: silentLogger,
+              firstDelayMs: 5,
+              maxDelayMs: 5,
+            });
+          const whole = table();
+          const wholeApplier = applier(whole);
+          await Promise.all(
+            models.map((m) => {
+              const own: StageEvent[] = events.filter((e) => e.model === m);
+              return own.length === 0 ? undefined : wholeApplier.apply(m, own);
+            }),
+          );
+          const folded = table();
+          const foldedApplier = applier(folded);
+          const f = modelsFollower((m, e, replay) => foldedApplier.apply(m, e, replay), {
+            admit: (m, e) => foldedApplier.admit(m, e),
+          });
+          let offset = 0;
+          for (let i = 0; offset < events.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            await f.process(records(offset, events.slice(offset, offset + n)), { partition: 0 });
+            offset += n;
+          }
+          await f.finishReplay();
+          gate.open = true;
+          await settledAlike(whole, folded);
+          await Promise.all(
+            models.map((m) =>
+              wholeApplier.apply(
+                m,
+                later.filter((e) => e.model === m),
+              ),
+            ),
+          );
+          await f.process(records(offset, later), { partition: 0 });
+          await settledAlike(whole, folded);
+          wholeApplier.stop();
+          foldedApplier.stop();
+        },
+      ),
+      { numRuns: 200 },
+    );
+  }, 120_000);
 });

@@ -61,6 +61,23 @@ afterAll(async () => {
   await ch.close();
 });
 
+/** `ch` whose copy calls (INSERT … SELECT) after the first `copies` fail, as calls past their timeout do. */
+function endsAfterCopies(ch: ClickHouse, copies: number): ClickHouse {
+  let made = 0;
+  return new Proxy(ch, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (property !== 'command' || typeof value !== 'function')
+        return typeof value === 'function' ? value.bind(target) : value;
+      return (sql: string, ...rest: unknown[]) => {
+        if (/^\s*INSERT INTO/.test(sql) && ++made > copies)
+          return Promise.reject(new Error('the call timed out (injected)'));
+        return value.call(target, sql, ...rest);
+      };
+    },
+  });
+}
+
 describe('skew_windows rows of two window lengths (DRIFTLINE_SKEW_WINDOW changed)', () => {
   it('keeps a 10-minute row when a 5-minute row of the same partition and start is written after it', async () => {
     const model = 'replaced';
@@ -394,11 +411,17 @@ describe('0710 on a database made by the previous release', () => {
     // The call bound, calibrated on this machine now (a loaded one is several times slower; a fixed
     // 250 ms never let a start finish a call in a loaded suite): a third of what one call copying the
     // whole day takes, so that copy cannot fit in it, while a call of ROWS / 16 rows fits about 5 times.
-    await db.command(`CREATE TABLE ${db.table('calibration_copy')} AS ${db.table('skew_windows')}`);
-    const began = performance.now();
-    await db.command(`INSERT INTO ${db.table('calibration_copy')} SELECT * FROM ${db.table('skew_windows')}`);
-    const timeoutMs = Math.max(100, Math.round((performance.now() - began) / 3));
-    await db.command(`DROP TABLE ${db.table('calibration_copy')} SYNC`);
+    // The fastest of three copies: one timed during a burst of load on the machine made the bound
+    // so wide that the whole copy fit in one start (a fresh clone's run: "nothing resumed").
+    let fastest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      await db.command(`CREATE TABLE ${db.table('calibration_copy')} AS ${db.table('skew_windows')}`);
+      const began = performance.now();
+      await db.command(`INSERT INTO ${db.table('calibration_copy')} SELECT * FROM ${db.table('skew_windows')}`);
+      fastest = Math.min(fastest, performance.now() - began);
+      await db.command(`DROP TABLE ${db.table('calibration_copy')} SYNC`);
+    }
+    const timeoutMs = Math.max(100, Math.round(fastest / 3));
     // Up to 0710 only: the later migrations (0720's and 0730's copies) under the same tiny call
     // bound made starts fail for reasons of their own, and a fresh clone's loaded run hit the deadline.
     const bounded = migrations
@@ -418,7 +441,10 @@ describe('0710 on a database made by the previous release', () => {
       // finished a call): every 10 starts without the end, the bound grows by half.
       if (starts > 0 && starts % 10 === 0) bound = Math.round(bound * 1.5);
       const service = await createClickHouse(testClickHouse(path, db.database, bound));
-      done = await migrate(service, bounded).then(
+      // The first start ends after three copy calls, as one past its call timeout does: at a quiet
+      // moment every call fits the calibrated bound and the copy finished in one start, so whether
+      // a start goes on from the last was left to the machine's load (a fresh clone: "nothing resumed").
+      done = await migrate(starts === 0 ? endsAfterCopies(service, 3) : service, bounded).then(
         () => true,
         () => false,
       );

@@ -313,6 +313,7 @@ export const modelServer = defineService({
       const table = server.table;
       const stages = createStageApplier({
         apply: (model, events, replayed, from) => table.apply(model, events, replayed, from),
+        stagesOf: (model) => table.stagesOf(model),
         givenUp: (model) => table.givenUp(model),
         unserved: (model) => table.unservedProduction(model),
         follows: (model) => table.follows(model),

@@ -142,6 +142,11 @@ export class ServingTable {
     return [...this.unserved].map(([model, u]) => ({ model, production: u.version, reason: unservedReason(u) }));
   }
 
+  /** The stages the table holds of `model` (none: EMPTY_STAGES), what its next events reduce from. */
+  stagesOf(model: string): ModelStages {
+    return this.stages.get(model) ?? EMPTY_STAGES;
+  }
+
   /**
    * Whether `model` is followed: a version of it serves or is named by its stages (production,
    * canary, shadow, watched), or it is promoted with nothing serving. A model whose versions all

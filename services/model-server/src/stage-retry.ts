@@ -19,6 +19,14 @@ export interface StageApplierOptions {
    * events reduced from them.
    */
   readonly apply: (model: string, events: readonly StageEvent[], replayed: number, from?: ModelStages) => Promise<void>;
+  /**
+   * The stages the table holds of a model (ServingTable.stagesOf). A batch's events are reduced from
+   * those held before its first attempt, on every retry too. Absent, a retry reduced its events
+   * again on top of what the failed attempt left, which is not idempotent: CANARY v1, CANARY v4,
+   * PROMOTED v4 and a shadow that failed to load, applied again over production v4, brought canary
+   * v1 back (found by a property test of the folded replay).
+   */
+  readonly stagesOf?: (model: string) => ModelStages;
   /** The versions of a model given up (ServingTable.givenUp), for the metric. */
   readonly givenUp?: (model: string) => readonly string[];
   /** The production named while nothing of the model serves (ServingTable.unservedProduction), for the log line. */
@@ -356,8 +364,10 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
     attempt: number,
     replayed = 0,
   ): Promise<void> => {
+    // The stages the events are reduced from, now and on each retry (see `stagesOf`).
+    const base = from ?? options.stagesOf?.(model);
     try {
-      await options.apply(model, events, replayed, from);
+      await options.apply(model, events, replayed, base);
       // An application can succeed with nothing of the model serving (an event that names no
       // production, such as a TRAINED): the gauge went to 0 while predict answered 503.
       const unserved = options.unserved?.(model) !== undefined;
@@ -412,7 +422,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
         });
       }, delay);
       timer.unref();
-      waiting.set(model, { events, from, attempt, timer });
+      waiting.set(model, { events, from: base, attempt, timer });
     } finally {
       givenUpGauge?.set({ model }, options.givenUp?.(model).length ?? 0);
     }

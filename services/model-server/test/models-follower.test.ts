@@ -340,6 +340,7 @@ describe('models.v1 follower of the model server', () => {
           const applier = (tbl: ServingTable) =>
             createStageApplier({
               apply: (m, e, replayed, from) => tbl.apply(m, e, replayed, from),
+              stagesOf: (m) => tbl.stagesOf(m),
               follows: (m) => tbl.follows(m),
               logger: silentLogger,
               firstDelayMs: 5,

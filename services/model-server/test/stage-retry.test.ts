@@ -33,6 +33,44 @@ function everyVersionLoads(): ServingTable {
   });
 }
 
+describe('stage applier: a retry reduces the held events from the stages before them (found by a property test)', () => {
+  it('CANARY v1, CANARY v4, PROMOTED v4 and a shadow that loads later: no canary, before and after the retry', async () => {
+    let shadowThere = false;
+    const table = new ServingTable({
+      views: parseFeatureViewsText(VIEWS_YAML),
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) => {
+        if (version === 'v6' && !shadowThere) throw notThereYet('ENOENT: model.json');
+        return buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES });
+      },
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed, from) => table.apply(m, e, replayed, from),
+      stagesOf: (m) => table.stagesOf(m),
+      logger: silentLogger,
+      firstDelayMs: 5,
+      maxDelayMs: 5,
+    });
+    const events: StageEvent[] = [
+      { kind: 'CANARY', version: 'v1', canary_share: 0.1 },
+      { kind: 'CANARY', version: 'v4', canary_share: 0.1 },
+      promoted('v4'),
+      { kind: 'SHADOW', version: 'v6' },
+    ];
+    await applier.apply('a', events);
+    // v4 was the canary, then production: no canary is left, and v6 waits for its files.
+    expect(table.describe()).toEqual([{ model: 'a', production: 'v4', shadows: [] }]);
+    shadowThere = true;
+    // Retried: reduced again on top of what the first attempt left, CANARY v1 came back as canary.
+    await expect
+      .poll(() => table.describe(), { timeout: 2_000 })
+      .toEqual([{ model: 'a', production: 'v4', shadows: ['v6'] }]);
+    applier.stop();
+  });
+});
+
 describe('stage applier: a production version that does not load yet is retried', () => {
   it('retries with backoff until it loads, counting failures and the pending model', async () => {
     const calls: string[][] = [];

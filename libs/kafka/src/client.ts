@@ -26,7 +26,6 @@ const clients = new WeakMap<KafkaClient, Kafka>();
 const kafkajsConfigs = new WeakMap<KafkaClient, KafkajsConfig>();
 const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
 const faultHolds = new WeakMap<KafkaClient, number>();
-const instanceIds = new WeakMap<KafkaClient, string>();
 /** Clients that speak TLS or SASL: a command-line tool needs the same settings (see configDrift). */
 const securedClients = new WeakSet<KafkaClient>();
 
@@ -194,7 +193,6 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
   unknownPartitionListeners.set(client, unknowns);
   if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
   if (config.faultHoldMs !== undefined) faultHolds.set(client, config.faultHoldMs);
-  if (config.groupInstanceId !== undefined) instanceIds.set(client, config.groupInstanceId);
   if (config.ssl || config.sasl !== undefined) securedClients.add(client);
   return client;
 }
@@ -212,11 +210,6 @@ export function deadLetterConfigOf(client: KafkaClient): KafkaConfig['deadLetter
 /** The processor-fault hold configured on a handle, if any (package-internal). */
 export function faultHoldOf(client: KafkaClient): number | undefined {
   return faultHolds.get(client);
-}
-
-/** The static group instance id configured on a handle (DRIFTLINE_KAFKA_INSTANCE_ID), if any (package-internal). */
-export function groupInstanceIdOf(client: KafkaClient): string | undefined {
-  return instanceIds.get(client);
 }
 
 /** The kafkajs client behind a handle (package-internal: not exported from the index). */

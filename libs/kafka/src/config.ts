@@ -3,8 +3,6 @@ import { z } from 'zod';
 
 /** Environment variables of the Kafka connection; composed into each service's config schema. */
 /** host:port ([v6]:port), port 1–65535: kafkajs takes `localhost` (no port) as port NaN and fails as an outage. */
-/** Kafka's own rule for a `group.instance.id` (JoinGroupRequest.validateGroupInstanceId): the broker refuses any other. */
-const INSTANCE_ID = /^[a-zA-Z0-9._-]{1,249}$/;
 const BROKER = /^(\[[0-9A-Fa-f:.]+\]|[^:\s,[\]]+):(\d{1,5})$/;
 
 export const kafkaEnvShape = {
@@ -31,18 +29,6 @@ export const kafkaEnvShape = {
    * (retried, nothing committed) before its oldest record is dead-lettered; `0` = at once.
    */
   DRIFTLINE_KAFKA_FAULT_HOLD: envField.duration(0, 3_600_000).default(60_000),
-  /**
-   * Opt-in static group membership (KIP-345): this process's `group.instance.id` in each of its
-   * consumer groups. Unique per process and stable across its restarts (a StatefulSet pod name):
-   * a restart then takes its partitions back at once, without waiting for the old member's
-   * session timeout and without a rebalance. Unset: dynamic members, as before.
-   */
-  DRIFTLINE_KAFKA_INSTANCE_ID: envField
-    .name()
-    .refine((v) => INSTANCE_ID.test(v) && v !== '.' && v !== '..', {
-      message: 'must be 1–249 of a-z A-Z 0-9 . _ - (no white space), e.g. drift-monitor-0',
-    })
-    .optional(),
 };
 
 export interface KafkaConfig {
@@ -58,8 +44,6 @@ export interface KafkaConfig {
   readonly deadLetter?: { readonly maxBatchBytes: number; readonly maxBatchRecords: number };
   /** The consumer loop's hold of a suspected processor fault, in ms (`ConsumerOptions.faultHoldMs`). */
   readonly faultHoldMs?: number;
-  /** Static group membership: the consumers' `group.instance.id` (`ConsumerOptions.groupInstanceId`). */
-  readonly groupInstanceId?: string;
 }
 
 type KafkaEnv = z.infer<z.ZodObject<typeof kafkaEnvShape>>;
@@ -85,7 +69,6 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
       ssl: env.DRIFTLINE_KAFKA_SSL,
       deadLetter,
       faultHoldMs: env.DRIFTLINE_KAFKA_FAULT_HOLD,
-      ...instanceIdOf(env),
     };
   }
   if (env.DRIFTLINE_KAFKA_SASL_USERNAME === undefined) {
@@ -107,11 +90,5 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
     sasl: { mechanism, username: env.DRIFTLINE_KAFKA_SASL_USERNAME, password: env.DRIFTLINE_KAFKA_SASL_PASSWORD },
     deadLetter,
     faultHoldMs: env.DRIFTLINE_KAFKA_FAULT_HOLD,
-    ...instanceIdOf(env),
   };
-}
-
-function instanceIdOf(env: KafkaEnv): { groupInstanceId?: string } {
-  const id = env.DRIFTLINE_KAFKA_INSTANCE_ID;
-  return id === undefined ? {} : { groupInstanceId: id };
 }

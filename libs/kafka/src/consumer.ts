@@ -1,8 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   admitLine,
-  ConfigError,
-  configErrorLine,
   DriftlineError,
   formatDuration,
   type Logger,
@@ -25,7 +23,6 @@ import { deliverWithBisect, isProcessorFaultCode, suspectsProcessor } from './bi
 import {
   deadLetterConfigOf,
   faultHoldOf,
-  groupInstanceIdOf,
   type KafkaClient,
   kafkajsRetrying,
   onOffsetReset,
@@ -255,23 +252,6 @@ export interface ConsumerOptions<T> {
   readonly ephemeral?: boolean;
   /** How old kafkajs' topic metadata may get (default `DEFAULT_METADATA_MAX_AGE_MS`): the delay before added partitions are read. */
   readonly metadataMaxAgeMs?: number;
-  /**
-   * Static group membership (KIP-345): this process's `group.instance.id` in the group. Default
-   * from the client's config (`DRIFTLINE_KAFKA_INSTANCE_ID`), else none (a dynamic member, as
-   * before); `null` turns it off for this consumer. Ignored by an `ephemeral` one (its group is
-   * its own). A restart with the same id takes the member's place and partitions at once, without
-   * a rebalance (a dynamic member's restart waited for the old member's session timeout); a stop
-   * does not leave the group (its partitions wait for the restart, at most a session timeout).
-   * A live member replaced by another process with the same id is fenced: it stops consuming, is
-   * not ready, and reports a `ConfigError` (`onConfigError`).
-   */
-  readonly groupInstanceId?: string | null;
-  /**
-   * A configuration error found while running (another process uses this static member's instance
-   * id). The consumer has stopped consuming; it stays healthy (a liveness restart would fence the
-   * other process in turn). Default: the error line only.
-   */
-  readonly onConfigError?: (error: ConfigError) => void;
 }
 
 export interface ConsumerHandle {
@@ -432,14 +412,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     ),
   };
 
-  const groupInstanceId =
-    options.ephemeral === true || options.groupInstanceId === null
-      ? undefined
-      : (options.groupInstanceId ?? groupInstanceIdOf(kafka));
   const consumer: Consumer = consumerKafkajs(kafka).consumer({
     groupId,
-    // The patched kafkajs' option (patches/kafkajs@2.2.4.patch); absent: byte-identical requests.
-    ...(groupInstanceId === undefined ? {} : { groupInstanceId }),
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
     heartbeatInterval: HEARTBEAT_INTERVAL_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
@@ -700,23 +674,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   });
   /** kafkajs gave up on this consumer (a crash it does not restart): nothing is consumed any more. */
   let dead = false;
-  /** Fenced by another process with the same static instance id: consumes nothing, not ready, still healthy. */
-  let fenced: ConfigError | undefined;
   consumer.on(consumer.events.CRASH, (event) => {
     joined = false;
     // A restart is logged by restartAfterCrash (with backoff); one refused while stopping is no crash.
     if (event.payload.restart !== false || stopping) return;
-    if (groupInstanceId !== undefined && fencedIn(event.payload.error)) {
-      // Not a crash to restart (kafkajs does not; a process restart would fence the other one in
-      // turn, and so on): two live processes share one instance id.
-      fenced = new ConfigError(
-        'DRIFTLINE_KAFKA_INSTANCE_ID',
-        `another process uses DRIFTLINE_KAFKA_INSTANCE_ID=${groupInstanceId} in consumer group ${groupId} (Kafka fenced this one: FENCED_INSTANCE_ID); each process needs an id of its own. This consumer stopped consuming`,
-      );
-      logger.error({ err: event.payload.error, groupInstanceId }, configErrorLine(fenced));
-      options.onConfigError?.(fenced);
-      return;
-    }
     dead = true;
     logger.error(
       { err: event.payload.error, restart: false },
@@ -1548,7 +1509,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       joined &&
       !stopping &&
       !dead &&
-      fenced === undefined &&
       !crashLooping() &&
       backingOff.size === 0 &&
       stalls().length === 0 &&
@@ -1558,14 +1518,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     positions,
     membership: () => groupMembership.current(),
   };
-}
-
-/** Whether kafkajs crashed the consumer on FENCED_INSTANCE_ID (error 82), anywhere in the error's causes. */
-function fencedIn(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
-    if ((e as { type?: unknown }).type === 'FENCED_INSTANCE_ID') return true;
-  }
-  return false;
 }
 
 /**

@@ -24,21 +24,6 @@ describe('kafka config', () => {
     expect(() => hold('soon')).toThrow(/^DRIFTLINE_KAFKA_FAULT_HOLD: /);
   });
 
-  it('takes an opt-in static instance id: a name without white space, as Kafka spells them', () => {
-    const id = (v?: string) =>
-      toKafkaConfig(
-        parseEnv(kafkaEnvShape, {
-          DRIFTLINE_KAFKA_BROKERS: 'a:1',
-          ...(v === undefined ? {} : { DRIFTLINE_KAFKA_INSTANCE_ID: v }),
-        }),
-      ).groupInstanceId;
-    expect(id()).toBeUndefined();
-    expect(id('drift-monitor-0')).toBe('drift-monitor-0');
-    expect(() => id('drift monitor')).toThrow(/^DRIFTLINE_KAFKA_INSTANCE_ID: /);
-    expect(() => id(' drift-monitor-0')).toThrow(/^DRIFTLINE_KAFKA_INSTANCE_ID: /);
-    expect(() => id('pod/0')).toThrow(/^DRIFTLINE_KAFKA_INSTANCE_ID: /);
-  });
-
   it('bounds the dead-letter batches and names the variable out of range', () => {
     const env = parseEnv(kafkaEnvShape, {
       DRIFTLINE_KAFKA_BROKERS: 'a:1',

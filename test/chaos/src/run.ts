@@ -278,16 +278,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     env,
   );
 
-  // CHAOS_STATIC_MEMBERS=1: every service process a static group member (DRIFTLINE_KAFKA_INSTANCE_ID,
-  // kept across its restarts), so a killed instance's restart takes its place at once.
-  const staticMembers = process.env.CHAOS_STATIC_MEMBERS === '1';
   const service = (kind: (typeof SERVICE_KINDS)[number], instance: number) =>
-    make(
-      kind,
-      `${kind}-${instance}`,
-      ['run', kind],
-      staticMembers ? { DRIFTLINE_KAFKA_INSTANCE_ID: `${runId}-${kind}-${instance}` } : {},
-    );
+    make(kind, `${kind}-${instance}`, ['run', kind]);
   // Two instances of every consumer-group service (a kill moves its partitions to the other), one
   // feature API and one retrain-trigger (its decisions are idempotent per request id).
   const processes: Record<(typeof SERVICE_KINDS)[number], ServiceProcess[]> = {

@@ -63,6 +63,112 @@ const history = [
   event('fraud', 'PROMOTED', 'v3'),
 ];
 
+/** A drawn models.v1 event of `models` and `versions`: a kind, a previous version and a canary share, maybe, and a time step. */
+function arbStageEvent(models: readonly string[], versions: readonly string[], shares: readonly number[]) {
+  const kinds: ModelEvent['kind'][] = ['TRAINED', 'SHADOW', 'CANARY', 'PROMOTED', 'ROLLED_BACK', 'RETIRED', 'REJECTED'];
+  return fc.record({
+    model: fc.constantFrom(...models),
+    kind: fc.constantFrom(...kinds),
+    version: fc.constantFrom(...versions),
+    previous: fc.option(fc.constantFrom(...versions), { nil: null }),
+    share: fc.option(fc.constantFrom(...shares), { nil: null }),
+    // Mostly forward in time, sometimes back (re-published, another controller's clock) or equal.
+    dt: fc.integer({ min: -5, max: 20 }),
+  });
+}
+
+type DrawnStageEvent = ReturnType<typeof arbStageEvent> extends fc.Arbitrary<infer T> ? T : never;
+
+/** The replay's and the later drawn events as models.v1 events, on one clock stepped by each draw's `dt`. */
+function timedEvents(
+  drawn: readonly DrawnStageEvent[],
+  after: readonly DrawnStageEvent[],
+): { events: ModelEvent[]; later: ModelEvent[] } {
+  let t = 1_700_000_000_000;
+  const timed = (d: DrawnStageEvent): ModelEvent => {
+    t += d.dt;
+    return { ...event(d.model, d.kind, d.version), event_time: t, previous_version: d.previous, canary_share: d.share };
+  };
+  return { events: drawn.map(timed), later: after.map(timed) };
+}
+
+/** A serving table whose loads `fail` may refuse (it throws) by version; the others load a synthetic model. */
+function tableLoading(fail: (version: string) => void): ServingTable {
+  return new ServingTable({
+    views: parseFeatureViewsText(VIEWS_YAML),
+    canaries: new Map(),
+    shadows: new Map(),
+    logger: silentLogger,
+    load: async (model, version) => {
+      fail(version);
+      return buildVersion(model, version, syntheticModelJson(version.length, 3, 2, 4), { features: FEATURES });
+    },
+  });
+}
+
+/**
+ * A start-up replay applied two ways, each on a table of its own with the service's applier
+ * (retries `retryMs` apart): every event of each model held and applied at once (`whole`, as before
+ * the fold, and as a live batch is), and folded by the follower as read in batches of the sizes of
+ * `cuts` (`folded`). `applyLater` applies later events to both, as live batches.
+ */
+async function replayBothWays(
+  models: readonly string[],
+  events: readonly ModelEvent[],
+  cuts: readonly number[],
+  table: () => ServingTable,
+  retryMs: number,
+) {
+  const applier = (tbl: ServingTable) =>
+    createStageApplier({
+      apply: (m, e, replayed, from) => tbl.apply(m, e, replayed, from),
+      stagesOf: (m) => tbl.stagesOf(m),
+      follows: (m) => tbl.follows(m),
+      logger: silentLogger,
+      firstDelayMs: retryMs,
+      maxDelayMs: retryMs,
+    });
+  const whole = table();
+  const wholeApplier = applier(whole);
+  await Promise.all(
+    models.map((m) => {
+      const own: StageEvent[] = events.filter((e) => e.model === m);
+      return own.length === 0 ? undefined : wholeApplier.apply(m, own);
+    }),
+  );
+  const folded = table();
+  const foldedApplier = applier(folded);
+  const follower = modelsFollower((m, e, replay) => foldedApplier.apply(m, e, replay), {
+    admit: (m, e) => foldedApplier.admit(m, e),
+  });
+  let offset = 0;
+  for (let i = 0; offset < events.length; i++) {
+    const n = cuts[i % cuts.length]!;
+    await follower.process(records(offset, events.slice(offset, offset + n)), { partition: 0 });
+    offset += n;
+  }
+  await follower.finishReplay();
+  return {
+    whole,
+    folded,
+    applyLater: async (later: readonly ModelEvent[]) => {
+      await Promise.all(
+        models.map((m) =>
+          wholeApplier.apply(
+            m,
+            later.filter((e) => e.model === m),
+          ),
+        ),
+      );
+      await follower.process(records(offset, [...later]), { partition: 0 });
+    },
+    stop: () => {
+      wholeApplier.stop();
+      foldedApplier.stop();
+    },
+  };
+}
+
 describe('models.v1 follower of the model server', () => {
   it('applies a start-up replay read in several batches once per model, in order, when it is read to its end', async () => {
     const { f, calls } = follower();
@@ -166,37 +272,13 @@ describe('models.v1 follower of the model server', () => {
 
   it('applying the folded replay serves exactly what applying every event of it did (property)', async () => {
     const models = ['a', 'b', 'c'];
-    const versions = ['v1', 'v2', 'v3', 'v4', 'v5', 'v6'];
-    const kinds: ModelEvent['kind'][] = [
-      'TRAINED',
-      'SHADOW',
-      'CANARY',
-      'PROMOTED',
-      'ROLLED_BACK',
-      'RETIRED',
-      'REJECTED',
-    ];
-    const arbEvent = fc.record({
-      model: fc.constantFrom(...models),
-      kind: fc.constantFrom(...kinds),
-      version: fc.constantFrom(...versions),
-      previous: fc.option(fc.constantFrom(...versions), { nil: null }),
-      share: fc.option(fc.constantFrom(0.1, 0.5, 1, 0, Number.NaN), { nil: null }),
-      // Mostly forward in time, sometimes back (re-published, another controller's clock) or equal.
-      dt: fc.integer({ min: -5, max: 20 }),
-    });
+    // Shares include ones the stages refuse (0, NaN).
+    const arbEvent = arbStageEvent(models, ['v1', 'v2', 'v3', 'v4', 'v5', 'v6'], [0.1, 0.5, 1, 0, Number.NaN]);
     // v5 is malformed (given up at once), v6's files are not there yet (retried later: not in this test).
     const table = () =>
-      new ServingTable({
-        views: parseFeatureViewsText(VIEWS_YAML),
-        canaries: new Map(),
-        shadows: new Map(),
-        logger: silentLogger,
-        load: async (model, version) => {
-          if (version === 'v5') throw new DriftlineError('VALIDATION_FAILED', 'model.json cut short');
-          if (version === 'v6') throw new DriftlineError('NOT_FOUND', 'ENOENT: model.json', { retriable: true });
-          return buildVersion(model, version, syntheticModelJson(version.length, 3, 2, 4), { features: FEATURES });
-        },
+      tableLoading((version) => {
+        if (version === 'v5') throw new DriftlineError('VALIDATION_FAILED', 'model.json cut short');
+        if (version === 'v6') throw new DriftlineError('NOT_FOUND', 'ENOENT: model.json', { retriable: true });
       });
     const serving = (t: ServingTable) => ({
       plans: t.describe().sort((x, y) => x.model.localeCompare(y.model)),
@@ -210,61 +292,13 @@ describe('models.v1 follower of the model server', () => {
         fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 1, maxLength: 10 }),
         fc.array(arbEvent, { maxLength: 6 }),
         async (drawn, cuts, after) => {
-          let t = 1_700_000_000_000;
-          const toEvent = (d: (typeof drawn)[number]): ModelEvent => {
-            t += d.dt;
-            return {
-              ...event(d.model, d.kind, d.version),
-              event_time: t,
-              previous_version: d.previous,
-              canary_share: d.share,
-            };
-          };
-          const events = drawn.map(toEvent);
-          const later = after.map(toEvent);
-          const applier = (tbl: ServingTable) =>
-            createStageApplier({
-              apply: (m, e, replayed, from) => tbl.apply(m, e, replayed, from),
-              follows: (m) => tbl.follows(m),
-              logger: silentLogger,
-              firstDelayMs: 3_600_000,
-            });
-          // Before: every event of each model held, applied at once at the end.
-          const whole = table();
-          const wholeApplier = applier(whole);
-          await Promise.all(
-            models.map((m) => {
-              const own: StageEvent[] = events.filter((e) => e.model === m);
-              return own.length === 0 ? undefined : wholeApplier.apply(m, own);
-            }),
-          );
-          // Now: folded as read, in batches of the drawn sizes.
-          const folded = table();
-          const foldedApplier = applier(folded);
-          const f = modelsFollower((m, e, replay) => foldedApplier.apply(m, e, replay), {
-            admit: (m, e) => foldedApplier.admit(m, e),
-          });
-          let offset = 0;
-          for (let i = 0; offset < events.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            await f.process(records(offset, events.slice(offset, offset + n)), { partition: 0 });
-            offset += n;
-          }
-          await f.finishReplay();
-          expect(serving(folded)).toEqual(serving(whole));
+          const { events, later } = timedEvents(drawn, after);
+          const both = await replayBothWays(models, events, cuts, table, 3_600_000);
+          expect(serving(both.folded)).toEqual(serving(both.whole));
           // And the stages kept: later events apply alike.
-          await Promise.all(
-            models.map((m) =>
-              wholeApplier.apply(
-                m,
-                later.filter((e) => e.model === m),
-              ),
-            ),
-          );
-          await f.process(records(offset, later), { partition: 0 });
-          expect(serving(folded)).toEqual(serving(whole));
-          wholeApplier.stop();
-          foldedApplier.stop();
+          await both.applyLater(later);
+          expect(serving(both.folded)).toEqual(serving(both.whole));
+          both.stop();
         },
       ),
       { numRuns: 300 },
@@ -273,24 +307,19 @@ describe('models.v1 follower of the model server', () => {
 
   it('a folded replay retried after a failed load serves what the whole replay serves once the files appear (property; found by a review)', async () => {
     const models = ['a', 'b'];
-    const versions = ['v1', 'v2', 'v3', 'v4', 'v6'];
-    const kinds: ModelEvent['kind'][] = [
-      'TRAINED',
-      'SHADOW',
-      'CANARY',
-      'PROMOTED',
-      'ROLLED_BACK',
-      'RETIRED',
-      'REJECTED',
-    ];
-    const arbEvent = fc.record({
-      model: fc.constantFrom(...models),
-      kind: fc.constantFrom(...kinds),
-      version: fc.constantFrom(...versions),
-      previous: fc.option(fc.constantFrom(...versions), { nil: null }),
-      share: fc.option(fc.constantFrom(0.1, 0.5, 1), { nil: null }),
-      dt: fc.integer({ min: -5, max: 20 }),
-    });
+    const arbEvent = arbStageEvent(models, ['v1', 'v2', 'v3', 'v4', 'v6'], [0.1, 0.5, 1]);
+    const serving = (t: ServingTable) =>
+      JSON.stringify({
+        plans: t.describe().sort((x, y) => x.model.localeCompare(y.model)),
+        unserved: t.describeUnserved().sort((x, y) => x.model.localeCompare(y.model)),
+        follows: models.map((m) => t.follows(m)),
+      });
+    /** Both tables' retries run on timers: equal once they have settled (at most 5 s). */
+    const settledAlike = async (a: ServingTable, b: ServingTable) => {
+      for (const deadline = Date.now() + 5_000; serving(a) !== serving(b) && Date.now() < deadline; )
+        await new Promise((r) => setTimeout(r, 5));
+      expect(serving(b)).toBe(serving(a));
+    };
     await fc.assert(
       fc.asyncProperty(
         fc.array(arbEvent, { maxLength: 40 }),
@@ -300,86 +329,17 @@ describe('models.v1 follower of the model server', () => {
           // v6's files are missing (retriable) until the gate opens; retries every 5 ms.
           const gate = { open: false };
           const table = () =>
-            new ServingTable({
-              views: parseFeatureViewsText(VIEWS_YAML),
-              canaries: new Map(),
-              shadows: new Map(),
-              logger: silentLogger,
-              load: async (model, version) => {
-                if (version === 'v6' && !gate.open)
-                  throw new DriftlineError('NOT_FOUND', 'ENOENT: model.json', { retriable: true });
-                return buildVersion(model, version, syntheticModelJson(version.length, 3, 2, 4), {
-                  features: FEATURES,
-                });
-              },
+            tableLoading((version) => {
+              if (version === 'v6' && !gate.open)
+                throw new DriftlineError('NOT_FOUND', 'ENOENT: model.json', { retriable: true });
             });
-          const serving = (t: ServingTable) =>
-            JSON.stringify({
-              plans: t.describe().sort((x, y) => x.model.localeCompare(y.model)),
-              unserved: t.describeUnserved().sort((x, y) => x.model.localeCompare(y.model)),
-              follows: models.map((m) => t.follows(m)),
-            });
-          /** Both tables' retries run on timers: equal once they have settled (at most 5 s). */
-          const settledAlike = async (a: ServingTable, b: ServingTable) => {
-            for (const deadline = Date.now() + 5_000; serving(a) !== serving(b) && Date.now() < deadline; )
-              await new Promise((r) => setTimeout(r, 5));
-            expect(serving(b)).toBe(serving(a));
-          };
-          let t = 1_700_000_000_000;
-          const toEvent = (d: (typeof drawn)[number]): ModelEvent => {
-            t += d.dt;
-            return {
-              ...event(d.model, d.kind, d.version),
-              event_time: t,
-              previous_version: d.previous,
-              canary_share: d.share,
-            };
-          };
-          const events = drawn.map(toEvent);
-          const later = after.map(toEvent);
-          const applier = (tbl: ServingTable) =>
-            createStageApplier({
-              apply: (m, e, replayed, from) => tbl.apply(m, e, replayed, from),
-              stagesOf: (m) => tbl.stagesOf(m),
-              follows: (m) => tbl.follows(m),
-              logger: silentLogger,
-              firstDelayMs: 5,
-              maxDelayMs: 5,
-            });
-          const whole = table();
-          const wholeApplier = applier(whole);
-          await Promise.all(
-            models.map((m) => {
-              const own: StageEvent[] = events.filter((e) => e.model === m);
-              return own.length === 0 ? undefined : wholeApplier.apply(m, own);
-            }),
-          );
-          const folded = table();
-          const foldedApplier = applier(folded);
-          const f = modelsFollower((m, e, replay) => foldedApplier.apply(m, e, replay), {
-            admit: (m, e) => foldedApplier.admit(m, e),
-          });
-          let offset = 0;
-          for (let i = 0; offset < events.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            await f.process(records(offset, events.slice(offset, offset + n)), { partition: 0 });
-            offset += n;
-          }
-          await f.finishReplay();
+          const { events, later } = timedEvents(drawn, after);
+          const both = await replayBothWays(models, events, cuts, table, 5);
           gate.open = true;
-          await settledAlike(whole, folded);
-          await Promise.all(
-            models.map((m) =>
-              wholeApplier.apply(
-                m,
-                later.filter((e) => e.model === m),
-              ),
-            ),
-          );
-          await f.process(records(offset, later), { partition: 0 });
-          await settledAlike(whole, folded);
-          wholeApplier.stop();
-          foldedApplier.stop();
+          await settledAlike(both.whole, both.folded);
+          await both.applyLater(later);
+          await settledAlike(both.whole, both.folded);
+          both.stop();
         },
       ),
       { numRuns: 200 },

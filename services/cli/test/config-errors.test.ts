@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
@@ -6,38 +5,14 @@ import { dlqCommand } from '../src/commands/dlq.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
 import { referenceCommand } from '../src/commands/reference.js';
 import { reportCommand } from '../src/commands/report.js';
-import { bundledCli } from './bundled-cli.js';
+import { bundledCli, cleanEnv, runBundled } from './bundled-cli.js';
 
-const cwd = fileURLToPath(new URL('..', import.meta.url));
 const views = fileURLToPath(new URL('../../../docker/config/feature-views.yaml', import.meta.url));
 const fixture = fileURLToPath(new URL('fixtures/table.csv', import.meta.url));
 const cliMain = bundledCli('config-errors');
 
-/** The environment without any DRIFTLINE_* variable of the machine running the tests. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_')));
-  return { ...env, ...extra };
-}
-
 /** Runs the CLI (a bundle of the current sources); resolves to its exit code and stderr. */
-function driftline(
-  args: readonly string[],
-  env: Record<string, string>,
-): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliMain(), ...args], {
-      cwd,
-      env: cleanEnv(env),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
+const driftline = (args: readonly string[], env: Record<string, string>) => runBundled(cliMain(), args, env);
 
 const stage = ['model', 'stage', '--model', 'm', '--version', 'v1', '--to', 'candidate', '--by', 'tester'];
 

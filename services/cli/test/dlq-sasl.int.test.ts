@@ -2,39 +2,18 @@
 // DRIFTLINE_KAFKA_SASL_*, exit 78. Once libs/kafka's admin calls reported the refusal retriable (held
 // at run time), the command's first contact took it for an outage: "cannot reach Kafka … (no
 // answer)", exit 69, which a script retrying on 69 would loop on (found by a review).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type KafkaBroker, startKafkaBroker, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundledCli } from './bundled-cli.js';
+import { bundledCli, runBundled } from './bundled-cli.js';
 
-const cwd = fileURLToPath(new URL('..', import.meta.url));
 const cliMain = bundledCli('dlq-sasl');
 const dir = mkdtempSync(join(tmpdir(), 'driftline-cli-sasl-'));
 
 /** Runs the bundled CLI with only the given DRIFTLINE_* variables: its exit and stderr. */
-function driftline(
-  args: readonly string[],
-  vars: Record<string, string>,
-): Promise<{ status: number | null; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_')));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliMain(), ...args], {
-      cwd,
-      env: { ...clean, ...vars },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
+const driftline = (args: readonly string[], vars: Record<string, string>) => runBundled(cliMain(), args, vars);
 
 describe('driftline dlq with credentials Kafka refuses (a private SASL broker)', () => {
   let broker: KafkaBroker;
